@@ -1,0 +1,72 @@
+//! The `spade` command line: clap types and dispatch to one module per subcommand.
+
+pub mod check;
+pub mod run;
+pub mod schedule;
+
+use clap::{Parser, Subcommand};
+use std::process::ExitCode;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "spade",
+    version,
+    about = "Run Digdag-style .dig workflows, durably"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Load and validate workflows; print their task trees and every diagnostic.
+    Check(check::CheckArgs),
+    /// Run one attempt of a workflow to completion (resumes an unfinished one).
+    Run(run::RunArgs),
+    /// Show when a workflow's schedule fires.
+    #[command(subcommand)]
+    Schedule(schedule::ScheduleCommand),
+}
+
+/// Parses argv, runs the command and maps the result to the process exit code.
+pub fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    match dispatch(cli) {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            ExitCode::from(e.exit_code())
+        }
+    }
+}
+
+fn dispatch(cli: Cli) -> Result<u8, crate::Error> {
+    match cli.command {
+        Command::Check(args) => check::run(args),
+        Command::Run(args) => run::run(args),
+        Command::Schedule(cmd) => schedule::run(cmd),
+    }
+}
+
+/// `outer: inner: innermost`, the way ripgrep prints `{:#}`.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

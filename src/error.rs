@@ -1,0 +1,41 @@
+//! The top-level error and the one place that decides exit codes.
+
+/// Everything that can stop a `spade` command.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad command-line input: exit 2.
+    #[error("{0}")]
+    Usage(String),
+    /// The files have errors (already printed as diagnostics): exit 2 for run, 1 for check.
+    #[error("{count} error(s) in workflow files")]
+    InvalidWorkflows { count: usize },
+    #[error(transparent)]
+    Dig(#[from] crate::dig::Error),
+    #[error(transparent)]
+    Expr(#[from] crate::expr::Error),
+    #[error(transparent)]
+    Store(#[from] crate::store::Error),
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error(transparent)]
+    Executor(#[from] crate::executor::Error),
+    #[error("{what}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl Error {
+    /// 2 for input the user must fix; 1 for everything else (a failed attempt is not an
+    /// `Error`: `spade run` maps it to 1 itself).
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Error::Usage(_) | Error::InvalidWorkflows { .. } | Error::Dig(_) | Error::Expr(_) => 2,
+            Error::Store(e) if e.is_user_fixable() => 2,
+            Error::Engine(e) if e.is_user_fixable() => 2,
+            Error::Store(_) | Error::Engine(_) | Error::Executor(_) | Error::Io { .. } => 1,
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! spade: a small, durable scheduler daemon for Digdag-style `.dig` workflow files.
+//!
+//! Module map (the pipeline reads top to bottom):
+//! - `diag`: source files, spans, diagnostics and their rendering.
+//! - `dig`: `.dig` text -> spanned value tree -> checked `Workflow`.
+//! - `expr`: `${...}` evaluation (JavaScript subset, moment, built-ins, secrets).
+//! - `schedule`: `schedule:` -> firing times, DST-correct.
+//! - `ids`: typed row ids and fences.
+//! - `store`: SQLite, the single source of truth.
+//! - `engine`: task states, transitions, and `apply(event) -> actions`.
+//! - `operators`: `sh>`, `echo>`, `fail>`, `wait>` and the operator catalog.
+//! - `executor`: runs actions after commit; the clock and process spawner are injected.
+//! - `cli`: the `spade` command line.
+//! - `error`: the top-level error and exit codes.
+
+pub mod cli;
+pub mod diag;
+pub mod dig;
+pub mod engine;
+pub mod error;
+pub mod executor;
+pub mod expr;
+pub mod ids;
+pub mod operators;
+pub mod schedule;
+pub mod store;
+
+pub use error::Error;

@@ -1,0 +1,1 @@
+//! Operators (`sh>`, `echo>`, ...) and the one catalog of every operator name spade knows.

@@ -1,0 +1,3 @@
+//! The single integration test binary: runs the real `spade` binary on real `.dig` files.
+
+mod util;
