@@ -910,19 +910,40 @@ fn number_method(interp: &mut Interp<'_>, n: f64, name: &str, args: &[Value]) ->
     })
 }
 
-/// `toFixed` rounds the exact binary value half away from zero, like JavaScript.
+/// `toFixed`: the exact binary value rounded half up at `digits` decimals, like JavaScript
+/// (`(1.005).toFixed(2)` is `1.00` because 1.005 is really 1.00499...).
 fn to_fixed(n: f64, digits: usize) -> String {
-    // Rust's formatting rounds the exact decimal expansion half to even; JavaScript picks the
-    // larger candidate on an exact tie, so nudge exact ties away from zero.
-    let s = format!("{:.*}", digits, n);
-    let scale = 10f64.powi(digits as i32);
-    let scaled = n.abs() * scale;
-    if (scaled - scaled.trunc() - 0.5).abs() < f64::EPSILON * scaled.max(1.0) && scaled < 1e15 {
-        let up = (scaled.trunc() + 1.0) / scale;
-        let up = if n < 0.0 { -up } else { up };
-        return format!("{:.*}", digits, up);
+    // 1100 decimals hold the exact expansion of any f64 below 1e21.
+    let exact = format!("{:.1100}", n.abs());
+    let (int, frac) = exact.split_once('.').unwrap_or((&exact, ""));
+    let mut kept: Vec<u8> = int.bytes().chain(frac.bytes().take(digits)).collect();
+    if frac.as_bytes().get(digits).is_some_and(|d| *d >= b'5') {
+        let mut i = kept.len();
+        loop {
+            if i == 0 {
+                kept.insert(0, b'1');
+                break;
+            }
+            i -= 1;
+            if kept[i] == b'9' {
+                kept[i] = b'0';
+            } else {
+                kept[i] += 1;
+                break;
+            }
+        }
     }
-    s
+    let split = kept.len() - digits;
+    let mut out = String::new();
+    if n < 0.0 {
+        out.push('-');
+    }
+    out.push_str(std::str::from_utf8(&kept[..split]).unwrap_or("0"));
+    if digits > 0 {
+        out.push('.');
+        out.push_str(std::str::from_utf8(&kept[split..]).unwrap_or(""));
+    }
+    out
 }
 
 fn number_to_radix(n: f64, radix: u32) -> String {

@@ -54,3 +54,676 @@ fn literals() {
     check("true", "true");
     check("1e21", "1e+21");
 }
+
+#[test]
+fn arithmetic_and_coercions() {
+    check("1 + 2 * 3", "7");
+    check("'a' + 1", "a1");
+    check("'3' * 2", "6");
+    check("'3' - '1'", "2");
+    check("1 / 0", "null"); // JSON.stringify(Infinity)
+    check("String(1 / 0)", "Infinity");
+    check("7 % 3", "1");
+    check("-a", "-1");
+    check("+'42'", "42");
+    check("[1] + [2]", "12");
+    check("{} + ''", "[object Object]");
+    check("0.1 + 0.2", "0.30000000000000004");
+    check("a++ + a", "3");
+    check("5 & 3 | 8", "9");
+    check("-1 >>> 28", "15");
+    check("1 << 4", "16");
+}
+
+#[test]
+fn comparison_and_equality() {
+    check("1 == '1'", "true");
+    check("1 === '1'", "false");
+    check("null == undefined", "true");
+    check("null === undefined", "false");
+    check("0 == false", "true");
+    check("'' == 0", "true");
+    check("NaN == NaN", "false");
+    check("'b' > 'a'", "true");
+    check("'10' < '9'", "true");
+    check("10 < 9", "false");
+    check("'10' < 9", "false");
+    check("a != 2", "true");
+    check("s !== 'str'", "false");
+    check("[1] == 1", "true");
+}
+
+#[test]
+fn logical_operators_short_circuit_with_values() {
+    check("0 || 'x'", "x");
+    check("'' && 'x'", "");
+    check("1 && 'y'", "y");
+    check("!!s", "true");
+    check("!0", "true");
+    check("false || nope_is_not_evaluated_when || 1", "error: failed to evaluate `${false || nope_is_not_evaluated_when || 1}`: ReferenceError: \"nope_is_not_evaluated_when\" is not defined");
+    check("true || nope", "true");
+    check("a > 0 ? 'pos' : 'neg'", "pos");
+}
+
+#[test]
+fn typeof_in_and_member_access() {
+    check("typeof a", "number");
+    check("typeof s", "string");
+    check("typeof missing", "undefined");
+    check("typeof missing == 'undefined' ? '' : missing", "");
+    check("typeof obj", "object");
+    check("typeof null", "object");
+    check("typeof moment", "function");
+    check("typeof function(){}", "function");
+    check("'k' in obj", "true");
+    check("'z' in obj", "false");
+    check("obj.k", "v");
+    check("obj.n.x", "5");
+    check("obj['k']", "v");
+    check("obj.missing", "");
+    check("arr[1]", "2");
+    check("arr.length", "3");
+    check("s.length", "3");
+    check("this['s']", "str");
+    check(
+        "obj.missing.deeper",
+        "error: failed to evaluate `${obj.missing.deeper}`: TypeError: Cannot read property \"deeper\" from undefined",
+    );
+    check(
+        "nope",
+        "error: failed to evaluate `${nope}`: ReferenceError: \"nope\" is not defined",
+    );
+}
+
+#[test]
+fn functions_and_statements() {
+    check("arr.map(function(x){return x*5})", "[5,10,15]");
+    check("arr.filter(function(x){ return x % 2 == 1; })", "[1,3]");
+    check(
+        "(function(){ var t = 0; for (var i = 0; i < 5; i++) { if (i == 3) continue; t += i; } return t; })()",
+        "7",
+    );
+    check(
+        "(function(n){ var r = 1; while (n > 1) { r *= n; n--; } return r })(5)",
+        "120",
+    );
+    check(
+        "(function f(n){ return n <= 1 ? 1 : n * f(n - 1) })(10)",
+        "3628800",
+    );
+    check(
+        "(function(){ var o = {a: 1, b: 2}, ks = []; for (var k in o) ks.push(k); return ks.join('-') })()",
+        "a-b",
+    );
+    check(
+        "(function(){ var i = 0; do { i++ } while (i < 3); return i })()",
+        "3",
+    );
+    check(
+        "(function(){ for (var i = 0; ; i++) { if (i > 4) break; } return i })()",
+        "5",
+    );
+    check(
+        "(function(){ function add(a, b) { return a + b } return add(2, 3) })()",
+        "5",
+    );
+    check(
+        "(function(){ var x = 1; if (x > 1) { return 'a' } else { return 'b' } })()",
+        "b",
+    );
+    check("(function(){ return arguments.length })(1, 2)", "2");
+    check("arr.reduce(function(a, b){ return a + b }, 10)", "16");
+    check("arr.reduce(function(a, b){ return a + b })", "6");
+}
+
+#[test]
+fn string_methods() {
+    check("'hello'.slice(1, -1)", "ell");
+    check("'hello'.slice(-3)", "llo");
+    check("'hello'.substring(3, 1)", "el");
+    check("'hello'.substr(1, 3)", "ell");
+    check("'a-b-c'.replace('-', '+')", "a+b-c");
+    check("'a-b-c'.replace(/-/g, '+')", "a+b+c");
+    check(
+        "'john smith'.replace(/(\\w+)\\s(\\w+)/, '$2, $1')",
+        "smith, john",
+    );
+    check("'aaa'.replaceAll('a', 'A')", "AAA");
+    check("'a1b22'.replaceAll('[0-9]+', '#')", "a#b#");
+    check("'a,b,,c'.split(',')", "[\"a\",\"b\",\"\",\"c\"]");
+    check("'abc'.split('')", "[\"a\",\"b\",\"c\"]");
+    check("'a1b2c'.split(/[0-9]/)", "[\"a\",\"b\",\"c\"]");
+    check("'a,b,c'.split(',', 2)", "[\"a\",\"b\"]");
+    check("['x', 'y'].join('+')", "x+y");
+    check(
+        "'MiXeD'.toUpperCase() + 'MiXeD'.toLowerCase()",
+        "MIXEDmixed",
+    );
+    check("'  t  '.trim()", "t");
+    check("'banana'.indexOf('an')", "1");
+    check("'banana'.indexOf('an', 2)", "3");
+    check("'banana'.lastIndexOf('an')", "3");
+    check("'banana'.indexOf('x')", "-1");
+    check("'abc'.charAt(1)", "b");
+    check("'abc'.charCodeAt(0)", "97");
+    check("'abc'.startsWith('ab') && 'abc'.endsWith('bc')", "true");
+    check("'a'.concat('b', 1)", "ab1");
+    check("'5'.padStart(3, '0')", "005");
+    check("'5'.padEnd(3)", "5  ");
+    check("'ab'.repeat(3)", "ababab");
+    check("'x=1'.match(/x=(\\d)/)[1]", "1");
+    check("/^a+$/.test('aaa')", "true");
+    check("new RegExp('B', 'i').test('abc')", "true");
+    check("'ABC'.search(/C/)", "2");
+    check("'é€'.length", "2");
+}
+
+#[test]
+fn number_methods_and_globals() {
+    check("(255).toString(16)", "ff");
+    check("(255).toString(2)", "11111111");
+    check("(5).toString()", "5");
+    check("(1.005).toFixed(2)", "1.00");
+    check("(1.5).toFixed(0)", "2");
+    check("(2.5).toFixed(0)", "3");
+    check("(1234.5678).toFixed(2)", "1234.57");
+    check("(0).toFixed(2)", "0.00");
+    check("parseInt('42px')", "42");
+    check("parseInt('ff', 16)", "255");
+    check("parseInt('0x1A')", "26");
+    check("parseInt('x')", "null");
+    check("isNaN(parseInt('x'))", "true");
+    check("parseFloat('3.14abc')", "3.14");
+    check("parseFloat('.5')", "0.5");
+    check("String(12) + Number('3')", "123");
+    check("Number('')", "0");
+    check("isNaN(Number('x'))", "true");
+    check("encodeURIComponent('a b&c/d')", "a%20b%26c%2Fd");
+    check("decodeURIComponent('a%20b')", "a b");
+    check("Boolean('')", "false");
+    check("Array.isArray(arr)", "true");
+    check("Object.keys(obj)", "[\"k\",\"n\"]");
+}
+
+#[test]
+fn math() {
+    check("Math.floor(1.7) + Math.ceil(1.2)", "3");
+    check("Math.round(2.5)", "3");
+    check("Math.round(-2.5)", "-2");
+    check("Math.abs(-3)", "3");
+    check("Math.min(3, 1, 2)", "1");
+    check("Math.max(3, 1, 2)", "3");
+    check("Math.max()", "null");
+    check("Math.pow(2, 10)", "1024");
+    check("Math.sqrt(16)", "4");
+    check("Math.PI > 3.14", "true");
+    check(
+        "(function(){ var r = Math.random(); return r >= 0 && r < 1 })()",
+        "true",
+    );
+}
+
+#[test]
+fn arrays() {
+    check("[3, 1, 2].sort()", "[1,2,3]");
+    check("[10, 9, 1].sort()", "[1,10,9]");
+    check(
+        "[10, 9, 1].sort(function(a, b){ return a - b })",
+        "[1,9,10]",
+    );
+    check("[1, 2, 3].reverse()", "[3,2,1]");
+    check("arr.slice(1)", "[2,3]");
+    check("arr.slice(-2, -1)", "[2]");
+    check("arr.indexOf(2)", "1");
+    check("arr.indexOf('2')", "-1");
+    check("arr.concat([4], 5)", "[1,2,3,4,5]");
+    check(
+        "(function(){ var x = [1]; x.push(2, 3); return x })()",
+        "[1,2,3]",
+    );
+    check(
+        "(function(){ var x = [1, 2]; return x.pop() + x.length })()",
+        "3",
+    );
+    check(
+        "(function(){ var t = []; arr.forEach(function(v, i){ t.push(v * i) }); return t })()",
+        "[0,2,6]",
+    );
+    check("arr.some(function(v){ return v > 2 })", "true");
+    check("arr.every(function(v){ return v > 2 })", "false");
+    check("[1, [2, 3]].join(';')", "1;2,3");
+    check("[null, undefined, 1].join()", ",,1");
+    check("String([1, [2, 3]])", "1,2,3");
+}
+
+#[test]
+fn json() {
+    check(
+        "JSON.stringify({a: [1, 'b', null, undefined], c: undefined})",
+        "{\"a\":[1,\"b\",null,null]}",
+    );
+    check("JSON.stringify('q\"\\n')", "\"q\\\"\\n\"");
+    check("JSON.stringify({a: 1}, null, 2)", "{\n  \"a\": 1\n}");
+    check("JSON.parse('{\"x\": [1, 2]}').x[1]", "2");
+    check("JSON.parse('{\"query\": \"q\"}')['query']", "q");
+    check("obj", "{\"k\":\"v\",\"n\":{\"x\":5}}");
+    check("arr", "[1,2,3]");
+    check("JSON.parse('nope')", "error: failed to evaluate `${JSON.parse('nope')}`: SyntaxError: JSON.parse: expected ident at line 1 column 2");
+}
+
+#[test]
+fn dates() {
+    check("Date.now()", "1457863200000");
+    check("new Date().getTime()", "1457863200000");
+    check("new Date(0).toISOString()", "1970-01-01T00:00:00.000Z");
+    check(
+        "new Date('2016-03-13T10:00:00Z').getTime()",
+        "1457863200000",
+    );
+    check("new Date(86400000)", "1970-01-02T00:00:00.000Z");
+    check("new Date(0).getUTCFullYear()", "1970");
+    check_in("Asia/Tokyo", "new Date(0).getHours()", "9");
+    check_in(
+        "Asia/Tokyo",
+        "String(new Date(0))",
+        "Thu Jan 01 1970 09:00:00 GMT+0900",
+    );
+}
+
+#[test]
+fn runaway_expression_is_stopped_within_a_second() {
+    let started = std::time::Instant::now();
+    let mut raw = JsonMap::new();
+    raw.insert(
+        "x".into(),
+        serde_json::Value::String("${(function(){ while(true){} })()}".into()),
+    );
+    let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
+    assert!(err.to_string().contains("stopped"), "{err}");
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+}
+
+#[test]
+fn sandbox_limits_recursion_and_sizes() {
+    check(
+        "(function f(){ return f() })()",
+        "error: failed to evaluate `${(function f(){ return f() })()}`: RangeError: maximum call depth of 64 exceeded",
+    );
+    check(
+        "'x'.repeat(100000000)",
+        "error: failed to evaluate `${'x'.repeat(100000000)}`: RangeError: Invalid count value",
+    );
+    check(
+        "new Array(100000000)",
+        "error: failed to evaluate `${new Array(100000000)}`: RangeError: array longer than 1048576 elements",
+    );
+    check(
+        "(function(){ var s = 'xxxxxxxxxxxxxxxx'; while (true) { s = s + s } })()",
+        "error: failed to evaluate `${(function(){ var s = 'xxxxxxxxxxxxxxxx'; while (true) { s = s + s } })()}`: RangeError: string longer than 8388608 bytes",
+    );
+}
+
+#[test]
+fn syntax_errors_name_the_problem() {
+    check(
+        "1 +",
+        "error: failed to evaluate `${1 +}`: syntax error at offset 3: expected an expression, found end of expression",
+    );
+    check(
+        "let x = 1",
+        "error: failed to evaluate `${let x = 1}`: syntax error at offset 0: expected an expression, found `let`",
+    );
+}
+
+/// `moment(session_time)` with session_time = 2016-03-13T10:00:00Z (a Sunday).
+fn check_m(tz: &str, chain: &str, expected: &str) {
+    check_in(tz, &format!("moment(session_time){chain}"), expected);
+}
+
+#[test]
+fn moment_format_tokens() {
+    for (fmt, out) in [
+        ("YYYY YY", "2016 16"),
+        ("M MM MMM MMMM Mo", "3 03 Mar March 3rd"),
+        ("D DD Do DDD DDDD DDDo", "13 13 13th 73 073 73rd"),
+        ("d dd ddd dddd do", "0 Su Sun Sunday 0th"),
+        ("H HH h hh k kk", "10 10 10 10 10 10"),
+        ("m mm s ss S SS SSS", "0 00 0 00 0 00 000"),
+        ("a A", "am AM"),
+        ("Z ZZ", "+00:00 +0000"),
+        ("X x", "1457863200 1457863200000"),
+        ("w ww W WW", "12 12 10 10"),
+        ("Q E e gggg GGGG", "1 7 0 2016 2016"),
+        ("[Today is] dddd", "Today is Sunday"),
+        ("LT LTS", "10:00 AM 10:00:00 AM"),
+        ("L LL", "03/13/2016 March 13, 2016"),
+        ("LLL", "March 13, 2016 10:00 AM"),
+        ("LLLL", "Sunday, March 13, 2016 10:00 AM"),
+        ("l ll", "3/13/2016 Mar 13, 2016"),
+        ("lll", "Mar 13, 2016 10:00 AM"),
+        ("llll", "Sun, Mar 13, 2016 10:00 AM"),
+    ] {
+        check_m("UTC", &format!(".format('{fmt}')"), out);
+    }
+    check_m("UTC", ".format()", "2016-03-13T10:00:00+00:00");
+    check_m("UTC", ".utc().format()", "2016-03-13T10:00:00Z");
+    check_m("UTC", ".hour(0).format('h hh k a')", "12 12 24 am");
+    check_m("UTC", ".hour(13).format('h A')", "1 PM");
+    check_m(
+        "UTC",
+        ".millisecond(7).format('S SS SSS SSSS')",
+        "0 00 007 0070",
+    );
+    check_m("Asia/Kolkata", ".format('Z ZZ')", "+05:30 +0530");
+    check_in(
+        "UTC",
+        "moment('2016-01-01').format('ww gggg W GGGG')",
+        "01 2016 53 2015",
+    );
+    check_in("UTC", "moment('2016-12-31').format('Do DDD')", "31st 366");
+    check_in("UTC", "moment('2016-03-22').format('Do')", "22nd");
+    check_in("UTC", "moment('2016-03-11').format('Do')", "11th");
+    check_in("UTC", "moment('nonsense').format()", "Invalid date");
+    check_in("UTC", "moment('nonsense').isValid()", "false");
+}
+
+#[test]
+fn moment_add_subtract_units_and_aliases() {
+    for (unit, out) in [
+        ("years", "2017-03-13T10:00:00+00:00"),
+        ("y", "2017-03-13T10:00:00+00:00"),
+        ("quarters", "2016-06-13T10:00:00+00:00"),
+        ("Q", "2016-06-13T10:00:00+00:00"),
+        ("months", "2016-04-13T10:00:00+00:00"),
+        ("M", "2016-04-13T10:00:00+00:00"),
+        ("weeks", "2016-03-20T10:00:00+00:00"),
+        ("w", "2016-03-20T10:00:00+00:00"),
+        ("days", "2016-03-14T10:00:00+00:00"),
+        ("day", "2016-03-14T10:00:00+00:00"),
+        ("d", "2016-03-14T10:00:00+00:00"),
+        ("hours", "2016-03-13T11:00:00+00:00"),
+        ("h", "2016-03-13T11:00:00+00:00"),
+        ("minutes", "2016-03-13T10:01:00+00:00"),
+        ("m", "2016-03-13T10:01:00+00:00"),
+        ("seconds", "2016-03-13T10:00:01+00:00"),
+        ("s", "2016-03-13T10:00:01+00:00"),
+    ] {
+        check_m("UTC", &format!(".add(1, '{unit}').format()"), out);
+    }
+    check_m("UTC", ".add(1500, 'ms').format('ss.SSS')", "01.500");
+    check_m("UTC", ".add(1, 'milliseconds').valueOf()", "1457863200001");
+    check_m(
+        "UTC",
+        ".subtract(2, 'days').format('YYYY-MM-DD')",
+        "2016-03-11",
+    );
+    check_m("UTC", ".add('3', 'hours').format('HH')", "13");
+    check_m(
+        "UTC",
+        ".add({days: 1, hours: 2}).format()",
+        "2016-03-14T12:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "moment('2016-01-31').add(1, 'months').format('YYYY-MM-DD')",
+        "2016-02-29",
+    );
+    check_in(
+        "UTC",
+        "moment('2016-02-29').add(1, 'years').format('YYYY-MM-DD')",
+        "2017-02-28",
+    );
+    check_in(
+        "UTC",
+        "moment('2016-03-31').subtract(1, 'M').format('YYYY-MM-DD')",
+        "2016-02-29",
+    );
+    check_m("UTC", ".add(1, 'days')", "2016-03-14T10:00:00.000Z");
+    check_m("UTC", ".add(1, 'fortnights')", "error: failed to evaluate `${moment(session_time).add(1, 'fortnights')}`: RangeError: unknown moment unit `fortnights`");
+}
+
+#[test]
+fn moment_start_end_of() {
+    for (unit, start, end) in [
+        ("year", "2016-01-01 00:00:00.000", "2016-12-31 23:59:59.999"),
+        (
+            "quarter",
+            "2016-01-01 00:00:00.000",
+            "2016-03-31 23:59:59.999",
+        ),
+        (
+            "month",
+            "2016-03-01 00:00:00.000",
+            "2016-03-31 23:59:59.999",
+        ),
+        ("week", "2016-03-13 00:00:00.000", "2016-03-19 23:59:59.999"),
+        (
+            "isoWeek",
+            "2016-03-07 00:00:00.000",
+            "2016-03-13 23:59:59.999",
+        ),
+        ("day", "2016-03-13 00:00:00.000", "2016-03-13 23:59:59.999"),
+        ("hour", "2016-03-13 10:00:00.000", "2016-03-13 10:59:59.999"),
+        (
+            "minute",
+            "2016-03-13 10:00:00.000",
+            "2016-03-13 10:00:59.999",
+        ),
+    ] {
+        let f = "'YYYY-MM-DD HH:mm:ss.SSS'";
+        check_m("UTC", &format!(".startOf('{unit}').format({f})"), start);
+        check_m("UTC", &format!(".endOf('{unit}').format({f})"), end);
+    }
+}
+
+#[test]
+fn moment_getters_setters_and_queries() {
+    check_m("UTC", ".year()", "2016");
+    check_m("UTC", ".month()", "2");
+    check_m("UTC", ".date()", "13");
+    check_m("UTC", ".day()", "0");
+    check_m("UTC", ".hour()", "10");
+    check_m("UTC", ".minute() + moment(session_time).second()", "0");
+    check_m("UTC", ".millisecond()", "0");
+    check_m("UTC", ".dayOfYear()", "73");
+    check_m("UTC", ".week()", "12");
+    check_m("UTC", ".isoWeek()", "10");
+    check_m("UTC", ".isoWeekday()", "7");
+    check_m("UTC", ".weekday()", "0");
+    check_m("UTC", ".daysInMonth()", "31");
+    check_in("UTC", "moment('2016-02-10').daysInMonth()", "29");
+    check_m(
+        "UTC",
+        ".year(2020).month(1).date(29).format('YYYY-MM-DD')",
+        "2020-02-29",
+    );
+    check_m("UTC", ".hour(25).format('YYYY-MM-DD HH')", "2016-03-14 01");
+    check_m("UTC", ".day(3).format('YYYY-MM-DD')", "2016-03-16");
+    check_m("UTC", ".isoWeekday(1).format('YYYY-MM-DD')", "2016-03-07");
+    check_m("UTC", ".unix()", "1457863200");
+    check_m("UTC", ".valueOf() / 1000", "1457863200");
+    check_m("UTC", ".toISOString()", "2016-03-13T10:00:00.000Z");
+    check_m("UTC", ".toJSON()", "2016-03-13T10:00:00.000Z");
+    check_m(
+        "America/Los_Angeles",
+        ".toString()",
+        "Sun Mar 13 2016 03:00:00 GMT-0700",
+    );
+    check_m("UTC", ".isValid()", "true");
+    check_in("UTC", "(function(){ var a = moment(session_time); var b = a.clone().add(1, 'd'); return a.date() + ' ' + b.date() })()", "13 14");
+    check_in(
+        "UTC",
+        "(function(){ var a = moment(session_time); a.add(1, 'd'); return a.date() })()",
+        "14",
+    );
+    check_m("UTC", ".isBefore('2016-03-14')", "true");
+    check_m("UTC", ".isAfter('2016-03-14')", "false");
+    check_m("UTC", ".isSame('2016-03-13', 'day')", "true");
+    check_m("UTC", ".isSame('2016-03-13')", "false");
+    check_m("UTC", ".isSameOrBefore(session_time)", "true");
+    check_m("UTC", ".isSameOrAfter('2016-03-14')", "false");
+    check_m("UTC", ".diff('2016-03-10', 'days')", "3");
+    check_m("UTC", ".diff('2016-03-10T22:00:00Z', 'days')", "2");
+    check_m("UTC", ".diff('2016-03-10T22:00:00Z', 'days', true)", "2.5");
+    check_m("UTC", ".diff('2016-01-13T10:00:00Z', 'months')", "2");
+    check_m("UTC", ".diff('2015-03-13T10:00:00Z', 'years')", "1");
+    check_m("UTC", ".diff('2016-03-13T09:00:00Z')", "3600000");
+    check_m("UTC", ".diff('2016-03-13T09:00:00Z', 'hours')", "1");
+    check_in(
+        "America/Los_Angeles",
+        "moment('2016-03-14').diff('2016-03-13', 'days')",
+        "1",
+    );
+    check_in(
+        "America/Los_Angeles",
+        "moment('2016-03-14').diff('2016-03-13', 'hours')",
+        "23",
+    );
+}
+
+#[test]
+fn moment_parsing_and_constructors() {
+    check_in("UTC", "moment(0).format()", "1970-01-01T00:00:00+00:00");
+    check_in(
+        "UTC",
+        "moment.unix(86400).format()",
+        "1970-01-02T00:00:00+00:00",
+    );
+    check_in("UTC", "moment().format()", "2016-03-13T10:00:00+00:00");
+    check_in(
+        "Asia/Tokyo",
+        "moment('2016-03-13 10:00:00').format()",
+        "2016-03-13T10:00:00+09:00",
+    );
+    check_in(
+        "Asia/Tokyo",
+        "moment.utc('2016-03-13 10:00:00').format()",
+        "2016-03-13T10:00:00Z",
+    );
+    check_in(
+        "Asia/Tokyo",
+        "moment('2016-03-13T10:00:00+01:00').format()",
+        "2016-03-13T18:00:00+09:00",
+    );
+    check_in(
+        "UTC",
+        "moment('20160313').format('YYYY-MM-DD')",
+        "2016-03-13",
+    );
+    check_in(
+        "UTC",
+        "moment('2016-03-13T10:20:30.5Z').format('HH:mm:ss.SSS')",
+        "10:20:30.500",
+    );
+    check_in(
+        "UTC",
+        "moment('13/03/2016 07:05 pm', 'DD/MM/YYYY hh:mm a').format()",
+        "2016-03-13T19:05:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "moment([2016, 2, 13]).format('YYYY-MM-DD')",
+        "2016-03-13",
+    );
+    check_in("UTC", "moment(new Date(0)).valueOf()", "0");
+    check_in(
+        "UTC",
+        "moment.tz('2016-03-13 10:00', 'America/New_York').format()",
+        "2016-03-13T10:00:00-04:00",
+    );
+    check_in(
+        "UTC",
+        "moment(session_time).tz('Asia/Tokyo').format('HH:mm z')",
+        "19:00 JST",
+    );
+    check_in(
+        "Asia/Tokyo",
+        "moment(session_time).utc().local().format('HH')",
+        "19",
+    );
+    check_in("UTC", "moment.isMoment(moment())", "true");
+    check_in("UTC", "moment(session_time).utcOffset()", "0");
+    check_in(
+        "America/Los_Angeles",
+        "moment(session_time).utcOffset()",
+        "-420",
+    );
+}
+
+#[test]
+fn moment_dst_arithmetic_keeps_wall_time_for_days_and_absolute_time_for_hours() {
+    let la = "America/Los_Angeles";
+    // Spring forward 2016-03-13 02:00 -> 03:00 in Los Angeles.
+    check_in(
+        la,
+        "moment('2016-03-12T02:30:00').add(1, 'days').format()",
+        "2016-03-13T03:30:00-07:00",
+    );
+    check_in(
+        la,
+        "moment('2016-03-12T01:30:00').add(1, 'days').format()",
+        "2016-03-13T01:30:00-08:00",
+    );
+    check_in(
+        la,
+        "moment('2016-03-13T01:30:00').add(1, 'hours').format()",
+        "2016-03-13T03:30:00-07:00",
+    );
+    check_in(
+        la,
+        "moment('2016-03-13T03:30:00').subtract(1, 'days').format()",
+        "2016-03-12T03:30:00-08:00",
+    );
+    check_in(
+        la,
+        "moment('2016-03-13T00:00:00').add(24, 'hours').format()",
+        "2016-03-14T01:00:00-07:00",
+    );
+    check_in(
+        la,
+        "moment('2016-03-13T00:00:00').add(1, 'day').format()",
+        "2016-03-14T00:00:00-07:00",
+    );
+    // Fall back 2016-11-06 02:00 -> 01:00: 01:30 happens twice.
+    check_in(
+        la,
+        "moment('2016-11-06T01:30:00-07:00').add(1, 'hours').format()",
+        "2016-11-06T01:30:00-08:00",
+    );
+    check_in(
+        la,
+        "moment('2016-11-05T01:30:00').add(1, 'days').format()",
+        "2016-11-06T01:30:00-07:00",
+    );
+    check_in(
+        la,
+        "moment('2016-11-06T00:00:00').add(1, 'days').format()",
+        "2016-11-07T00:00:00-08:00",
+    );
+    check_in(
+        la,
+        "moment('2016-11-06T12:00:00').startOf('day').format()",
+        "2016-11-06T00:00:00-07:00",
+    );
+    let london = "Europe/London";
+    check_in(
+        london,
+        "moment('2016-03-26T01:30:00').add(1, 'days').format()",
+        "2016-03-27T02:30:00+01:00",
+    );
+    check_in(
+        london,
+        "moment('2016-03-27T00:30:00').add(1, 'hours').format()",
+        "2016-03-27T02:30:00+01:00",
+    );
+    check_in(
+        london,
+        "moment('2016-10-29T01:30:00').add(1, 'days').format()",
+        "2016-10-30T01:30:00+01:00",
+    );
+    check_in(
+        london,
+        "moment('2016-10-30T01:30:00+01:00').add(1, 'hours').format()",
+        "2016-10-30T01:30:00+00:00",
+    );
+}
