@@ -1352,3 +1352,198 @@ fn block_text(lines: &[Option<&str>], header: BlockHeader) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dig::value::TemplatePart;
+
+    /// Parses `input` and compares the tree, as compact JSON, with `expect`.
+    fn check(input: &str, expect: &str) {
+        let value = parse_file(FileId(0), input)
+            .unwrap_or_else(|d| panic!("{input:?}: {}", d.message))
+            .map_or(serde_json::Value::Null, |v| v.to_json_raw());
+        assert_eq!(
+            serde_json::to_string(&value).unwrap(),
+            expect,
+            "input {input:?}"
+        );
+    }
+
+    /// Parses `input`, expecting an error whose span covers `at` and whose message contains
+    /// `message`.
+    fn check_err(input: &str, at: &str, message: &str) {
+        let d = parse_file(FileId(0), input).expect_err(input);
+        assert!(
+            d.message.contains(message),
+            "{input:?}: got {:?}",
+            d.message
+        );
+        assert_eq!(&input[d.span.range()], at, "{input:?}: {}", d.message);
+    }
+
+    #[test]
+    fn block_mappings_and_sequences() {
+        check("a: 1\nb: x\n", r#"{"a":1,"b":"x"}"#);
+        check("---\na: 1\n", r#"{"a":1}"#);
+        check(
+            "# c\n\na:\n  b:\n    c: d\ne: f",
+            r#"{"a":{"b":{"c":"d"}},"e":"f"}"#,
+        );
+        check("a:\n- 1\n- 2\nb: 3", r#"{"a":[1,2],"b":3}"#);
+        check(
+            "a:\n  - x: 1\n    y: 2\n  - - n\n    - m\n",
+            r#"{"a":[{"x":1,"y":2},["n","m"]]}"#,
+        );
+        check("+z: 1\n+a: 2\n+m: 3\n", r#"{"+z":1,"+a":2,"+m":3}"#);
+        check("a:\nb: ~\n", r#"{"a":null,"b":null}"#);
+        check("a: 1\r\nb:\r\n  c: 2\r\n", r#"{"a":1,"b":{"c":2}}"#);
+        check(
+            "!include : x.dig\n!include : y.dig\n",
+            r#"{"!include":"y.dig"}"#,
+        );
+        check("", "null");
+        check("# only a comment\n", "null");
+        check("a: b # comment\nc: 'd # e'\n", r##"{"a":"b","c":"d # e"}"##);
+        check("url: http://x:80/a#b\n", r##"{"url":"http://x:80/a#b"}"##);
+        check(
+            "\"quoted key\": 1\n'k''': 2\n",
+            r#"{"quoted key":1,"k'":2}"#,
+        );
+    }
+
+    #[test]
+    fn plain_scalars_are_typed_and_fold() {
+        check(
+            "a: 017\nb: 0.5\nc: 1.5\nd: 07:00:00\ne: yes\nf: True\ng: 2016-01-01\n",
+            r#"{"a":15,"b":"0.5","c":1.5,"d":"07:00:00","e":"yes","f":true,"g":"2016-01-01"}"#,
+        );
+        check(
+            "a: one\n  two\n\n  three\nb: 1",
+            r#"{"a":"one two\nthree","b":1}"#,
+        );
+        check("sh>: echo ${a}", r#"{"sh>":"echo ${a}"}"#);
+    }
+
+    #[test]
+    fn quoted_scalars_with_escapes_and_folding() {
+        check(
+            r#"a: "x\ty\n\"z\" \\ \u00e9 \x41""#,
+            r#"{"a":"x\ty\n\"z\" \\ é A"}"#,
+        );
+        check("a: 'it''s'", r#"{"a":"it's"}"#);
+        check("a: \"one\n  two\n\n  three\"", r#"{"a":"one two\nthree"}"#);
+        check("a: \"one \\\n  two\"", r#"{"a":"one two"}"#);
+        check("a: 'x\n  y'", r#"{"a":"x y"}"#);
+        check("a: '*/5 * * * *'", r#"{"a":"*/5 * * * *"}"#);
+    }
+
+    #[test]
+    fn block_scalars_with_chomping_and_indentation() {
+        check("a: |\n  x\n  y\n\nb: 1", r#"{"a":"x\ny\n","b":1}"#);
+        check("a: |-\n  x\n  y\n\n", r#"{"a":"x\ny"}"#);
+        check("a: |+\n  x\n\n\nb: 1", r#"{"a":"x\n\n\n","b":1}"#);
+        check(
+            "a: >\n  one\n  two\n\n  three\n",
+            r#"{"a":"one two\nthree\n"}"#,
+        );
+        check(
+            "a: >-\n  one\n    more\n  two\n",
+            r#"{"a":"one\n  more\ntwo"}"#,
+        );
+        check("a: |2\n    x\n  y\n", r#"{"a":"  x\ny\n"}"#);
+        check("a: |1-\n  x\n", r#"{"a":" x"}"#);
+        check(
+            "a: | # comment\n  SELECT 1\n  # not a comment\nb: 2",
+            r##"{"a":"SELECT 1\n# not a comment\n","b":2}"##,
+        );
+        check("- |\n  x\n- y", r#"["x\n","y"]"#);
+        check("a: |\nb: 1", r#"{"a":"","b":1}"#);
+    }
+
+    #[test]
+    fn flow_collections_nest_and_span_lines() {
+        check(
+            "a: [1, b, 'c, d', [x], {k: v}]",
+            r#"{"a":[1,"b","c, d",["x"],{"k":"v"}]}"#,
+        );
+        check(
+            "a: [\n  1,\n  2, # two\n  3,\n]\nb: 1",
+            r#"{"a":[1,2,3],"b":1}"#,
+        );
+        check(
+            "+w: { td_wait>: { data: \"select 1\" }, engine: \"${e}\" }",
+            r#"{"+w":{"td_wait>":{"data":"select 1"},"engine":"${e}"}}"#,
+        );
+        check("a: {x, y: , \"z\":1}", r#"{"a":{"x":null,"y":null,"z":1}}"#);
+        check("a: [k: v, w]", r#"{"a":[{"k":"v"},"w"]}"#);
+        check(
+            "+b: {!include : basic.dig}",
+            r#"{"+b":{"!include":"basic.dig"}}"#,
+        );
+        check("a: []\nb: {}", r#"{"a":[],"b":{}}"#);
+    }
+
+    #[test]
+    fn syntax_errors_point_at_the_fault() {
+        check_err("a: 1\n  b: 2\n", "b:", "bad indentation");
+        check_err("a:\n    b: 1\n  c: 2\n", "c:", "bad indentation");
+        check_err("a:\n\tb: 1\n", "\t", "tab character");
+        check_err("a: \"x\nb: 1\n", "\"", "unclosed double-quoted");
+        check_err("a: 'x\n", "'", "unclosed single-quoted");
+        check_err("a: [1, 2\nb: 3\n", "[", "unclosed flow sequence");
+        check_err("a: {x: 1\n", "{", "unclosed flow mapping");
+        check_err("a: 1\na: 2\n", "a", "duplicate key `a`");
+        check_err("a: {k: 1, k: 2}", "k", "duplicate key `k`");
+        check_err("a: &x 1\n", "&x", "anchors");
+        check_err("a: *x\n", "*x", "aliases");
+        check_err("a: !!str 1\n", "!!str", "tags");
+        check_err("a: !include x.dig\n", "!include", "only as a key");
+        check_err("a: b: c\n", ":", "cannot contain `: `");
+        check_err("a: \"x\" y\n", "y", "end of the line");
+        check_err("a: 1\n- b\n", "-", "sequence item");
+        check_err("a: 1\nb\n", "b", "expected `key: value`");
+        check_err("a: \"\\q\"", "\\q", "unknown escape");
+        check_err("a: 1\n---\nb: 2\n", "---", "second YAML document");
+        check_err("a: |x\n", "x", "expected");
+        check_err("a: [1 2}", "}", "expected `,` or `]`");
+    }
+
+    #[test]
+    fn expression_spans_are_exact_when_text_is_verbatim() {
+        let check_spans = |input: &str, expect: &[&str]| {
+            let v = parse_file(FileId(0), input).unwrap().unwrap();
+            let map = v.as_map().unwrap();
+            let t = map.entries[0].1.as_template().unwrap();
+            let spans: Vec<&str> = t
+                .parts
+                .iter()
+                .filter_map(|p| match p {
+                    TemplatePart::Expr { span, .. } => Some(&input[span.range()]),
+                    TemplatePart::Literal(_) => None,
+                })
+                .collect();
+            assert_eq!(spans, expect, "{input:?}");
+        };
+        check_spans("a: x ${b} ${c.d}", &["b", "c.d"]);
+        check_spans("a: 'x ${b}'", &["b"]);
+        check_spans("a: \"x ${b}\"", &["b"]);
+        // Escapes or folding move text around: the whole scalar is the span.
+        check_spans("a: 'it''s ${b}'", &["'it''s ${b}'"]);
+        check_spans("a: \"\\t${b}\"", &["\"\\t${b}\""]);
+        check_spans("a: |\n  ${b}\n", &["|\n  ${b}"]);
+    }
+
+    #[test]
+    fn node_spans_cover_their_text() {
+        let input = "k: value\nseq: [1, two]\n";
+        let v = parse_file(FileId(0), input).unwrap().unwrap();
+        let map = v.as_map().unwrap();
+        let texts: Vec<&str> = map
+            .entries
+            .iter()
+            .flat_map(|(k, v)| [&input[k.span.range()], &input[v.span.range()]])
+            .collect();
+        assert_eq!(texts, ["k", "value", "seq", "[1, two]"]);
+    }
+}
