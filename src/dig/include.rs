@@ -113,9 +113,18 @@ fn include(
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) => {
+            let why = if e.kind() == std::io::ErrorKind::NotFound {
+                "file not found".to_string()
+            } else {
+                e.to_string()
+            };
             diags.push(
-                Diagnostic::error(key.span, format!("cannot include `{name}`: {e}"))
-                    .with_help(format!("no readable file at `{}`", path.display())),
+                Diagnostic::error(key.span, format!("cannot include `{name}`: {why}")).with_help(
+                    format!(
+                    "looked for `{}`; include paths are relative to the including file's directory",
+                    path.display()
+                ),
+                ),
             );
             return None;
         }

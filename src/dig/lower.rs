@@ -449,9 +449,14 @@ impl Lower {
                 "name the task after the `+`, e.g. `+load:`",
             );
         } else if let Some(bad) = rest.chars().find(|&c| !is_valid_task_char(c)) {
+            let bad = if bad == ' ' {
+                "a space".to_string()
+            } else {
+                format!("`{bad}`")
+            };
             self.error_help(
                 key.span,
-                format!("invalid task name `{}`: `{bad}` is not allowed", key.name),
+                format!("invalid task name `{}`: {bad} is not allowed", key.name),
                 "task names may use ASCII letters, digits and `_-=[]{}%&@,.^` after the `+`",
             );
         } else if key.name.len() > 255 {
@@ -564,6 +569,17 @@ impl Lower {
                 false
             }
         };
+        // Every operator spade runs needs its argument, except `nop>`.
+        if supported && name != "nop" && matches!(command.kind, ValueKind::Null) {
+            self.error_help(
+                command.span,
+                format!("`{name}>` of task `{}` needs a value", task.name),
+                format!(
+                    "write the operator's argument after the colon, e.g. `{}`",
+                    example_call(&name)
+                ),
+            );
+        }
         for (key, value) in &body.entries {
             let n = key.name.as_str();
             if n.starts_with('+') || n.ends_with('>') || OPERATOR_DIRECTIVES.contains(&n) {
@@ -652,7 +668,10 @@ impl Lower {
                     }
                 }
                 if m.get("limit").is_none() {
-                    self.error_help(v.span, "`_retry` needs `limit:`", HELP);
+                    // After an unknown key (most likely a misspelt `limit`) this would repeat it.
+                    if ok {
+                        self.error_help(v.span, "`_retry` needs `limit:`", HELP);
+                    }
                     return None;
                 }
                 ok.then_some(RetryDef::Policy(policy))
@@ -901,6 +920,23 @@ impl Lower {
             );
         }
         ok
+    }
+}
+
+/// A short valid use of an operator, for help lines.
+fn example_call(name: &str) -> &'static str {
+    match name {
+        "sh" => "sh>: ./run.sh",
+        "echo" => "echo>: hello",
+        "fail" => "fail>: something went wrong",
+        "wait" => "wait>: 10s",
+        "for_each" => "for_each>: {fruit: [apple, orange]}",
+        "for_range" => "for_range>: {from: 0, to: 10, step: 2}",
+        "loop" => "loop>: 3",
+        "if" => "if>: ${flag}",
+        "call" => "call>: other.dig",
+        "require" => "require>: other_workflow",
+        _ => "op>: argument",
     }
 }
 

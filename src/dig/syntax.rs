@@ -294,11 +294,17 @@ impl<'a> Cursor<'a> {
                 .src
                 .get(self.pos..self.token_end(self.pos))
                 .unwrap_or("");
+            let before = self.src[..self.pos].trim_end_matches([' ', '\t']);
+            let help = match before.as_bytes().last() {
+                Some(b'\'') => "the single-quoted value ended at the `'` before this; inside single quotes, write a quote as `''`",
+                Some(b'"') => "the double-quoted value ended at the `\"` before this; inside double quotes, write a quote as `\\\"`",
+                _ => "a value ends at the end of its line; quote it if it contains `: `, `#` or quotes",
+            };
             return self.fail_help(
                 self.pos,
                 self.token_end(self.pos),
                 format!("expected the end of the line, found `{found}`"),
-                "a value ends at the end of its line; quote it if it contains `: `, `#` or quotes",
+                help,
             );
         }
         self.skip_newline();
@@ -722,12 +728,16 @@ impl<'a> Cursor<'a> {
                 if ctx == Ctx::Flow {
                     break;
                 }
-                let text = self.src.get(self.line_start(i)..j).unwrap_or("").trim();
+                let mut eol = j;
+                while !self.is_eol(eol) {
+                    eol += 1;
+                }
+                let text = self.src.get(i..eol).unwrap_or("").trim_end();
                 return self.fail_help(
                     j,
                     j + 1,
                     "a plain value cannot contain `: `",
-                    format!("quote the whole value, e.g. `'{text}: ...'`, or start a nested mapping on the next line"),
+                    format!("quote the whole value: `'{text}'`, or start a nested mapping on the next line"),
                 );
             }
             if ctx == Ctx::Flow && is_flow_indicator(b) {

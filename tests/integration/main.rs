@@ -1,4 +1,5 @@
 //! The single integration test binary: runs the real `spade` binary on real `.dig` files.
 
+mod check;
 mod corpus;
 mod util;
