@@ -1,3 +1,7 @@
 //! The single integration test binary: runs the real `spade` binary on real `.dig` files.
 
+mod check;
+mod corpus;
+mod schedule_conformance;
+mod tidy;
 mod util;
