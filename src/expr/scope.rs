@@ -4,7 +4,7 @@
 
 use super::eval::{Host, Interp, JsError, Resolver};
 use super::parse::parse_expression;
-use super::template::{self, Piece};
+use super::template;
 use super::value::{from_json, Value};
 use super::{Error, JsonMap, Layer};
 use crate::diag::Span;
@@ -267,11 +267,14 @@ impl<'a> Scope<'a> {
         use serde_json::Value as J;
         Ok(match v {
             J::String(s) if s.contains('$') => {
+                let t = dig::template::split(s, Span::NONE);
                 let mut out = String::new();
-                for piece in template::split(s) {
-                    match piece {
-                        Piece::Literal(l) => out.push_str(&l),
-                        Piece::Expr(src, _) => out.push_str(&self.eval_expr(&src, Span::NONE)?),
+                for part in &t.parts {
+                    match part {
+                        TemplatePart::Literal(l) => out.push_str(l),
+                        TemplatePart::Expr { source, span } => {
+                            out.push_str(&self.eval_expr(source, *span)?);
+                        }
                     }
                 }
                 J::String(out)

@@ -2,6 +2,7 @@
 
 mod check;
 mod corpus;
+mod eval_conformance;
 mod schedule_conformance;
 mod tidy;
 mod util;
