@@ -297,7 +297,7 @@ fn arrays() {
 }
 
 #[test]
-fn json() {
+fn json_functions() {
     check(
         "JSON.stringify({a: [1, 'b', null, undefined], c: undefined})",
         "{\"a\":[1,\"b\",null,null]}",
@@ -726,4 +726,243 @@ fn moment_dst_arithmetic_keeps_wall_time_for_days_and_absolute_time_for_hours() 
         "moment('2016-10-30T01:30:00+01:00').add(1, 'hours').format()",
         "2016-10-30T01:30:00+00:00",
     );
+}
+
+/// Parses YAML-ish `.dig` text into a map value.
+fn dig_map(text: &str) -> dig::Value {
+    let mut sources = crate::diag::SourceMap::new();
+    dig::parse_document(&mut sources, "t.dig".into(), text.to_string()).unwrap()
+}
+
+fn eval_dig(text: &str, plain: &JsonMap) -> Result<Evaluated, Error> {
+    let doc = dig_map(text);
+    let map = doc.as_map().unwrap();
+    eval_params(&[Layer::Plain(plain), Layer::Raw(map)], &ctx_in("UTC"))
+}
+
+fn json(text: &str) -> serde_json::Value {
+    serde_json::from_str(text).unwrap()
+}
+
+#[test]
+fn params_resolve_regardless_of_order() {
+    let got = eval_dig(
+        "b: ${a}\nc: x${nested.value}\na: ${1 + 1}\nnested:\n  value: ${a}v\n",
+        &JsonMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(got.params),
+        json(r#"{"b": "2", "c": "x2v", "a": "2", "nested": {"value": "2v"}}"#)
+    );
+}
+
+#[test]
+fn reference_cycle_is_an_error_naming_the_keys() {
+    let err = eval_dig("a: ${b}\nb: ${c}\nc: ${a}\n", &JsonMap::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "reference cycle between params: `a -> b -> c -> a`"
+    );
+    let err = eval_dig("a: ${a + 1}\n", &JsonMap::new()).unwrap_err();
+    assert_eq!(err.to_string(), "reference cycle between params: `a -> a`");
+}
+
+#[test]
+fn failure_in_a_referenced_param_is_reported_as_itself() {
+    let err = eval_dig("a: ${b}\nb: ${nope}\n", &JsonMap::new()).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "failed to evaluate `${nope}`: ReferenceError: \"nope\" is not defined"
+    );
+}
+
+#[test]
+fn non_string_values_are_untouched_and_templates_become_strings() {
+    let got = eval_dig(
+        "n: 1\nf: 1.5\nb: true\nz: null\nlist: [1, '${1+1}']\nt: ${1+1}\n",
+        &JsonMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(got.params),
+        json(r#"{"n": 1, "f": 1.5, "b": true, "z": null, "list": [1, "2"], "t": "2"}"#)
+    );
+}
+
+#[test]
+fn do_blocks_are_never_evaluated_and_error_check_are_not_params() {
+    let got = eval_dig(
+        "for_each>: {x: [1]}\n_do:\n  echo>: ${x}\nnested:\n  _else_do:\n    echo>: ${y}\n_error:\n  echo>: ${z}\n_check:\n  echo>: ${w}\n",
+        &JsonMap::new(),
+    )
+    .unwrap();
+    assert_eq!(
+        serde_json::Value::Object(got.params),
+        json(
+            r#"{"for_each>": {"x": [1]}, "_do": {"echo>": "${x}"},
+                "nested": {"_else_do": {"echo>": "${y}"}}}"#
+        )
+    );
+}
+
+#[test]
+fn later_layers_win_and_maps_merge_deeply() {
+    let base: JsonMap =
+        serde_json::from_str(r#"{"a": {"x": 1, "y": 2}, "k": "base", "s": "${not_evaluated}"}"#)
+            .unwrap();
+    let got = eval_dig("a:\n  y: 3\nk: ${s}\n", &base).unwrap();
+    assert_eq!(
+        serde_json::Value::Object(got.params),
+        json(r#"{"a": {"x": 1, "y": 3}, "k": "${not_evaluated}", "s": "${not_evaluated}"}"#)
+    );
+}
+
+#[test]
+fn secrets_stay_literal_and_their_keys_are_listed() {
+    let got = eval_dig(
+        "pw: ${secret:db.password}\n_env:\n  TOKEN: x${secret:token}\nplain: ${1}\n",
+        &JsonMap::new(),
+    )
+    .unwrap();
+    assert_eq!(got.params["pw"], "${secret:db.password}");
+    assert_eq!(got.params["_env"]["TOKEN"], "x${secret:token}");
+    assert_eq!(got.secret_keys, vec!["pw".to_string(), "_env".to_string()]);
+}
+
+#[test]
+fn random_values_are_evaluated_once_and_stored_results_are_never_reevaluated() {
+    let doc = dig_map("r: ${Math.random()}\nlater: ${'$'}{Math.random()}\n");
+    let map = doc.as_map().unwrap();
+    let first = eval_params(&[Layer::Raw(map)], &ctx_in("UTC")).unwrap();
+    let r = first.params["r"].as_str().unwrap().to_string();
+    assert!(r.parse::<f64>().unwrap() < 1.0);
+    // `${'$'}{...}` is Digdag's escape for a literal `${`: the result holds template text.
+    assert_eq!(first.params["later"], "${Math.random()}");
+    // The engine stores the result and passes it back as a plain layer: nothing changes.
+    let again = eval_params(&[Layer::Plain(&first.params)], &ctx_in("UTC")).unwrap();
+    assert_eq!(again.params, first.params);
+    let value = eval_value(&dig_map("v: ${r}\n"), &first.params, &ctx_in("UTC")).unwrap();
+    assert_eq!(value, json(&format!(r#"{{"v": "{r}"}}"#)));
+}
+
+#[test]
+fn eval_value_evaluates_against_plain_params() {
+    let params: JsonMap = serde_json::from_str(r#"{"n": 3, "list": [1, 2]}"#).unwrap();
+    let v = dig_map("retry: ${n}\nif: ${n == 3}\nall: ${list}\nkeep: 5\n");
+    let got = eval_value(&v, &params, &ctx_in("UTC")).unwrap();
+    assert_eq!(
+        got,
+        json(r#"{"retry": "3", "if": "true", "all": "[1,2]", "keep": 5}"#)
+    );
+}
+
+fn info(tz: &str, session_time: &str) -> SessionInfo {
+    SessionInfo {
+        timezone: tz.into(),
+        session_time: session_time.parse().unwrap(),
+        session_uuid: "414a8b9e-b365-4394-916a-f0ed9987bd2b".into(),
+        session_id: 2381,
+        attempt_id: 7,
+        project_id: 12345,
+        task_name: "+wf+task".into(),
+        retry_attempt_name: None,
+        last_session_time: None,
+        next_session_time: None,
+        last_executed_session_time: None,
+    }
+}
+
+fn session_vars(b: &JsonMap, prefix: &str) -> String {
+    [
+        "time",
+        "date",
+        "date_compact",
+        "local_time",
+        "tz_offset",
+        "unixtime",
+    ]
+    .iter()
+    .map(|s| match &b[&format!("{prefix}_{s}")] {
+        serde_json::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    })
+    .collect::<Vec<_>>()
+    .join(" | ")
+}
+
+#[test]
+fn builtins_have_digdags_formats() {
+    let b = builtins(&info("America/Los_Angeles", "2016-01-30T08:00:00Z"));
+    assert_eq!(b["timezone"], "America/Los_Angeles");
+    assert_eq!(b["session_uuid"], "414a8b9e-b365-4394-916a-f0ed9987bd2b");
+    assert_eq!(b["session_id"], 2381);
+    assert_eq!(b["attempt_id"], 7);
+    assert_eq!(b["project_id"], 12345);
+    assert_eq!(b["task_name"], "+wf+task");
+    assert_eq!(
+        session_vars(&b, "session"),
+        "2016-01-30T00:00:00-08:00 | 2016-01-30 | 20160130 | 2016-01-30 00:00:00 | -0800 | 1454140800"
+    );
+    assert!(b["session_unixtime"].is_number());
+    assert!(!b.contains_key("retry_attempt_name"));
+    assert!(!b.contains_key("last_session_time"));
+    assert!(!b.contains_key("last_executed_session_time"));
+    let utc = builtins(&info("UTC", "2016-01-30T00:00:00Z"));
+    assert_eq!(utc["session_time"], "2016-01-30T00:00:00+00:00");
+    assert_eq!(utc["session_tz_offset"], "+0000");
+}
+
+#[test]
+fn builtins_for_scheduled_and_named_attempts() {
+    let mut i = info("Asia/Tokyo", "2016-01-30T15:00:00Z");
+    i.retry_attempt_name = Some("retry01".into());
+    i.last_session_time = Some("2016-01-29T15:00:00Z".parse().unwrap());
+    i.next_session_time = Some("2016-01-31T15:00:00Z".parse().unwrap());
+    let b = builtins(&i);
+    assert_eq!(b["retry_attempt_name"], "retry01");
+    assert_eq!(
+        session_vars(&b, "last_session"),
+        "2016-01-30T00:00:00+09:00 | 2016-01-30 | 20160130 | 2016-01-30 00:00:00 | +0900 | 1454079600"
+    );
+    assert_eq!(
+        session_vars(&b, "next_session"),
+        "2016-02-01T00:00:00+09:00 | 2016-02-01 | 20160201 | 2016-02-01 00:00:00 | +0900 | 1454252400"
+    );
+    assert_eq!(
+        session_vars(&b, "last_executed_session"),
+        " |  |  |  | +0900 | "
+    );
+    i.last_executed_session_time = Some("2016-01-28T15:00:00Z".parse().unwrap());
+    assert_eq!(builtins(&i)["last_executed_session_date"], "2016-01-29");
+}
+
+#[test]
+fn builtins_inside_dst_changes() {
+    for (tz, instant, expected) in [
+        // Los Angeles spring forward: 01:30 PST, then 03:30 PDT (02:30 does not exist).
+        ("America/Los_Angeles", "2016-03-13T09:30:00Z", "2016-03-13T01:30:00-08:00 | 2016-03-13 | 20160313 | 2016-03-13 01:30:00 | -0800 | 1457861400"),
+        ("America/Los_Angeles", "2016-03-13T10:30:00Z", "2016-03-13T03:30:00-07:00 | 2016-03-13 | 20160313 | 2016-03-13 03:30:00 | -0700 | 1457865000"),
+        // Los Angeles fall back: 01:30 happens twice.
+        ("America/Los_Angeles", "2016-11-06T08:30:00Z", "2016-11-06T01:30:00-07:00 | 2016-11-06 | 20161106 | 2016-11-06 01:30:00 | -0700 | 1478421000"),
+        ("America/Los_Angeles", "2016-11-06T09:30:00Z", "2016-11-06T01:30:00-08:00 | 2016-11-06 | 20161106 | 2016-11-06 01:30:00 | -0800 | 1478424600"),
+        // London spring forward 2016-03-27 01:00 GMT -> 02:00 BST.
+        ("Europe/London", "2016-03-27T00:30:00Z", "2016-03-27T00:30:00+00:00 | 2016-03-27 | 20160327 | 2016-03-27 00:30:00 | +0000 | 1459038600"),
+        ("Europe/London", "2016-03-27T01:30:00Z", "2016-03-27T02:30:00+01:00 | 2016-03-27 | 20160327 | 2016-03-27 02:30:00 | +0100 | 1459042200"),
+        // London fall back 2016-10-30 02:00 BST -> 01:00 GMT: 01:30 twice.
+        ("Europe/London", "2016-10-30T00:30:00Z", "2016-10-30T01:30:00+01:00 | 2016-10-30 | 20161030 | 2016-10-30 01:30:00 | +0100 | 1477787400"),
+        ("Europe/London", "2016-10-30T01:30:00Z", "2016-10-30T01:30:00+00:00 | 2016-10-30 | 20161030 | 2016-10-30 01:30:00 | +0000 | 1477791000"),
+    ] {
+        let mut i = info(tz, instant);
+        i.last_session_time = Some(i.session_time);
+        i.next_session_time = Some(i.session_time);
+        let b = builtins(&i);
+        assert_eq!(session_vars(&b, "session"), expected, "{tz} {instant}");
+        assert_eq!(session_vars(&b, "last_session"), expected, "{tz} {instant}");
+        assert_eq!(session_vars(&b, "next_session"), expected, "{tz} {instant}");
+        let epoch_offset = if tz == "Europe/London" { "+0100" } else { "-0800" };
+        assert_eq!(b["last_executed_session_tz_offset"], epoch_offset);
+        // moment sees the same wall time as the built-ins.
+        check_in(tz, &format!("moment('{instant}').format('YYYY-MM-DD HH:mm:ss')"), expected.split(" | ").nth(3).unwrap());
+    }
 }
