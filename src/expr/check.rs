@@ -344,3 +344,55 @@ fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
         Stmt::Return(None) | Stmt::Break | Stmt::Continue | Stmt::Empty => {}
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::SourceMap;
+    use std::path::Path;
+
+    /// Loads `text` as `w.dig`, runs the checker and renders its warnings.
+    fn check(text: &str, expected: &str) {
+        let mut sources = SourceMap::new();
+        let (wf, diags) = crate::dig::load_source(
+            &mut sources,
+            Path::new("."),
+            Path::new("w.dig"),
+            text.as_bytes().to_vec(),
+        );
+        assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}");
+        let got: String = super::check_workflow(&wf.unwrap())
+            .iter()
+            .map(|d| d.render(&sources))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn warns_on_unparsable_expression_with_caret() {
+        check(
+            "+a:\n  echo>: ${1 +}\n",
+            "w.dig:2:12: warning: `${1 +}` cannot be parsed: expected an expression, found end of expression\n  |\n2 |   echo>: ${1 +}\n  |            ^^^\n",
+        );
+    }
+
+    #[test]
+    fn warns_on_provably_undefined_variable() {
+        check(
+            "_export:\n  known: 1\n+a:\n  echo>: ${known} ${unknwon}\n",
+            "w.dig:4:21: warning: `unknwon` is not defined by any param, `_export` or built-in variable\n  |\n4 |   echo>: ${known} ${unknwon}\n  |                     ^^^^^^^\n  = help: define it in `_export:`, pass it with `-p unknwon=...`, or guard it with `typeof unknwon == 'undefined'`\n",
+        );
+    }
+
+    #[test]
+    fn accepts_builtins_locals_loop_variables_and_typeof_guards() {
+        check(
+            "+a:\n  for_each>:\n    fruit: [apple]\n  _do:\n    echo>: ${fruit} ${i} ${session_date}\n+b:\n  echo>: \"${typeof maybe == 'undefined' ? '' : 1} ${[1].map(function(x){ var y = x; return y })} ${Math.max(1, 2)} ${moment().format()}\"\n",
+            "",
+        );
+    }
+
+    #[test]
+    fn stays_quiet_when_an_operator_may_store_params() {
+        check("+a:\n  py>: tasks.run\n+b:\n  echo>: ${stored.value}\n", "");
+    }
+}
