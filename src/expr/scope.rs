@@ -3,7 +3,7 @@
 //! cycle is an error naming the keys.
 
 use super::eval::{Host, Interp, JsError, Resolver};
-use super::parse::parse_expression;
+use super::parse::parse_cached;
 use super::template;
 use super::value::{from_json, Value};
 use super::{Error, JsonMap, Layer};
@@ -297,7 +297,7 @@ impl<'a> Scope<'a> {
             message,
             span,
         };
-        let ast = parse_expression(source).map_err(|e| {
+        let ast = parse_cached(source).map_err(|e| {
             fail(format!(
                 "syntax error at offset {}: {}",
                 e.offset, e.message
