@@ -13,7 +13,7 @@ pub(crate) struct ParseError {
 }
 
 /// Deep nesting is refused before it can overflow the stack.
-const MAX_DEPTH: usize = 64;
+const MAX_DEPTH: usize = 128;
 
 /// Words that cannot name a variable.
 const RESERVED: &[&str] = &[
