@@ -847,12 +847,19 @@ pub(crate) fn parse_iso(s: &str, zone: &TimeZone) -> Option<f64> {
     Some(utc_from_parts(&parts) - offset_ms)
 }
 
+/// moment falls back to RFC 2822 (`Sun, 13 Mar 2016 10:00:00 +0000`) when ISO fails.
+fn parse_rfc2822(s: &str) -> Option<f64> {
+    let parser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let ts = parser.parse_timestamp(s.trim()).ok()?;
+    Some(ts.as_millisecond() as f64)
+}
+
 /// `new Date(string)` / `Date.parse`: ISO forms; date-only strings are UTC as in ES5.
 pub(crate) fn parse_date_string(s: &str, zone: &TimeZone) -> Option<f64> {
     let t = s.trim();
     let date_only = t.len() <= 10 && !t.contains(['T', ' ']);
     let zone = if date_only { &TimeZone::UTC } else { zone };
-    parse_iso(t, zone)
+    parse_iso(t, zone).or_else(|| parse_rfc2822(t))
 }
 
 /// Parses `s` with a moment format (`YYYY MM DD HH mm ss SSS`, `X`, `x`, `Z`, ...): the tokens
@@ -1002,7 +1009,9 @@ fn make(interp: &mut Interp<'_>, zone: &TimeZone, utc: bool, args: &[Value]) -> 
                 })
                 .unwrap_or(f64::NAN)
         }
-        [Value::Str(s), ..] => parse_iso(s, zone).unwrap_or(f64::NAN),
+        [Value::Str(s), ..] => parse_iso(s, zone)
+            .or_else(|| parse_rfc2822(s))
+            .unwrap_or(f64::NAN),
         [Value::Array(items), ..] => {
             let items = items.borrow().clone();
             let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];

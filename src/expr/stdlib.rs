@@ -120,7 +120,7 @@ pub(crate) fn global(name: &str) -> Option<Value> {
         "RegExp" => Value::Global(Global::RegExp),
         "Boolean" => Value::Global(Global::Boolean),
         "parseInt" | "parseFloat" | "isNaN" | "isFinite" | "encodeURIComponent"
-        | "decodeURIComponent" | "encodeURI" | "decodeURI" => {
+        | "decodeURIComponent" | "encodeURI" | "decodeURI" | "print" => {
             let name = GLOBAL_FUNCTIONS.iter().find(|n| **n == name)?;
             native(Value::Undefined, name)
         }
@@ -129,6 +129,7 @@ pub(crate) fn global(name: &str) -> Option<Value> {
 }
 
 const GLOBAL_FUNCTIONS: &[&str] = &[
+    "print",
     "parseInt",
     "parseFloat",
     "isNaN",
@@ -408,6 +409,16 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
             }
         },
         (Global::Array, "isArray") => Value::Bool(matches!(arg(args, 0), Value::Array(_))),
+        (_, "print") => {
+            for a in args {
+                let s = interp.js_string(a)?;
+                interp.printed.push_str(&s);
+            }
+            if interp.printed.len() > MAX_STRING_LEN {
+                return Err(JsError::range_error("printed text too long"));
+            }
+            Value::Undefined
+        }
         (_, "parseInt") => {
             let s = interp.js_string(&arg(args, 0))?;
             let radix = match arg(args, 1) {
