@@ -208,7 +208,7 @@ impl<'a> Interp<'a> {
             Expr::Str(s) => Value::Str(s.clone()),
             Expr::Bool(b) => Value::Bool(*b),
             Expr::Null => Value::Null,
-            Expr::Regex { source, flags } => stdlib::make_regex(source, flags)?,
+            Expr::Regex { source, flags } => super::strings::make_regex(source, flags)?,
             Expr::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {

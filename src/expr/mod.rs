@@ -1,20 +1,25 @@
 //! `${...}` evaluation: a sandboxed JavaScript subset with moment, built-ins and secrets; pure.
 //!
 //! Pipeline: `template` splits strings into literal text and placeholders, `lexer` and `parse`
-//! turn a placeholder into an `ast`, `eval` runs it (with `stdlib` and `moment`) against a
+//! turn a placeholder into an `ast`, `eval` runs it (with `stdlib`, `strings`, `numbers`,
+//! `arrays`, `json` and `moment`) against a
 //! `scope` that merges the param layers and evaluates referenced params on demand. The
 //! grammar and the evaluation rules are in `grammar/expr.md`.
 
+mod arrays;
 mod ast;
 mod builtins;
 mod check;
 mod eval;
+mod json;
 mod lexer;
 mod moment;
+mod numbers;
 mod parse;
 mod scope;
 mod secrets;
 mod stdlib;
+mod strings;
 mod template;
 mod value;
 
