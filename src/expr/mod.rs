@@ -1,9 +1,9 @@
 //! `${...}` evaluation: a sandboxed JavaScript subset with moment, built-ins and secrets; pure.
 //!
-//! Pipeline: `template` splits strings into literal text and placeholders, `lexer` and `parse`
-//! turn a placeholder into an `ast`, `eval` runs it (with `stdlib`, `strings`, `numbers`,
-//! `arrays`, `json` and `moment`) against a
-//! `scope` that merges the param layers and evaluates referenced params on demand. The
+//! Pipeline: `dig::template::split` cuts strings into literal text and placeholders; `lexer`
+//! and `parse` turn a placeholder into an `ast`; `eval` runs it (with `stdlib`, `strings`,
+//! `numbers`, `arrays`, `json` and `moment`) against a `scope` that merges the param layers
+//! and evaluates referenced params on demand; `template` renders the value as text. The
 //! grammar and the evaluation rules are in `grammar/expr.md`.
 
 mod arrays;
