@@ -157,6 +157,7 @@ pub(crate) fn array_method(
             if v.len() + args.len() > MAX_ARRAY_LEN {
                 return Err(JsError::range_error("array too long"));
             }
+            super::value::charge_elements(args.len());
             if name == "push" {
                 v.extend(args.iter().cloned());
             } else {

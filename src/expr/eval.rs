@@ -23,6 +23,9 @@ pub(crate) const MAX_ARRAY_LEN: usize = 1 << 20;
 /// Sized so the deepest evaluation fits a 2 MiB thread stack even in debug builds (the
 /// `sandbox_survives_deep_nesting_on_a_small_stack` test).
 pub(crate) const MAX_NESTING: usize = 200;
+/// Bytes of strings, arrays and objects one evaluation may allocate in total (freed or not):
+/// with the per-value size limits this keeps a loop from exhausting memory within its second.
+pub(crate) const MAX_ALLOCATED: usize = 256 << 20;
 /// The clock is read every this many steps.
 const CHECK_EVERY: u64 = 1024;
 
@@ -134,6 +137,12 @@ impl<'a> Interp<'a> {
 
     pub(crate) fn tick(&mut self) -> R<()> {
         self.steps += 1;
+        if super::value::allocated() > MAX_ALLOCATED {
+            return Err(JsError::range_error(format!(
+                "expression allocated more than {} MiB",
+                MAX_ALLOCATED >> 20
+            )));
+        }
         if self.steps % CHECK_EVERY == 0 && self.started.elapsed() > TIME_LIMIT {
             return Err(JsError::other(format!(
                 "expression stopped after running longer than {} s",
@@ -164,6 +173,9 @@ impl<'a> Interp<'a> {
             return Ok(v.clone());
         }
         if let Some(v) = self.resolver.lookup(name)? {
+            // Within one expression a param is one object, as with Digdag's `with(params)`:
+            // `arr.push(4); arr.length` sees the push, and big params are converted once.
+            self.globals.insert(name.into(), v.clone());
             return Ok(v);
         }
         stdlib::global(name).ok_or_else(|| JsError {
@@ -342,6 +354,8 @@ impl<'a> Interp<'a> {
     fn set_property(&mut self, obj: &Value, key: &str, value: Value) -> R<()> {
         match obj {
             Value::Object(map) => {
+                super::value::charge(key.len());
+                super::value::charge_elements(2);
                 map.borrow_mut().insert(key.into(), value);
             }
             Value::Array(items) => {
@@ -349,12 +363,14 @@ impl<'a> Interp<'a> {
                 if key == "length" {
                     let n = self.js_number(&value)?;
                     let n = array_len(n)?;
+                    super::value::charge_elements(n.saturating_sub(items.len()));
                     items.resize(n, Value::Undefined);
                 } else if let Ok(i) = key.parse::<usize>() {
                     if i >= MAX_ARRAY_LEN {
                         return Err(JsError::range_error("array too long"));
                     }
                     if i >= items.len() {
+                        super::value::charge_elements(i + 1 - items.len());
                         items.resize(i + 1, Value::Undefined);
                     }
                     items[i] = value;

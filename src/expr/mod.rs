@@ -154,6 +154,7 @@ pub fn eval_params(layers: &[Layer<'_>], ctx: &EvalContext<'_>) -> Result<Evalua
 }
 
 fn host(ctx: &EvalContext<'_>) -> eval::Host {
+    value::reset_allocated();
     eval::Host::new(ctx.timezone.clone(), ctx.now)
 }
 

@@ -365,6 +365,33 @@ fn sandbox_limits_recursion_and_sizes() {
 }
 
 #[test]
+fn allocation_budget_stops_memory_hungry_loops() {
+    let expr = "(function(){ var s = 'x'.repeat(1000000), a = []; while (true) { a.push(s + a.length) } })()";
+    check(
+        expr,
+        &format!("error: failed to evaluate `${{{expr}}}`: RangeError: expression allocated more than 256 MiB"),
+    );
+    let expr = "(function(){ var o = {}; for (var i = 0; ; i++) { o['k' + i] = i } })()";
+    let mut raw = JsonMap::new();
+    raw.insert(
+        "x".into(),
+        serde_json::Value::String(format!("${{{expr}}}")),
+    );
+    let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
+    // Either bound may trip first, depending on the machine's speed.
+    assert!(
+        err.to_string().contains("allocated more than") || err.to_string().contains("stopped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_param_is_one_object_within_an_expression() {
+    check("(function(){ arr.push(4); return arr.length })()", "4");
+    check("arr.length", "3");
+}
+
+#[test]
 fn syntax_errors_name_the_problem() {
     check(
         "1 +",
