@@ -175,7 +175,10 @@ impl<'a> Interp<'a> {
         if let Some(v) = self.resolver.lookup(name)? {
             // Within one expression a param is one object, as with Digdag's `with(params)`:
             // `arr.push(4); arr.length` sees the push, and big params are converted once.
-            self.globals.insert(name.into(), v.clone());
+            // (Primitives are immutable, so only containers need remembering.)
+            if !v.is_primitive() {
+                self.globals.insert(name.into(), v.clone());
+            }
             return Ok(v);
         }
         stdlib::global(name).ok_or_else(|| JsError {
