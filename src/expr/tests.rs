@@ -242,6 +242,7 @@ fn number_methods_and_globals() {
     check("decodeURIComponent('a%20b')", "a b");
     check("Boolean('')", "false");
     check("Array.isArray(arr)", "true");
+    check("print('a', 1), 'b'", "a1b");
     check("Object.keys(obj)", "[\"k\",\"n\"]");
     check("print('a', 1), 'b'", "a1b");
 }
@@ -654,6 +655,36 @@ fn moment_parsing_and_constructors() {
         "2016-03-13",
     );
     check_in("UTC", "moment(new Date(0)).valueOf()", "0");
+    check_in(
+        "Asia/Tokyo",
+        "moment('20160313', 'YYYYMMDD').format()",
+        "2016-03-13T00:00:00+09:00",
+    );
+    check_in(
+        "UTC",
+        "moment('13 Mar 2016', 'DD MMM YYYY').format('YYYY-MM-DD')",
+        "2016-03-13",
+    );
+    check_in(
+        "UTC",
+        "moment('2016-03-13 10:00 +0900', 'YYYY-MM-DD HH:mm Z').format()",
+        "2016-03-13T01:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "moment('1457863200', 'X').format()",
+        "2016-03-13T10:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "moment('Sun, 13 Mar 2016 10:00:00 +0900').format()",
+        "2016-03-13T01:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "new Date('Sun, 13 Mar 2016 10:00:00 GMT').getTime()",
+        "1457863200000",
+    );
     check_in(
         "UTC",
         "moment.tz('2016-03-13 10:00', 'America/New_York').format()",
