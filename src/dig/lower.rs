@@ -224,9 +224,7 @@ impl Lower {
         if jiff::tz::TimeZone::get(name).is_ok() || is_fixed_offset(name) {
             return Some(name.to_string());
         }
-        let db = jiff::tz::db();
-        let names: Vec<String> = db.available().map(|n| n.as_str().to_string()).collect();
-        let hint = did_you_mean(name, names.iter().map(String::as_str));
+        let hint = did_you_mean(name, zone_names().iter().map(String::as_str));
         let help = match hint {
             Some(h) => format!("did you mean `{h}`?"),
             None => "use an IANA name such as `Asia/Tokyo` or `UTC`".to_string(),
@@ -945,6 +943,18 @@ fn with_top_hint(n: &str) -> String {
         Some(h) if h != n => format!("did you mean `{h}`?"),
         _ => format!("put `{n}` on a task inside the workflow, or remove it"),
     }
+}
+
+/// Every zone name of the bundled database, listed once: listing is slow and only needed for
+/// "did you mean" hints.
+fn zone_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_string())
+            .collect()
+    })
 }
 
 /// Java's `ZoneId.of` also takes fixed offsets: `Z`, `+09:00`, `-0530`, `UTC+9`, `GMT-03:00`.
