@@ -156,7 +156,6 @@ impl Lower {
         let mut timezone = "UTC".to_string();
         let mut schedule = None;
         let mut sla = None;
-        let mut body = Map::default();
         for (key, value) in &map.entries {
             match key.name.as_str() {
                 "timezone" => {
@@ -166,19 +165,12 @@ impl Lower {
                 }
                 "schedule" => schedule = self.schedule(value),
                 "sla" => sla = Some(value.clone()),
-                "_export" | "_error" | "_check" | "_retry" | "_parallel" => {
-                    body.entries.push((key.clone(), value.clone()));
-                }
-                n if n.starts_with('+') => body.entries.push((key.clone(), value.clone())),
+                n if n.starts_with('+') || TOP_KEYS.contains(&n) => {}
                 n => self.unknown_top_key(key, n),
             }
         }
         let root_name = format!("+{name}");
-        let body_value = Value {
-            kind: ValueKind::Map(body),
-            span: root.span,
-        };
-        let root_task = self.task(&root_name, root.span, &body_value);
+        let root_task = self.task_body(&root_name, root.span, map, true);
         Some(Workflow {
             name: name.to_string(),
             timezone,
@@ -257,6 +249,12 @@ impl Lower {
                 Cow::Owned(Map::default())
             }
         };
+        self.task_body(name, span, &body, false)
+    }
+
+    /// A task from its mapping. The `root` task of a workflow is always a group whose other
+    /// top-level keys were handled (or reported) by [`Lower::workflow`].
+    fn task_body(&mut self, name: &str, span: Span, body: &Map, root: bool) -> TaskDef {
         let mut task = TaskDef {
             name: name.to_string(),
             kind: TaskKind::Group(Vec::new()),
@@ -273,7 +271,7 @@ impl Lower {
             span,
         };
         // `_disable: true` turns the task into an empty group and drops the rest (spec 1.6).
-        if let Some(d) = body.get("_disable") {
+        if let Some(d) = body.get("_disable").filter(|_| !root) {
             match d.kind {
                 ValueKind::Bool(b) => task.disable = b,
                 _ => self.error_help(
@@ -299,12 +297,14 @@ impl Lower {
             .filter(|(k, _)| k.name.starts_with('+'))
             .collect();
         for (key, value) in &body.entries {
-            self.directive(&mut task, key, value);
+            if !root || TOP_KEYS.contains(&key.name.as_str()) {
+                self.directive(&mut task, key, value);
+            }
         }
-        if ops.is_empty() && type_entry.is_none() {
-            self.group(&mut task, &body, &children);
+        if root || (ops.is_empty() && type_entry.is_none()) {
+            self.group(&mut task, body, &children, root);
         } else {
-            self.operator(&mut task, &body, &ops, type_entry, &children);
+            self.operator(&mut task, body, &ops, type_entry, &children);
         }
         task
     }
@@ -377,10 +377,11 @@ impl Lower {
         names
     }
 
-    fn group(&mut self, task: &mut TaskDef, body: &Map, children: &[&(Key, Value)]) {
+    fn group(&mut self, task: &mut TaskDef, body: &Map, children: &[&(Key, Value)], root: bool) {
         for (key, _) in &body.entries {
             let n = key.name.as_str();
-            if n.starts_with('+') || GROUP_KEYS.contains(&n) {
+            // The root's other keys were reported as unknown top-level keys already.
+            if root || n.starts_with('+') || GROUP_KEYS.contains(&n) {
                 continue;
             }
             if n == "!include" {

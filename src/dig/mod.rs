@@ -134,15 +134,38 @@ pub fn load_source(
         Err(d) => return (None, d),
     };
     let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Cycle detection compares canonical paths; resolving one costs several syscalls, so it
+    // is done only for files that include anything.
+    let includes = root_has_include(&root);
+    let canonical = if includes {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    };
     let mut stack = vec![canonical];
-    let root = include::resolve(sources, root, &dir, &mut stack, &mut diags);
+    let root = if includes {
+        include::resolve(sources, root, &dir, &mut stack, &mut diags)
+    } else {
+        root
+    };
     let mut lower = lower::Lower::default();
     let workflow = lower.workflow(&workflow_name(project_dir, path), &root);
     diags.append(&mut lower.diags);
     crate::diag::sort(&mut diags);
     let ok = !diags.iter().any(Diagnostic::is_error);
     (workflow.filter(|_| ok), diags)
+}
+
+/// Whether any mapping in the tree has an `!include` key.
+fn root_has_include(v: &Value) -> bool {
+    match &v.kind {
+        ValueKind::Map(m) => m
+            .entries
+            .iter()
+            .any(|(k, v)| k.name == "!include" || root_has_include(v)),
+        ValueKind::Seq(items) => items.iter().any(root_has_include),
+        _ => false,
+    }
 }
 
 /// The path relative to the project, without `.dig`, with `/` separators.

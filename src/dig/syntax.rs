@@ -498,7 +498,7 @@ impl<'a> Cursor<'a> {
                 self.skip_blank_lines()?;
                 v
             };
-            self.check_duplicate(&mut seen, &key)?;
+            self.check_duplicate(&map.entries, &mut seen, &key)?;
             end = end.max(value.span.end as usize).max(key.span.end as usize);
             map.entries.push((key, value));
             if self.is_eof() {
@@ -515,12 +515,35 @@ impl<'a> Cursor<'a> {
         Ok(self.node(ValueKind::Map(map), start, end))
     }
 
-    fn check_duplicate(&self, seen: &mut HashMap<String, usize>, key: &Key) -> PResult<()> {
+    /// Fails when `key` is already among `entries`. Small mappings (nearly all of them) are
+    /// scanned; `seen` indexes the keys of big ones so a long file stays linear.
+    fn check_duplicate(
+        &self,
+        entries: &[(Key, Value)],
+        seen: &mut HashMap<String, usize>,
+        key: &Key,
+    ) -> PResult<()> {
+        const SCAN_LIMIT: usize = 16;
         // `!include` keys may repeat: Digdag gives each a unique name (spec 1.4).
         if key.name == "!include" {
             return Ok(());
         }
-        if let Some(&first) = seen.get(&key.name) {
+        let first = if entries.len() < SCAN_LIMIT {
+            entries
+                .iter()
+                .find(|(k, _)| k.name == key.name)
+                .map(|(k, _)| k.span.start as usize)
+        } else {
+            if seen.is_empty() {
+                for (k, _) in entries {
+                    seen.insert(k.name.clone(), k.span.start as usize);
+                }
+            }
+            let found = seen.get(&key.name).copied();
+            seen.insert(key.name.clone(), key.span.start as usize);
+            found
+        };
+        if let Some(first) = first {
             let line = self.line_of(first);
             return self.fail_help(
                 key.span.start as usize,
@@ -532,7 +555,6 @@ impl<'a> Cursor<'a> {
                 ),
             );
         }
-        seen.insert(key.name.clone(), key.span.start as usize);
         Ok(())
     }
 
@@ -1239,7 +1261,7 @@ impl<'a> Cursor<'a> {
             } else {
                 self.node(ValueKind::Null, self.pos, self.pos)
             };
-            self.check_duplicate(&mut seen, &key)?;
+            self.check_duplicate(&map.entries, &mut seen, &key)?;
             map.entries.push((key, value));
             self.skip_flow_ws(open, parent)?;
             match self.peek() {
