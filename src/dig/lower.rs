@@ -586,6 +586,22 @@ impl Lower {
             }
             task.params.entries.push((key.clone(), value.clone()));
         }
+        // Digdag compiles `_do`/`_else_do` only when the generator runs; checking them now
+        // reports their mistakes before the first run. The lowered task is dropped: the
+        // generator lowers the block again with its own params.
+        for key in ["_do", "_else_do"] {
+            match body.get(key) {
+                Some(block @ Value { kind: ValueKind::Map(_) | ValueKind::Null, .. }) => {
+                    let _ = self.task("^sub", block.span, block);
+                }
+                Some(block) => self.error_help(
+                    block.span,
+                    format!("`{key}` must be a mapping of tasks, found {}", found(block)),
+                    format!("indent the tasks to generate under `{key}:`, e.g. `  +step:` then `    echo>: ${{i}}`"),
+                ),
+                None => {}
+            }
+        }
         task.kind = TaskKind::Operator(Box::new(OperatorCall {
             name,
             command,

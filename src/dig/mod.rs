@@ -149,7 +149,17 @@ pub fn load_source(
         root
     };
     let mut lower = lower::Lower::default();
-    let workflow = lower.workflow(&workflow_name(project_dir, path), &root);
+    let name = workflow_name(project_dir, path);
+    if let Some(problem) = workflow_name_problem(&name) {
+        diags.push(
+            Diagnostic::error(
+                Span::new(root.span.file, 0, 0),
+                format!("invalid workflow name `{name}`: {problem}"),
+            )
+            .with_help("rename the file: a workflow name is its path without `.dig`"),
+        );
+    }
+    let workflow = lower.workflow(&name, &root);
     diags.append(&mut lower.diags);
     crate::diag::sort(&mut diags);
     let ok = !diags.iter().any(Diagnostic::is_error);
@@ -165,6 +175,20 @@ fn root_has_include(v: &Value) -> bool {
             .any(|(k, v)| k.name == "!include" || root_has_include(v)),
         ValueKind::Seq(items) => items.iter().any(root_has_include),
         _ => false,
+    }
+}
+
+/// Digdag's `checkWorkflowName`: what is wrong with a workflow name, if anything.
+fn workflow_name_problem(name: &str) -> Option<&'static str> {
+    let first = name.chars().next()?;
+    if first.is_ascii_digit() {
+        Some("it must not start with a digit")
+    } else if "+^@/\\:*?\"<>".contains(first) {
+        Some("it must not start with one of `+ ^ @ / \\ : * ? \" < >`")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 characters")
+    } else {
+        None
     }
 }
 
