@@ -1115,6 +1115,166 @@ fn shift_days(field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::FileId;
+    use crate::dig::syntax::parse_file;
+
+    /// Lowers `input` as workflow `wf`; returns the workflow and `(text at span, message)`
+    /// of every diagnostic.
+    fn lower(input: &str) -> (Option<Workflow>, Vec<(String, String)>) {
+        let root = parse_file(FileId(0), input)
+            .unwrap_or_else(|d| panic!("syntax error: {}", d.message))
+            .expect("a document");
+        let mut l = Lower::default();
+        let w = l.workflow("wf", &root);
+        crate::diag::sort(&mut l.diags);
+        let diags = l
+            .diags
+            .iter()
+            .map(|d| (input[d.span.range()].to_string(), d.message.clone()))
+            .collect();
+        (w, diags)
+    }
+
+    /// One line per task: indentation, name, then `op>` or nothing for a group.
+    fn tree(t: &TaskDef, depth: usize, out: &mut String) {
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(&t.name);
+        if let TaskKind::Operator(op) = &t.kind {
+            out.push_str(&format!(" {}>", op.name));
+        }
+        out.push('\n');
+        if let TaskKind::Group(children) = &t.kind {
+            for c in children {
+                tree(c, depth + 1, out);
+            }
+        }
+        for special in [&t.error, &t.check].into_iter().flatten() {
+            tree(special, depth + 1, out);
+        }
+    }
+
+    fn check(input: &str, expect: &str) {
+        let (w, diags) = lower(input);
+        assert!(diags.is_empty(), "{input:?}: {diags:?}");
+        let mut out = String::new();
+        tree(&w.expect("a workflow").root, 0, &mut out);
+        assert_eq!(out, expect, "{input:?}");
+    }
+
+    /// Every diagnostic as `(offending text, message fragment)`, in order.
+    fn check_diags(input: &str, expect: &[(&str, &str)]) {
+        let (_, diags) = lower(input);
+        assert_eq!(diags.len(), expect.len(), "{input:?}: {diags:?}");
+        for ((text, message), (want_text, want_msg)) in diags.iter().zip(expect) {
+            assert_eq!(text, want_text, "{input:?}: {message}");
+            assert!(message.contains(want_msg), "{input:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn task_tree_keeps_order_and_kinds() {
+        check(
+            "+z:\n  sh>: a\n+a:\n  +inner:\n    _type: echo\n    _command: hi\n  _error:\n    fail>: x\n",
+            "+wf\n  +z sh>\n  +a\n    +inner echo>\n    ^error fail>\n",
+        );
+        // A sequence of mappings is concatenated (Digdag's `getNestedOrderedOrGetEmpty`).
+        check("+a:\n  - sh>: x\n  - _retry: 2\n", "+wf\n  +a sh>\n");
+        check("+a:\n", "+wf\n  +a\n");
+    }
+
+    #[test]
+    fn operator_params_directives_and_blocks() {
+        let input = "+a:\n  for_each>: {x: [1, 2]}\n  _parallel: {limit: 2}\n  _retry: {limit: 3, interval: 1m, interval_type: Exponential, max_interval: 2h}\n  _env: {K: v}\n  path: /tmp\n  _do:\n    echo>: ${x}\n  _timeout: 1h30m\n";
+        let (w, diags) = lower(input);
+        assert!(diags.is_empty(), "{diags:?}");
+        let w = w.unwrap();
+        let TaskKind::Group(children) = &w.root.kind else {
+            panic!("root is a group")
+        };
+        let a = &children[0];
+        let TaskKind::Operator(op) = &a.kind else {
+            panic!("an operator")
+        };
+        assert_eq!(op.name, "for_each");
+        assert!(op.supported);
+        assert!(op.do_block.as_ref().and_then(Value::as_map).is_some());
+        let params: Vec<&str> = a
+            .params
+            .entries
+            .iter()
+            .map(|(k, _)| k.name.as_str())
+            .collect();
+        assert_eq!(params, ["_env", "path"]);
+        assert_eq!(a.parallel, Some(ParallelDef::Limit(2)));
+        assert_eq!(
+            a.retry,
+            Some(RetryDef::Policy(RetryPolicy {
+                limit: 3,
+                interval: Duration::from_secs(60),
+                interval_type: IntervalType::Exponential,
+                max_interval: Some(Duration::from_secs(7200)),
+                deadline: None,
+            }))
+        );
+        assert_eq!(a.timeout, Some(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn retry_and_parallel_forms() {
+        let first = |input: &str| {
+            let (w, d) = lower(input);
+            assert!(d.is_empty(), "{d:?}");
+            let TaskKind::Group(c) = w.unwrap().root.kind else {
+                panic!()
+            };
+            c.into_iter().next().unwrap()
+        };
+        let t = first("+a:\n  sh>: x\n  _retry: \"2\"\n");
+        assert!(matches!(
+            t.retry,
+            Some(RetryDef::Policy(RetryPolicy { limit: 2, .. }))
+        ));
+        let t = first("+a:\n  sh>: x\n  _retry: ${n}\n");
+        assert!(matches!(t.retry, Some(RetryDef::Expr(_))));
+        let t = first("+a:\n  _parallel: ${p}\n  +b:\n    sh>: x\n");
+        assert!(matches!(t.parallel, Some(ParallelDef::Expr(_))));
+        let t = first("+a:\n  _parallel: false\n  +b:\n    sh>: x\n");
+        assert_eq!(t.parallel, Some(ParallelDef::All(false)));
+    }
+
+    #[test]
+    fn disable_drops_the_body() {
+        check(
+            "+a:\n  _disable: true\n  sh>: x\n  +b:\n    shh>: y\n",
+            "+wf\n  +a\n",
+        );
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_in_order() {
+        check_diags(
+            "timezone: Nowhere/City\nfoo: 1\n+a:\n  sh>: x\n  echo>: y\n+b:\n  params: 1\n  +c:\n    td>: q\n",
+            &[
+                ("Nowhere/City", "unknown timezone"),
+                ("foo", "unknown top-level key `foo`"),
+                ("echo>", "more than one operator"),
+                ("params", "invalid key `params`"),
+                ("td>", "not supported by spade yet"),
+            ],
+        );
+        check_diags("+a:\n  sh>:\n", &[("", "needs a value")]);
+        check_diags("+a:\n  nop>:\n", &[]);
+        check_diags("+a:\n  _type: ${t}\n", &[("${t}", "computed at run time")]);
+        check_diags(
+            "schedule:\n  cron>: '0 0 * * 7'\n  start: 2024-02-30\n+a:\n  nop>:\n",
+            &[("2024-02-30", "must be a date")],
+        );
+        check_diags("timezone: +09:00\n+a:\n  nop>:\n", &[]);
+        check_diags(
+            "+g:\n  _parallel: true\n  +a:\n    _background: true\n    nop>:\n",
+            &[("+a", "`_background` on `+a`")],
+        );
+    }
 
     #[test]
     fn durations() {
