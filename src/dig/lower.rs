@@ -388,8 +388,15 @@ impl Lower {
                 self.error(key.span, "`!include` is not resolved here");
                 continue;
             }
-            let help = match did_you_mean(n, GROUP_KEYS.iter().copied()) {
-                Some(h) if n.starts_with('_') => format!("did you mean `{h}`?"),
+            // `parallel:` for `_parallel:` is the classic slip (Digdag's own test has it).
+            let underscored = format!("_{n}");
+            let hint = if n.starts_with('_') {
+                did_you_mean(n, GROUP_KEYS.iter().copied())
+            } else {
+                did_you_mean(&underscored, GROUP_KEYS.iter().copied())
+            };
+            let help = match hint {
+                Some(h) => format!("did you mean `{h}`?"),
                 _ => "a task without an operator is a group: it holds only `+subtasks` and directives; put params under `_export:`, or add an operator such as `sh>:`".to_string(),
             };
             self.error_help(
