@@ -8,7 +8,6 @@ use crate::dig::workflow::{
     Workflow,
 };
 use crate::operators::catalog;
-use std::borrow::Cow;
 use std::time::Duration;
 
 /// Keys allowed at the top of a workflow file besides `+tasks` (spec 1.5).
@@ -41,23 +40,6 @@ const GROUP_KEYS: &[&str] = &[
     "_disable",
 ];
 
-/// Directives of operator tasks that are not local params.
-const OPERATOR_DIRECTIVES: &[&str] = &[
-    "_export",
-    "_retry",
-    "_parallel",
-    "_background",
-    "_after",
-    "_error",
-    "_check",
-    "_do",
-    "_else_do",
-    "_type",
-    "_command",
-    "_timeout",
-    "_disable",
-];
-
 const SCHEDULE_KINDS: &[&str] = &[
     "cron>",
     "daily>",
@@ -77,6 +59,16 @@ const RETRY_KEYS: &[&str] = &[
     "max_interval",
     "deadline",
 ];
+
+/// The operator-related keys of a task, moved out of its mapping.
+#[derive(Default)]
+struct OperatorParts {
+    /// Every `name>` key and `_type`, in file order.
+    ops: Vec<(Key, Value)>,
+    command: Option<Value>,
+    do_block: Option<Value>,
+    else_do_block: Option<Value>,
+}
 
 /// Collects diagnostics while lowering.
 #[derive(Default)]
@@ -141,17 +133,24 @@ impl Lower {
     }
 
     /// The whole file. `None` when the document is not a mapping.
-    pub(crate) fn workflow(&mut self, name: &str, root: &Value) -> Option<Workflow> {
-        let Some(map) = root.as_map() else {
-            self.error_help(
-                root.span,
-                format!(
-                    "a workflow must be a mapping of keys, found {}",
-                    kind_name(root)
-                ),
-                "start with tasks such as `+hello:` and indent their operators under them",
-            );
-            return None;
+    /// The whole file, consumed: values move into the model instead of being copied.
+    /// `None` when the document is not a mapping.
+    pub(crate) fn workflow(&mut self, name: &str, root: Value) -> Option<Workflow> {
+        let span = root.span;
+        let map = match root.kind {
+            ValueKind::Map(map) => map,
+            kind => {
+                let root = Value { kind, span };
+                self.error_help(
+                    span,
+                    format!(
+                        "a workflow must be a mapping of keys, found {}",
+                        kind_name(&root)
+                    ),
+                    "start with tasks such as `+hello:` and indent their operators under them",
+                );
+                return None;
+            }
         };
         let mut timezone = "UTC".to_string();
         let mut schedule = None;
@@ -170,14 +169,14 @@ impl Lower {
             }
         }
         let root_name = format!("+{name}");
-        let root_task = self.task_body(&root_name, root.span, map, true);
+        let root_task = self.task_body(&root_name, span, map, true);
         Some(Workflow {
             name: name.to_string(),
             timezone,
             schedule,
             sla,
             root: root_task,
-            span: root.span,
+            span,
         })
     }
 
@@ -226,35 +225,36 @@ impl Lower {
     }
 
     /// One task: a group of `+children`, or an operator call.
-    pub(crate) fn task(&mut self, name: &str, span: Span, v: &Value) -> TaskDef {
-        let body: Cow<'_, Map> = match &v.kind {
-            ValueKind::Map(m) => Cow::Borrowed(m),
-            ValueKind::Null => Cow::Owned(Map::default()),
+    pub(crate) fn task(&mut self, name: &str, span: Span, v: Value) -> TaskDef {
+        let body = match v.kind {
+            ValueKind::Map(m) => m,
+            ValueKind::Null => Map::default(),
             // Digdag concatenates a sequence of mappings into one (spec 1.1 point 5).
             ValueKind::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
                 let mut m = Map::default();
                 for item in items {
-                    if let Some(im) = item.as_map() {
-                        m.entries.extend(im.entries.iter().cloned());
+                    if let ValueKind::Map(im) = item.kind {
+                        m.entries.extend(im.entries);
                     }
                 }
-                Cow::Owned(m)
+                m
             }
-            _ => {
+            kind => {
+                let v = Value { kind, span: v.span };
                 self.error_help(
                     v.span,
-                    format!("task `{name}` must be a mapping, found {}", found(v)),
+                    format!("task `{name}` must be a mapping, found {}", found(&v)),
                     format!("indent its operator under the task name, e.g. `{name}:` then `  echo>: hello` on the next line"),
                 );
-                Cow::Owned(Map::default())
+                Map::default()
             }
         };
-        self.task_body(name, span, &body, false)
+        self.task_body(name, span, body, false)
     }
 
     /// A task from its mapping. The `root` task of a workflow is always a group whose other
     /// top-level keys were handled (or reported) by [`Lower::workflow`].
-    fn task_body(&mut self, name: &str, span: Span, body: &Map, root: bool) -> TaskDef {
+    fn task_body(&mut self, name: &str, span: Span, body: Map, root: bool) -> TaskDef {
         let mut task = TaskDef {
             name: name.to_string(),
             kind: TaskKind::Group(Vec::new()),
@@ -284,71 +284,75 @@ impl Lower {
                 return task;
             }
         }
-        let ops: Vec<&Key> = body
-            .entries
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| k.name.ends_with('>'))
-            .collect();
-        let type_entry = body.get_entry("_type");
-        let children: Vec<&(Key, Value)> = body
-            .entries
-            .iter()
-            .filter(|(k, _)| k.name.starts_with('+'))
-            .collect();
-        for (key, value) in &body.entries {
-            if !root || TOP_KEYS.contains(&key.name.as_str()) {
-                self.directive(&mut task, key, value);
+        let is_operator = !root
+            && body
+                .entries
+                .iter()
+                .any(|(k, _)| k.name.ends_with('>') || k.name == "_type");
+        let mut parts = OperatorParts::default();
+        let mut children = Vec::new();
+        // Keys that are neither subtasks nor directives: params of an operator, invalid keys
+        // of a group.
+        let mut rest = Vec::new();
+        for (key, value) in body.entries {
+            let n = key.name.as_str();
+            if n.starts_with('+') {
+                children.push((key, value));
+                continue;
+            }
+            // The root's other keys were reported as unknown top-level keys already.
+            if root && !TOP_KEYS.contains(&n) {
+                continue;
+            }
+            match n {
+                "_export" => match value.kind {
+                    ValueKind::Map(m) => task.export = m,
+                    ValueKind::Null => {}
+                    _ => self.error_help(
+                        value.span,
+                        format!("`_export` must be a mapping, found {}", found(&value)),
+                        "write `_export:` and indent `name: value` lines under it",
+                    ),
+                },
+                "_retry" => task.retry = self.retry(&value),
+                "_parallel" => task.parallel = self.parallel(&value),
+                "_background" => match value.kind {
+                    ValueKind::Bool(b) => task.background = b,
+                    _ => self.error(
+                        value.span,
+                        format!(
+                            "`_background` must be `true` or `false`, found {}",
+                            found(&value)
+                        ),
+                    ),
+                },
+                "_after" => task.after = self.after(&value),
+                "_error" => task.error = Some(Box::new(self.special("^error", "_error", value))),
+                "_check" => task.check = Some(Box::new(self.special("^check", "_check", value))),
+                "_timeout" => task.timeout = self.duration("_timeout", &value),
+                "_disable" => {}
+                "_do" if is_operator => parts.do_block = Some(value),
+                "_else_do" if is_operator => parts.else_do_block = Some(value),
+                "_command" if is_operator => parts.command = Some(value),
+                "_type" => parts.ops.push((key, value)),
+                _ if n.ends_with('>') => parts.ops.push((key, value)),
+                _ => rest.push((key, value)),
             }
         }
-        if root || (ops.is_empty() && type_entry.is_none()) {
-            self.group(&mut task, body, &children, root);
+        if is_operator {
+            task.params.entries = rest;
+            self.operator(&mut task, parts, &children);
         } else {
-            self.operator(&mut task, body, &ops, type_entry, &children);
+            self.group(&mut task, &rest, children, root);
         }
         task
     }
 
-    fn directive(&mut self, task: &mut TaskDef, key: &Key, v: &Value) {
-        match key.name.as_str() {
-            "_export" => match &v.kind {
-                ValueKind::Map(m) => task.export = m.clone(),
-                ValueKind::Null => {}
-                _ => self.error_help(
-                    v.span,
-                    format!("`_export` must be a mapping, found {}", found(v)),
-                    "write `_export:` and indent `name: value` lines under it",
-                ),
-            },
-            "_retry" => task.retry = self.retry(v),
-            "_parallel" => task.parallel = self.parallel(v),
-            "_background" => match v.kind {
-                ValueKind::Bool(b) => task.background = b,
-                _ => self.error(
-                    v.span,
-                    format!(
-                        "`_background` must be `true` or `false`, found {}",
-                        found(v)
-                    ),
-                ),
-            },
-            "_after" => task.after = self.after(v),
-            "_error" => {
-                task.error = Some(Box::new(self.special("^error", "_error", v)));
-            }
-            "_check" => {
-                task.check = Some(Box::new(self.special("^check", "_check", v)));
-            }
-            "_timeout" => task.timeout = self.duration("_timeout", v),
-            _ => {}
-        }
-    }
-
-    fn special(&mut self, name: &str, key: &str, v: &Value) -> TaskDef {
+    fn special(&mut self, name: &str, key: &str, v: Value) -> TaskDef {
         if v.as_map().is_none() {
             self.error_help(
                 v.span,
-                format!("`{key}` must be a mapping, found {}", found(v)),
+                format!("`{key}` must be a mapping, found {}", found(&v)),
                 format!("indent a task body under `{key}:`, e.g. `  echo>: failed`"),
             );
         }
@@ -377,11 +381,16 @@ impl Lower {
         names
     }
 
-    fn group(&mut self, task: &mut TaskDef, body: &Map, children: &[&(Key, Value)], root: bool) {
-        for (key, _) in &body.entries {
+    fn group(
+        &mut self,
+        task: &mut TaskDef,
+        rest: &[(Key, Value)],
+        children: Vec<(Key, Value)>,
+        root: bool,
+    ) {
+        for (key, _) in rest {
             let n = key.name.as_str();
-            // The root's other keys were reported as unknown top-level keys already.
-            if root || n.starts_with('+') || GROUP_KEYS.contains(&n) {
+            if root || GROUP_KEYS.contains(&n) {
                 continue;
             }
             if n == "!include" {
@@ -408,7 +417,7 @@ impl Lower {
         let mut tasks: Vec<TaskDef> = Vec::with_capacity(children.len());
         let parallel = !matches!(task.parallel, None | Some(ParallelDef::All(false)));
         for (key, value) in children {
-            self.check_task_name(key);
+            self.check_task_name(&key);
             let child = self.task(&key.name, key.span, value);
             if child.background && parallel {
                 self.error_help(
@@ -470,18 +479,17 @@ impl Lower {
         }
     }
 
-    fn operator(
-        &mut self,
-        task: &mut TaskDef,
-        body: &Map,
-        ops: &[&Key],
-        type_entry: Option<&(Key, Value)>,
-        children: &[&(Key, Value)],
-    ) {
+    fn operator(&mut self, task: &mut TaskDef, parts: OperatorParts, children: &[(Key, Value)]) {
+        let OperatorParts {
+            mut ops,
+            command: command_entry,
+            do_block,
+            else_do_block,
+        } = parts;
         if let Some((child, _)) = children.first() {
             let op = ops
                 .first()
-                .map_or("_type".to_string(), |k| format!("`{}`", k.name));
+                .map_or("_type".to_string(), |(k, _)| format!("`{}`", k.name));
             self.error_help(
                 child.span,
                 format!(
@@ -493,12 +501,7 @@ impl Lower {
                 ),
             );
         }
-        let mut operator_keys: Vec<&Key> = ops.to_vec();
-        if let Some((k, _)) = type_entry {
-            operator_keys.push(k);
-        }
-        operator_keys.sort_by_key(|k| k.span.start);
-        if let [first, second, ..] = operator_keys.as_slice() {
+        if let [(first, _), (second, _), ..] = ops.as_slice() {
             self.error_help(
                 second.span,
                 format!(
@@ -508,37 +511,18 @@ impl Lower {
                 "a task runs one operator: split it into two tasks",
             );
         }
-        let (name, name_span, command) = match ops.first() {
-            Some(k) => (
-                k.name.trim_end_matches('>').to_string(),
-                k.span,
-                body.get(&k.name).cloned(),
-            ),
-            None => match type_entry {
+        // `name>: x` wins over `_type: name` + `_command: x` when both are written (an error
+        // reported above anyway).
+        let sugar = ops.iter().position(|(k, _)| k.name.ends_with('>'));
+        let (name, name_span, command) = match sugar {
+            Some(i) => {
+                let (k, v) = ops.swap_remove(i);
+                (k.name.trim_end_matches('>').to_string(), k.span, Some(v))
+            }
+            None => match ops.into_iter().next() {
                 Some((k, v)) => {
-                    let name = match (&v.kind, literal_str(v)) {
-                        (_, Some(s)) => s.to_string(),
-                        // Digdag evaluates `_type: ${...}` when the task runs, so the
-                        // operator is unknown until then.
-                        (ValueKind::Str(t), None) => {
-                            self.diags.push(
-                                Diagnostic::warning(
-                                    v.span,
-                                    format!("the operator of task `{}` is computed at run time", task.name),
-                                )
-                                .with_help("spade checks operator names only when `_type` is a literal; running this task fails"),
-                            );
-                            t.raw.clone()
-                        }
-                        _ => {
-                            self.error(
-                                v.span,
-                                format!("`_type` must be an operator name, found {}", found(v)),
-                            );
-                            String::new()
-                        }
-                    };
-                    (name, k.span.to(v.span), body.get("_command").cloned())
+                    let name = self.type_name(task, &v);
+                    (name, k.span.to(v.span), command_entry)
                 }
                 None => (String::new(), task.span, None),
             },
@@ -547,59 +531,14 @@ impl Lower {
             kind: ValueKind::Null,
             span: name_span,
         });
-        let computed = name.contains("${");
-        let supported = match catalog::lookup(&name) {
-            None if computed => false,
-            Some(info) if info.supported => true,
-            Some(_) => {
-                self.diags.push(
-                    Diagnostic::warning(
-                        name_span,
-                        format!(
-                            "operator `{name}>` of task `{}` is not supported by spade yet",
-                            task.name
-                        ),
-                    )
-                    .with_help("`spade check` accepts it, but running this task fails"),
-                );
-                false
-            }
-            None if name.is_empty() => false,
-            None => {
-                let hint = did_you_mean(&name, catalog::names());
-                let help = match hint {
-                    Some(h) => format!("did you mean `{h}>`?"),
-                    None => "spade runs `sh>`, `echo>`, `fail>`, `wait>`, `nop>`, `for_each>`, `for_range>`, `loop>`, `if>`, `call>` and `require>`".to_string(),
-                };
-                self.error_help(name_span, format!("unknown operator `{name}>`"), help);
-                false
-            }
-        };
-        // Every operator spade runs needs its argument, except `nop>`.
-        if supported && name != "nop" && matches!(command.kind, ValueKind::Null) {
-            self.error_help(
-                command.span,
-                format!("`{name}>` of task `{}` needs a value", task.name),
-                format!(
-                    "write the operator's argument after the colon, e.g. `{}`",
-                    example_call(&name)
-                ),
-            );
-        }
-        for (key, value) in &body.entries {
-            let n = key.name.as_str();
-            if n.starts_with('+') || n.ends_with('>') || OPERATOR_DIRECTIVES.contains(&n) {
-                continue;
-            }
-            task.params.entries.push((key.clone(), value.clone()));
-        }
+        let supported = self.check_operator(task, &name, name_span, &command);
         // Digdag compiles `_do`/`_else_do` only when the generator runs; checking them now
         // reports their mistakes before the first run. The lowered task is dropped: the
         // generator lowers the block again with its own params.
-        for key in ["_do", "_else_do"] {
-            match body.get(key) {
+        for (key, block) in [("_do", &do_block), ("_else_do", &else_do_block)] {
+            match block {
                 Some(block @ Value { kind: ValueKind::Map(_) | ValueKind::Null, .. }) => {
-                    let _ = self.task("^sub", block.span, block);
+                    let _ = self.task("^sub", block.span, block.clone());
                 }
                 Some(block) => self.error_help(
                     block.span,
@@ -613,10 +552,78 @@ impl Lower {
             name,
             command,
             supported,
-            do_block: body.get("_do").cloned(),
-            else_do_block: body.get("_else_do").cloned(),
+            do_block,
+            else_do_block,
             span: name_span,
         }));
+    }
+
+    /// The operator name of `_type: name`.
+    fn type_name(&mut self, task: &TaskDef, v: &Value) -> String {
+        match (&v.kind, literal_str(v)) {
+            (_, Some(s)) => s.to_string(),
+            // Digdag evaluates `_type: ${...}` when the task runs, so the operator is unknown
+            // until then.
+            (ValueKind::Str(t), None) => {
+                self.diags.push(
+                    Diagnostic::warning(
+                        v.span,
+                        format!("the operator of task `{}` is computed at run time", task.name),
+                    )
+                    .with_help("spade checks operator names only when `_type` is a literal; running this task fails"),
+                );
+                t.raw.clone()
+            }
+            _ => {
+                self.error(
+                    v.span,
+                    format!("`_type` must be an operator name, found {}", found(v)),
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// Looks the operator up in the catalog; returns whether spade runs it.
+    fn check_operator(&mut self, task: &TaskDef, name: &str, span: Span, command: &Value) -> bool {
+        let supported = match catalog::lookup(name) {
+            None if name.contains("${") || name.is_empty() => false,
+            Some(info) if info.supported => true,
+            Some(_) => {
+                self.diags.push(
+                    Diagnostic::warning(
+                        span,
+                        format!(
+                            "operator `{name}>` of task `{}` is not supported by spade yet",
+                            task.name
+                        ),
+                    )
+                    .with_help("`spade check` accepts it, but running this task fails"),
+                );
+                false
+            }
+            None => {
+                let hint = did_you_mean(name, catalog::names());
+                let help = match hint {
+                    Some(h) => format!("did you mean `{h}>`?"),
+                    None => "spade runs `sh>`, `echo>`, `fail>`, `wait>`, `nop>`, `for_each>`, `for_range>`, `loop>`, `if>`, `call>` and `require>`".to_string(),
+                };
+                self.error_help(span, format!("unknown operator `{name}>`"), help);
+                false
+            }
+        };
+        // Every operator spade runs needs its argument, except `nop>`.
+        if supported && name != "nop" && matches!(command.kind, ValueKind::Null) {
+            self.error_help(
+                command.span,
+                format!("`{name}>` of task `{}` needs a value", task.name),
+                format!(
+                    "write the operator's argument after the colon, e.g. `{}`",
+                    example_call(name)
+                ),
+            );
+        }
+        supported
     }
 
     fn retry(&mut self, v: &Value) -> Option<RetryDef> {
@@ -1132,7 +1139,7 @@ mod tests {
             .unwrap_or_else(|d| panic!("syntax error: {}", d.message))
             .expect("a document");
         let mut l = Lower::default();
-        let w = l.workflow("wf", &root);
+        let w = l.workflow("wf", root);
         crate::diag::sort(&mut l.diags);
         let diags = l
             .diags

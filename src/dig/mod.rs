@@ -159,7 +159,7 @@ pub fn load_source(
             .with_help("rename the file: a workflow name is its path without `.dig`"),
         );
     }
-    let workflow = lower.workflow(&name, &root);
+    let workflow = lower.workflow(&name, root);
     diags.append(&mut lower.diags);
     crate::diag::sort(&mut diags);
     let ok = !diags.iter().any(Diagnostic::is_error);
@@ -262,7 +262,7 @@ pub fn parse_document(
 /// file's root) into a [`TaskDef`] named `name`, with the same rules as static tasks.
 pub fn lower_task(name: &str, body: &Value) -> Result<TaskDef, Vec<Diagnostic>> {
     let mut lower = lower::Lower::default();
-    let task = lower.task(name, body.span, body);
+    let task = lower.task(name, body.span, body.clone());
     if lower.has_errors() {
         crate::diag::sort(&mut lower.diags);
         Err(lower.diags)
