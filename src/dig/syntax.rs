@@ -399,7 +399,7 @@ impl<'a> Cursor<'a> {
             return self.fail_help(
                 self.pos,
                 self.token_end(self.pos),
-                "YAML directives are not supported",
+                "unsupported YAML directive",
                 "remove the `%` line",
             );
         }
@@ -626,14 +626,14 @@ impl<'a> Cursor<'a> {
             self.fail_help(
                 start,
                 end,
-                format!("YAML anchors (`{text}`) are not supported"),
+                format!("unsupported YAML anchor `{text}`"),
                 "repeat the value, or share it through `_export:`",
             )
         } else {
             self.fail_help(
                 start,
                 end,
-                format!("YAML aliases (`{text}`) are not supported"),
+                format!("unsupported YAML alias `{text}`"),
                 "a value that starts with `*` (like a cron expression) must be quoted: `'*/5 * * * *'`",
             )
         }
@@ -654,7 +654,7 @@ impl<'a> Cursor<'a> {
         self.fail_help(
             start,
             end,
-            format!("YAML tags (`{text}`) are not supported"),
+            format!("unsupported YAML tag `{text}`"),
             "remove the tag; the only tag spade reads is the key `!include : file.dig`",
         )
     }
@@ -1527,9 +1527,9 @@ mod tests {
         check_err("a: {x: 1\n", "{", "unclosed flow mapping");
         check_err("a: 1\na: 2\n", "a", "duplicate key `a`");
         check_err("a: {k: 1, k: 2}", "k", "duplicate key `k`");
-        check_err("a: &x 1\n", "&x", "anchors");
-        check_err("a: *x\n", "*x", "aliases");
-        check_err("a: !!str 1\n", "!!str", "tags");
+        check_err("a: &x 1\n", "&x", "anchor");
+        check_err("a: *x\n", "*x", "alias");
+        check_err("a: !!str 1\n", "!!str", "tag");
         check_err("a: !include x.dig\n", "!include", "only as a key");
         check_err("a: b: c\n", ":", "cannot contain `: `");
         check_err("a: \"x\" y\n", "y", "end of the line");
