@@ -1062,3 +1062,34 @@ fn sandbox_survives_deep_nesting_on_a_small_stack() {
         .unwrap();
     handle.join().unwrap();
 }
+
+#[test]
+fn javascript_idioms_behave_like_javascript() {
+    check("'a/b'.replace(/\\//g, '-')", "a-b");
+    check("(-0.0001).toFixed(2)", "-0.00");
+    check("'2016-01-30'.split('-').join('')", "20160130");
+    check(
+        "JSON.stringify(moment(session_time))",
+        "\"2016-03-13T10:00:00.000Z\"",
+    );
+    check(
+        "moment(session_time).add(1, 'days') > moment(session_time)",
+        "true",
+    );
+    check("moment(session_time) + 1", "1457863200001");
+    check("[1,2,3].map(String)", "[\"1\",\"2\",\"3\"]");
+    check("['1','2'].map(Number)", "[1,2]");
+    check("['10','10'].map(parseInt)", "[10,null]");
+    check("typeof Math.floor", "function");
+    check("obj.hasOwnProperty('k')", "true");
+    check(
+        "(function(){ var o = {}; o.x = {y: 1}; o.x.y += 2; return o.x.y })()",
+        "3",
+    );
+    check("s[0] + s.charAt(2)", "sr");
+    check("a == 1 && s == 'str' ? 'yes' : 'no'", "yes");
+    check(
+        "session_time.substring(0, 10).replace(/-/g, '')",
+        "20160313",
+    );
+}
