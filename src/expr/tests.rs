@@ -891,17 +891,30 @@ fn secrets_stay_literal_and_their_keys_are_listed() {
 
 #[test]
 fn random_values_are_evaluated_once_and_stored_results_are_never_reevaluated() {
-    let doc = dig_map("r: ${Math.random()}\nlater: ${'$'}{Math.random()}\n");
+    let doc = dig_map(
+        "copy: ${retry_attempt_name}\nretry_attempt_name: ${Math.random()}\nlater: ${'$'}{Math.random()}\nagain: ${retry_attempt_name}\n",
+    );
     let map = doc.as_map().unwrap();
     let first = eval_params(&[Layer::Raw(map)], &ctx_in("UTC")).unwrap();
-    let r = first.params["r"].as_str().unwrap().to_string();
+    let r = first.params["retry_attempt_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(r.parse::<f64>().unwrap() < 1.0);
+    // Evaluated once per call: every reference sees the same value, before or after it.
+    assert_eq!(first.params["copy"], r.as_str());
+    assert_eq!(first.params["again"], r.as_str());
     // `${'$'}{...}` is Digdag's escape for a literal `${`: the result holds template text.
     assert_eq!(first.params["later"], "${Math.random()}");
     // The engine stores the result and passes it back as a plain layer: nothing changes.
     let again = eval_params(&[Layer::Plain(&first.params)], &ctx_in("UTC")).unwrap();
     assert_eq!(again.params, first.params);
-    let value = eval_value(&dig_map("v: ${r}\n"), &first.params, &ctx_in("UTC")).unwrap();
+    let value = eval_value(
+        &dig_map("v: ${retry_attempt_name}\n"),
+        &first.params,
+        &ctx_in("UTC"),
+    )
+    .unwrap();
     assert_eq!(value, json(&format!(r#"{{"v": "{r}"}}"#)));
 }
 
