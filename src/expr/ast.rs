@@ -98,6 +98,15 @@ pub(crate) enum Stmt {
     While(Expr, Box<Stmt>),
     DoWhile(Box<Stmt>, Expr),
     Block(Vec<Stmt>),
+    /// `switch (x) { case a: ... default: ... }`: the cases in order, `None` for `default`.
+    Switch(Expr, Vec<(Option<Expr>, Vec<Stmt>)>),
+    Throw(Expr),
+    /// `try { } catch (e) { } finally { }`.
+    Try {
+        body: Vec<Stmt>,
+        catch: Option<(Rc<str>, Vec<Stmt>)>,
+        finally: Option<Vec<Stmt>>,
+    },
     Function(Rc<FunctionDef>),
     Break,
     Continue,

@@ -301,14 +301,64 @@ fn declared(body: &[Stmt], locals: &mut Vec<Rc<str>>) {
                 declared(std::slice::from_ref(&**body), locals);
             }
             Stmt::Block(body) => declared(body, locals),
-            Stmt::Expr(_) | Stmt::Return(_) | Stmt::Break | Stmt::Continue | Stmt::Empty => {}
+            Stmt::Switch(_, cases) => {
+                for (_, body) in cases {
+                    declared(body, locals);
+                }
+            }
+            Stmt::Try {
+                body,
+                catch,
+                finally,
+            } => {
+                declared(body, locals);
+                if let Some((name, handler)) = catch {
+                    // Block-scoped in JavaScript; treating it as a local only hides warnings.
+                    locals.push(name.clone());
+                    declared(handler, locals);
+                }
+                if let Some(finally) = finally {
+                    declared(finally, locals);
+                }
+            }
+            Stmt::Expr(_)
+            | Stmt::Return(_)
+            | Stmt::Throw(_)
+            | Stmt::Break
+            | Stmt::Continue
+            | Stmt::Empty => {}
         }
     }
 }
 
 fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
     match s {
-        Stmt::Expr(e) | Stmt::Return(Some(e)) => free_names(e, locals, out),
+        Stmt::Expr(e) | Stmt::Return(Some(e)) | Stmt::Throw(e) => free_names(e, locals, out),
+        Stmt::Switch(subject, cases) => {
+            free_names(subject, locals, out);
+            for (test, body) in cases {
+                if let Some(test) = test {
+                    free_names(test, locals, out);
+                }
+                for s in body {
+                    stmt_free_names(s, locals, out);
+                }
+            }
+        }
+        Stmt::Try {
+            body,
+            catch,
+            finally,
+        } => {
+            let blocks = std::iter::once(body)
+                .chain(catch.iter().map(|(_, h)| h))
+                .chain(finally.iter());
+            for block in blocks {
+                for s in block {
+                    stmt_free_names(s, locals, out);
+                }
+            }
+        }
         Stmt::Var(decls) => {
             for (_, init) in decls {
                 if let Some(e) = init {

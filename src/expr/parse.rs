@@ -42,8 +42,10 @@ const RESERVED: &[&str] = &[
     "class",
     "switch",
     "case",
+    "default",
     "try",
     "catch",
+    "finally",
     "throw",
 ];
 
@@ -569,6 +571,20 @@ impl Parser {
                 self.end_statement();
                 Ok(Stmt::Break)
             }
+            "switch" => {
+                self.pos += 1;
+                self.switch_statement()
+            }
+            "throw" => {
+                self.pos += 1;
+                let value = self.expression()?;
+                self.end_statement();
+                Ok(Stmt::Throw(value))
+            }
+            "try" => {
+                self.pos += 1;
+                self.try_statement()
+            }
             "continue" => {
                 self.pos += 1;
                 self.end_statement();
@@ -580,6 +596,71 @@ impl Parser {
                 Ok(Stmt::Expr(e))
             }
         }
+    }
+
+    /// A `{ statement* }` block, as `try`, `catch` and `finally` require.
+    fn block(&mut self) -> Result<Vec<Stmt>, ParseError> {
+        self.expect_punct("{")?;
+        let mut body = Vec::new();
+        while !self.eat_punct("}") {
+            if self.peek() == &Tok::Eof {
+                return Err(self.error("expected `}`"));
+            }
+            body.push(self.statement()?);
+        }
+        Ok(body)
+    }
+
+    fn switch_statement(&mut self) -> Result<Stmt, ParseError> {
+        self.expect_punct("(")?;
+        let subject = self.expression()?;
+        self.expect_punct(")")?;
+        self.expect_punct("{")?;
+        let mut cases = Vec::new();
+        while !self.eat_punct("}") {
+            let test = if self.eat_word("case") {
+                Some(self.expression()?)
+            } else if self.eat_word("default") {
+                None
+            } else {
+                return Err(self.error("expected `case` or `default`"));
+            };
+            self.expect_punct(":")?;
+            let mut body = Vec::new();
+            while !(self.is_word("case") || self.is_word("default") || self.is_punct("}")) {
+                if self.peek() == &Tok::Eof {
+                    return Err(self.error("expected `}`"));
+                }
+                body.push(self.statement()?);
+            }
+            cases.push((test, body));
+        }
+        Ok(Stmt::Switch(subject, cases))
+    }
+
+    fn try_statement(&mut self) -> Result<Stmt, ParseError> {
+        let body = self.block()?;
+        let catch = if self.eat_word("catch") {
+            self.expect_punct("(")?;
+            let name = self.expect_name()?;
+            self.expect_punct(")")?;
+            Some((name, self.block()?))
+        } else {
+            None
+        };
+        let finally = if self.eat_word("finally") {
+            Some(self.block()?)
+        } else {
+            None
+        };
+        if catch.is_none() && finally.is_none() {
+            return Err(self.error("expected `catch` or `finally`"));
+        }
+        Ok(Stmt::Try {
+            body,
+            catch,
+            finally,
+        })
     }
 
     fn var_declarations(&mut self) -> Result<Stmt, ParseError> {

@@ -336,7 +336,7 @@ impl<'a> Scope<'a> {
             self.failure
                 .borrow_mut()
                 .take()
-                .unwrap_or_else(|| fail(e.message))
+                .unwrap_or_else(|| fail(e.into_message()))
         })
     }
 }

@@ -63,6 +63,9 @@ pub(crate) fn global(name: &str) -> Option<Value> {
         "Array" => Value::Global(Global::Array),
         "RegExp" => Value::Global(Global::RegExp),
         "Boolean" => Value::Global(Global::Boolean),
+        "Error" => Value::Global(Global::Error("Error")),
+        "TypeError" => Value::Global(Global::Error("TypeError")),
+        "RangeError" => Value::Global(Global::Error("RangeError")),
         "parseInt" | "parseFloat" | "isNaN" | "isFinite" | "encodeURIComponent"
         | "decodeURIComponent" | "encodeURI" | "decodeURI" | "print" => {
             let name = GLOBAL_FUNCTIONS.iter().find(|n| **n == name)?;
@@ -176,7 +179,7 @@ fn global_property(interp: &mut Interp<'_>, g: Global, key: &str) -> R<Value> {
         },
         Global::Object => method_value(&this, &["keys"], key),
         Global::Array => method_value(&this, &["isArray"], key),
-        Global::RegExp | Global::Boolean => Value::Undefined,
+        Global::RegExp | Global::Boolean | Global::Error(_) => Value::Undefined,
         Global::Scope => interp.resolver.lookup(key)?.unwrap_or(Value::Undefined),
     })
 }
@@ -398,6 +401,14 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
 /// `String(x)`, `moment(x)`, `Date()`, ... called as functions.
 pub(crate) fn call_global(interp: &mut Interp<'_>, g: Global, args: &[Value]) -> R<Value> {
     Ok(match g {
+        // `Error('x')` and `new Error('x')` are the same.
+        Global::Error(name) => {
+            let message = match args.first() {
+                None | Some(Value::Undefined) => String::new(),
+                Some(v) => interp.js_string(v)?,
+            };
+            super::eval::error_object(name, &message)
+        }
         Global::String => match args.first() {
             None => Value::str(""),
             Some(v) => Value::string(interp.js_string(v)?),
@@ -425,6 +436,7 @@ pub(crate) fn call_global(interp: &mut Interp<'_>, g: Global, args: &[Value]) ->
 /// `new Date(...)`, `new RegExp(...)`, `new Array(n)`, ...
 pub(crate) fn construct_global(interp: &mut Interp<'_>, g: Global, args: &[Value]) -> R<Value> {
     Ok(match g {
+        Global::Error(_) => call_global(interp, g, args)?,
         Global::Date => Value::Date(match args {
             [] => interp.host.now.as_millisecond() as f64,
             [Value::Str(s)] => {

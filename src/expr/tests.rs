@@ -367,7 +367,7 @@ fn sandbox_limits_recursion_and_sizes() {
 
 #[test]
 fn allocation_budget_stops_memory_hungry_loops() {
-    let expr = "(function(){ var s = 'x'.repeat(1000000), a = []; while (true) { a.push(s + a.length) } })()";
+    let expr = "(function(){ var s = 'x'.repeat(8000000), a = []; while (true) { a.push(s + a.length) } })()";
     check(
         expr,
         &format!("error: failed to evaluate `${{{expr}}}`: RangeError: expression allocated more than 256 MiB"),
@@ -1104,5 +1104,61 @@ fn javascript_idioms_behave_like_javascript() {
     check(
         "session_time.substring(0, 10).replace(/-/g, '')",
         "20160313",
+    );
+}
+
+#[test]
+fn switch_throw_try_catch_finally() {
+    check(
+        "(function(x){ switch (x) { case 1: return 'one'; case 2: case 3: return 'few'; default: return 'many' } })(3)",
+        "few",
+    );
+    check(
+        "(function(){ var r = ''; switch ('b') { case 'a': r += 'a'; case 'b': r += 'b'; case 'c': r += 'c'; break; default: r += 'd' } return r })()",
+        "bc",
+    );
+    check(
+        "(function(){ switch (9) { case 1: return 1 } return 'none' })()",
+        "none",
+    );
+    check(
+        "(function(){ try { return JSON.parse('nope') } catch (e) { return e.name } })()",
+        "SyntaxError",
+    );
+    check(
+        "(function(){ try { null.x } catch (e) { return e.name + ' ' + (e.message.length > 0) } })()",
+        "TypeError true",
+    );
+    check(
+        "(function(){ try { throw new Error('boom') } catch (e) { return e.message } })()",
+        "boom",
+    );
+    check(
+        "(function(){ try { throw 'raw' } catch (e) { return e } })()",
+        "raw",
+    );
+    check(
+        "(function(){ var log = []; try { log.push('t') } finally { log.push('f') } return log.join() })()",
+        "t,f",
+    );
+    check(
+        "(function(){ throw new TypeError('bad') })()",
+        "error: failed to evaluate `${(function(){ throw new TypeError('bad') })()}`: TypeError: bad",
+    );
+}
+
+#[test]
+fn sandbox_stops_cannot_be_caught() {
+    let started = std::time::Instant::now();
+    let expr = "(function(){ while (true) { try { while (true) {} } catch (e) {} } })()";
+    check(
+        expr,
+        &format!("error: failed to evaluate `${{{expr}}}`: expression stopped after running longer than 1 s"),
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let expr = "(function(){ try { var a = []; while (true) { a.push('x'.repeat(8000000) + a.length) } } catch (e) { return 'caught' } })()";
+    check(
+        expr,
+        &format!("error: failed to evaluate `${{{expr}}}`: RangeError: expression allocated more than 256 MiB"),
     );
 }

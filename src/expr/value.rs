@@ -40,6 +40,8 @@ pub(crate) enum Global {
     Array,
     RegExp,
     Boolean,
+    /// `Error`, `TypeError`, `RangeError`: constructors of `{name, message}` objects.
+    Error(&'static str),
     /// `this` at the top of an expression: the params object (Digdag's `with(params)` scope).
     Scope,
 }
