@@ -162,7 +162,10 @@ fn holds_secret(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) => template::has_secret_reference(s),
         serde_json::Value::Array(items) => items.iter().any(holds_secret),
-        serde_json::Value::Object(map) => map.values().any(holds_secret),
+        // http> also takes secrets as header and query *names*.
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| template::has_secret_reference(k) || holds_secret(v)),
         _ => false,
     }
 }

@@ -887,6 +887,12 @@ fn secrets_stay_literal_and_their_keys_are_listed() {
     assert_eq!(got.params["pw"], "${secret:db.password}");
     assert_eq!(got.params["_env"]["TOKEN"], "x${secret:token}");
     assert_eq!(got.secret_keys, vec!["pw".to_string(), "_env".to_string()]);
+    let got = eval_dig(
+        "headers:\n  - \"${secret:h}\": v\nplain: x\n",
+        &JsonMap::new(),
+    )
+    .unwrap();
+    assert_eq!(got.secret_keys, vec!["headers".to_string()]);
 }
 
 #[test]
