@@ -72,6 +72,9 @@ pub(crate) enum Expr {
     Update(bool, bool, Box<Expr>),
     Function(Rc<FunctionDef>),
     Comma(Vec<Expr>),
+    /// A `${...}` body made of statements (`${var x = 1; x + 1}`), run like a function body
+    /// whose `this` is the params.
+    Program(Rc<FunctionDef>),
 }
 
 #[derive(Debug)]

@@ -257,7 +257,7 @@ fn free_names(e: &Expr, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
             go(b, locals);
             go(c, locals);
         }
-        Expr::Function(def) => function_free_names(def, locals, out),
+        Expr::Function(def) | Expr::Program(def) => function_free_names(def, locals, out),
     }
 }
 

@@ -1,7 +1,7 @@
 //! The tree-walking interpreter: operators with ES5 coercions, functions, statements and the
 //! sandbox limits (time, call depth, string and array sizes).
 
-use super::ast::{BinaryOp, Expr, LogicalOp, Stmt, UnaryOp};
+use super::ast::{BinaryOp, Expr, FunctionDef, LogicalOp, Stmt, UnaryOp};
 use super::stdlib;
 use super::value::{
     number_to_string, string_to_number, to_display, to_int32, Closure, Env, Global, Value,
@@ -374,6 +374,7 @@ impl<'a> Interp<'a> {
                 def: def.clone(),
                 env: env.cloned(),
             })),
+            Expr::Program(def) => self.run_program(def)?,
             Expr::Comma(items) => {
                 let mut last = Value::Undefined;
                 for item in items {
@@ -772,6 +773,21 @@ impl<'a> Interp<'a> {
         let result = self.exec_block(&c.def.body, &env);
         self.depth -= 1;
         Ok(match result? {
+            Flow::Return(v) => v,
+            Flow::Normal | Flow::Break | Flow::Continue => Value::Undefined,
+        })
+    }
+
+    /// Runs top-level statements in their own scope (no `this` binding, so `this` is the
+    /// params).
+    #[inline(never)]
+    fn run_program(&mut self, def: &FunctionDef) -> R<Value> {
+        let env = Rc::new(Env {
+            vars: RefCell::new(IndexMap::new()),
+            parent: None,
+        });
+        hoist(&def.body, &env);
+        Ok(match self.exec_block(&def.body, &env)? {
             Flow::Return(v) => v,
             Flow::Normal | Flow::Break | Flow::Continue => Value::Undefined,
         })
