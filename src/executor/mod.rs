@@ -1,4 +1,29 @@
 //! Runs the engine's actions after commit and turns operator results into events.
+//!
+//! [`drive`] owns one attempt: it asks the engine what to do (`recover`, then `apply` for every
+//! event), starts each `Action::Start` as an operator future in a `JoinSet`, sleeps on the
+//! injected clock for `WakeAt`, kills process groups for `Kill`, and stops at
+//! `AttemptFinished`. The engine is synchronous (SQLite), so every call to it runs on the
+//! blocking pool and no transaction is ever open across an `.await`. `spade run` and the
+//! daemon use this same function; the daemon just drives many attempts at once.
+
+pub mod spawn;
+
+use crate::clock::Clock;
+use crate::dig::{TaskDef, TaskKind, Workflow};
+use crate::engine::{Action, AttemptState, Engine, Event, Outcome, TaskRun};
+use crate::ids::{AttemptId, Fence, TaskId};
+use crate::operators::{self, Context};
+use jiff::{SignedDuration, Timestamp};
+use spawn::{ExitStatus, Spawner};
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 /// Host failures while running tasks (spawn errors, lost channels).
 #[derive(Debug, thiserror::Error)]
@@ -9,4 +34,478 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error("engine call panicked or was canceled")]
+    EngineThread(#[source] tokio::task::JoinError),
+    #[error("attempt {attempt} is still running but the engine has nothing left to do")]
+    Stalled { attempt: AttemptId },
+}
+
+/// What the executor needs from the outside world, injected so tests can fake time and
+/// processes. The engine is shared: many drivers may use one `Engine`.
+#[derive(Clone)]
+pub struct Deps {
+    pub clock: Arc<dyn Clock>,
+    pub spawner: Arc<dyn Spawner>,
+    pub engine: Arc<Engine>,
+}
+
+/// One attempt to drive.
+#[derive(Clone, Debug)]
+pub struct AttemptSpec {
+    pub attempt: AttemptId,
+    pub project_dir: PathBuf,
+    /// Per-run files of this attempt (logs, `$SPADE_STORE`, completion journals).
+    pub run_dir: PathBuf,
+    /// The loaded workflow, so generators can read their unevaluated `_do` blocks.
+    pub workflow: Option<Arc<Workflow>>,
+    /// Print one line per task start and end on stderr (`spade run`); the daemon logs only.
+    pub progress: bool,
+}
+
+/// `<state dir>/logs/<attempt>`: where the runs of one attempt keep their files.
+pub fn run_dir(state_dir: &Path, attempt: AttemptId) -> PathBuf {
+    state_dir.join("logs").join(attempt.to_string())
+}
+
+/// A run that ended, as its owner task reports it.
+struct Finished {
+    task: TaskId,
+    fence: Fence,
+    name: Arc<str>,
+    outcome: Outcome,
+    elapsed: SignedDuration,
+}
+
+/// Drives an attempt until the engine reports it finished; returns its final state.
+pub async fn drive(deps: &Deps, spec: &AttemptSpec) -> Result<AttemptState, Error> {
+    let span = tracing::info_span!("attempt", attempt_id = %spec.attempt);
+    drive_inner(deps, spec).instrument(span).await
+}
+
+async fn drive_inner(deps: &Deps, spec: &AttemptSpec) -> Result<AttemptState, Error> {
+    std::fs::create_dir_all(&spec.run_dir).map_err(|source| Error::Io {
+        what: format!("create directory {}", spec.run_dir.display()),
+        source,
+    })?;
+    let generators = Arc::new(generator_defs(spec.workflow.as_deref()));
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+    let mut runs: JoinSet<Finished> = JoinSet::new();
+    let mut in_flight: HashMap<(TaskId, Fence), tokio::task::AbortHandle> = HashMap::new();
+    let mut started: HashSet<(TaskId, Fence)> = HashSet::new();
+    let mut wake: Option<Timestamp> = None;
+
+    // Runs whose command finished before a crash left a journal: their completions are
+    // applied first, so recovery does not run them again.
+    let replay = replay_journals(&spec.run_dir);
+    let mut pending = call_engine(deps, replay).await?;
+    let attempt = spec.attempt;
+    let now = deps.clock.now();
+    let engine = deps.engine.clone();
+    pending.extend(blocking(move || engine.recover(attempt, now)).await?);
+
+    loop {
+        let mut finished = None;
+        for action in pending.drain(..) {
+            match action {
+                Action::Start(run) => {
+                    let key = (run.task, run.fence);
+                    // Journal replay and recovery may both announce a task: start a fence once.
+                    if !started.insert(key) {
+                        continue;
+                    }
+                    let handle = start(deps, spec, &generators, &events_tx, &mut runs, *run);
+                    in_flight.insert(key, handle);
+                }
+                Action::WakeAt(at) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                Action::Kill { task, fence, pgid } => {
+                    tracing::info!(task = %task, fence = %fence, pgid, "killing process group");
+                    deps.spawner.kill_group(pgid);
+                    if let Some(handle) = in_flight.remove(&(task, fence)) {
+                        handle.abort();
+                    }
+                }
+                Action::AttemptFinished { state, .. } => finished = Some(state),
+            }
+        }
+        if let Some(state) = finished {
+            // Whatever still runs (background tasks) dies with its process group here.
+            runs.shutdown().await;
+            return Ok(state);
+        }
+        if runs.is_empty() && wake.is_none() && events_rx.is_empty() {
+            let engine = deps.engine.clone();
+            let state = blocking(move || engine.attempt_state(attempt)).await?;
+            return match state {
+                AttemptState::Running => Err(Error::Stalled { attempt }),
+                done => Ok(done),
+            };
+        }
+
+        let mut events = Vec::new();
+        let sleep = wake.map(|at| deps.clock.sleep_until(at));
+        tokio::select! {
+            biased;
+            Some(event) = events_rx.recv() => events.push(event),
+            Some(joined) = runs.join_next(), if !runs.is_empty() => {
+                // `Spawned` was sent before the run could finish: record it first.
+                while let Ok(event) = events_rx.try_recv() {
+                    events.push(event);
+                }
+                let mut done = vec![joined];
+                while let Some(more) = runs.try_join_next() {
+                    done.push(more);
+                }
+                for joined in done {
+                    let Ok(f) = joined else { continue }; // aborted by a Kill action
+                    in_flight.remove(&(f.task, f.fence));
+                    report(spec.progress, &f);
+                    events.push(Event::Completed { task: f.task, fence: f.fence, outcome: Box::new(f.outcome) });
+                }
+            }
+            () = async { if let Some(s) = sleep { s.await } }, if wake.is_some() => {
+                wake = None;
+                events.push(Event::Tick);
+            }
+        }
+        while let Ok(event) = events_rx.try_recv() {
+            events.push(event);
+        }
+        let completed: Vec<(TaskId, Fence)> = events
+            .iter()
+            .filter_map(|e| match e {
+                Event::Completed { task, fence, .. } => Some((*task, *fence)),
+                _ => None,
+            })
+            .collect();
+        pending = call_engine(deps, events).await?;
+        // Committed: the journals of these runs have done their job.
+        for (task, fence) in completed {
+            let _ = std::fs::remove_file(operators::run_file(&spec.run_dir, task, fence, "exit"));
+        }
+    }
+}
+
+/// Starts one run as a task of `runs`; its result comes back through `join_next`.
+fn start(
+    deps: &Deps,
+    spec: &AttemptSpec,
+    generators: &Arc<HashMap<String, Arc<TaskDef>>>,
+    events: &mpsc::UnboundedSender<Event>,
+    runs: &mut JoinSet<Finished>,
+    run: TaskRun,
+) -> tokio::task::AbortHandle {
+    let run = Arc::new(run);
+    let name: Arc<str> = Arc::from(run.full_name.as_str());
+    if spec.progress {
+        let _ = writeln!(std::io::stderr().lock(), "{name} started");
+    }
+    tracing::debug!(
+        task = %name,
+        fence = %run.fence,
+        operator = %run.operator,
+        params = %masked_params(&run),
+        "starting run"
+    );
+    let ctx = Context {
+        run: run.clone(),
+        project_dir: spec.project_dir.clone(),
+        run_dir: spec.run_dir.clone(),
+        def: generators.get(&run.full_name).cloned(),
+        clock: deps.clock.clone(),
+        spawner: deps.spawner.clone(),
+        events: events.clone(),
+        pgid: Arc::new(Mutex::new(None)),
+    };
+    let span = tracing::info_span!("run", task = %name, fence = %run.fence);
+    runs.spawn(run_one(ctx, name).instrument(span))
+}
+
+/// One run of an operator, bounded by the try timeout and the retry deadline.
+async fn run_one(ctx: Context, name: Arc<str>) -> Finished {
+    let clock = ctx.clock.clone();
+    let spawner = ctx.spawner.clone();
+    let pgid = ctx.pgid.clone();
+    let run = ctx.run.clone();
+    let started = clock.now();
+    let limit_at = limit_at(&run, started);
+    let work = async move {
+        let Some(op) = operators::find(&ctx.run.operator) else {
+            return operators::unsupported(&ctx.run.operator);
+        };
+        match op.run(ctx).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The host failed, not the user's command: report it as a retryable failure
+                // so the attempt records why instead of the whole driver stopping.
+                let message = error_chain(&e);
+                tracing::error!(error = %message, "operator error");
+                operators::failed(message, true)
+            }
+        }
+    };
+    let outcome = match limit_at {
+        None => work.await,
+        Some(at) => {
+            tokio::select! {
+                outcome = work => outcome,
+                () = clock.sleep_until(at) => {
+                    // Dropping `work` already kills the group; the explicit kill also reaches
+                    // spawners that track groups themselves.
+                    if let Some(pgid) = *pgid.lock().unwrap_or_else(PoisonError::into_inner) {
+                        spawner.kill_group(pgid);
+                    }
+                    let limit = Duration::try_from(at.duration_since(started)).unwrap_or_default();
+                    Outcome::TimedOut { limit }
+                }
+            }
+        }
+    };
+    Finished {
+        task: run.task,
+        fence: run.fence,
+        name,
+        outcome,
+        elapsed: clock.now().duration_since(started),
+    }
+}
+
+/// The earlier of the try timeout and the retry deadline.
+fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
+    let timeout = run.timeout.map(|t| {
+        let t = SignedDuration::try_from(t).unwrap_or(SignedDuration::MAX);
+        started.checked_add(t).unwrap_or(Timestamp::MAX)
+    });
+    match (timeout, run.deadline_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Applies events one by one (one transaction each) on the blocking pool.
+async fn call_engine(deps: &Deps, events: Vec<Event>) -> Result<Vec<Action>, Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine = deps.engine.clone();
+    let now = deps.clock.now();
+    blocking(move || {
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(engine.apply(now, event)?);
+        }
+        Ok(actions)
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::engine::Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::EngineThread)?
+        .map_err(Error::from)
+}
+
+/// Completions found in journals (`<task>.<fence>.exit`) of runs that finished before a
+/// crash. Stale ones are harmless: the engine ignores a completion whose fence is not current.
+fn replay_journals(run_dir: &Path) -> Vec<Event> {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return Vec::new();
+    };
+    let mut events = Vec::new();
+    for entry in entries.flatten() {
+        let path = entry.path();
+        let Some((task, fence)) = parse_journal_name(&path) else {
+            continue;
+        };
+        let Some(status) = operators::sh::read_journal(&path) else {
+            continue;
+        };
+        tracing::info!(task = %task, fence = %fence, ?status, "replaying completion journal");
+        let store = operators::run_file(run_dir, task, fence, "store");
+        let outcome = operators::sh::outcome(status, &store);
+        events.push(Event::Completed {
+            task,
+            fence,
+            outcome: Box::new(outcome),
+        });
+    }
+    // Apply in task order so replay is deterministic.
+    events.sort_by_key(|e| match e {
+        Event::Completed { task, fence, .. } => (*task, *fence),
+        _ => (TaskId(0), Fence(0)),
+    });
+    events
+}
+
+fn parse_journal_name(path: &Path) -> Option<(TaskId, Fence)> {
+    let name = path.file_name()?.to_str()?;
+    let stem = name.strip_suffix(".exit")?;
+    let (task, fence) = stem.split_once('.')?;
+    Some((TaskId(task.parse().ok()?), Fence(fence.parse().ok()?)))
+}
+
+/// Static generator tasks by full name (`+wf+a+b`), for their unevaluated `_do` blocks.
+fn generator_defs(workflow: Option<&Workflow>) -> HashMap<String, Arc<TaskDef>> {
+    fn walk(def: &TaskDef, full: String, out: &mut HashMap<String, Arc<TaskDef>>) {
+        match &def.kind {
+            TaskKind::Group(children) => {
+                for child in children {
+                    walk(child, format!("{full}{}", child.name), out);
+                }
+            }
+            TaskKind::Operator(call) => {
+                if call.do_block.is_some() || call.else_do_block.is_some() {
+                    out.insert(full.clone(), Arc::new(def.clone()));
+                }
+            }
+        }
+        for extra in [&def.error, &def.check].into_iter().flatten() {
+            walk(extra, format!("{full}{}", extra.name), out);
+        }
+    }
+    let mut out = HashMap::new();
+    if let Some(wf) = workflow {
+        walk(&wf.root, wf.root.name.clone(), &mut out);
+    }
+    out
+}
+
+/// The params of a run as JSON text with secret values replaced by `***`.
+fn masked_params(run: &TaskRun) -> String {
+    let mut params = run.params.clone();
+    for key in &run.secret_keys {
+        if let Some(v) = params.get_mut(key) {
+            *v = serde_json::Value::String("***".into());
+        }
+    }
+    serde_json::Value::Object(params).to_string()
+}
+
+fn report(progress: bool, f: &Finished) {
+    let took = human(f.elapsed);
+    let line = match &f.outcome {
+        Outcome::Succeeded { .. } => format!("{} succeeded in {took}", f.name),
+        Outcome::Failed { message, .. } => format!("{} failed: {message}", f.name),
+        Outcome::TimedOut { limit } => {
+            format!("{} timed out after {}", f.name, human_std(*limit))
+        }
+        Outcome::Interrupted => format!("{} interrupted", f.name),
+    };
+    tracing::info!("{line}");
+    if progress {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// `12ms` under a second, `1.23s` above.
+pub fn human(d: SignedDuration) -> String {
+    human_std(Duration::try_from(d).unwrap_or_default())
+}
+
+fn human_std(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Exit statuses as the journal and live runs report them (re-exported for tests).
+pub type RunExit = ExitStatus;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_names() {
+        assert_eq!(
+            parse_journal_name(Path::new("/x/12.3.exit")),
+            Some((TaskId(12), Fence(3)))
+        );
+        assert_eq!(parse_journal_name(Path::new("/x/12.3.log")), None);
+        assert_eq!(parse_journal_name(Path::new("/x/a.3.exit")), None);
+    }
+
+    #[test]
+    fn replay_reads_finished_runs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("5.2.exit"), "0\n").unwrap();
+        std::fs::write(dir.path().join("5.2.store"), "k=v\n").unwrap();
+        std::fs::write(dir.path().join("6.1.exit"), "").unwrap(); // died mid-write: unknown
+        std::fs::write(dir.path().join("4.1.exit"), "7\n").unwrap();
+        let events = replay_journals(dir.path());
+        assert_eq!(events.len(), 2);
+        match &events[0] {
+            Event::Completed { task, outcome, .. } => {
+                assert_eq!(*task, TaskId(4));
+                assert!(matches!(
+                    **outcome,
+                    Outcome::Failed {
+                        retryable: true,
+                        ..
+                    }
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &events[1] {
+            Event::Completed {
+                task,
+                fence,
+                outcome,
+            } => {
+                assert_eq!((*task, *fence), (TaskId(5), Fence(2)));
+                let Outcome::Succeeded { store, .. } = &**outcome else {
+                    panic!()
+                };
+                assert_eq!(store["k"], "v");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_take_the_earlier() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut run = crate::operators::testkit::run("sh", "true".into(), "{}");
+        assert_eq!(limit_at(&run, t0), None);
+        run.timeout = Some(Duration::from_secs(10));
+        let ten = t0.checked_add(SignedDuration::from_secs(10)).unwrap();
+        assert_eq!(limit_at(&run, t0), Some(ten));
+        let five = t0.checked_add(SignedDuration::from_secs(5)).unwrap();
+        run.deadline_at = Some(five);
+        assert_eq!(limit_at(&run, t0), Some(five));
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let mut run =
+            crate::operators::testkit::run("sh", "x".into(), r#"{"pw": "hunter2", "u": "me"}"#);
+        run.secret_keys = vec!["pw".into()];
+        let text = masked_params(&run);
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("***") && text.contains("me"));
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(SignedDuration::from_millis(12)), "12ms");
+        assert_eq!(human(SignedDuration::from_millis(1234)), "1.23s");
+    }
 }
