@@ -112,7 +112,7 @@ impl Spawner for TokioSpawner {
         let stderr = child.stderr.take();
         let passthrough = spec.passthrough;
         // Created before the future so that dropping it unpolled still kills the group.
-        let mut guard = GroupGuard { pgid: pid };
+        let guard = GroupGuard { pgid: pid };
         let exit = async move {
             // Move the whole guard in (not just a copy of its field).
             let mut guard = guard;
