@@ -1,0 +1,132 @@
+//! Crash safety: `spade run` killed with SIGKILL at random points and restarted ends with every
+//! task's side effect exactly once; a join after a wide parallel group fires exactly once.
+
+// Test helpers outside `#[test]` functions: a failed unwrap is a failed test here.
+#![allow(clippy::unwrap_used)]
+
+use crate::run::Project;
+use rand::Rng as _;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::{Duration, Instant};
+
+/// 200 `sh>` tasks: sequential and `_parallel` parts, then a final join; each appends one line
+/// naming itself to `lines`.
+fn workflow() -> (String, Vec<String>) {
+    let mut text = String::new();
+    let mut names = Vec::new();
+    let mut n = 0;
+    let parts: [(&str, Option<&str>, usize); 4] = [
+        ("seq1", None, 50),
+        ("par1", Some("true"), 50),
+        ("seq2", None, 50),
+        ("par2", Some("\n    limit: 10"), 49),
+    ];
+    for (group, parallel, count) in parts {
+        let _ = writeln!(text, "+{group}:");
+        if let Some(p) = parallel {
+            let _ = writeln!(text, "  _parallel: {p}");
+        }
+        for _ in 0..count {
+            let name = format!("t{n:03}");
+            let _ = writeln!(text, "  +{name}:\n    sh>: echo {name} >> lines");
+            names.push(name);
+            n += 1;
+        }
+    }
+    let _ = writeln!(text, "+final:\n  sh>: echo final >> lines");
+    names.push("final".into());
+    (text, names)
+}
+
+fn line_counts(project: &Project) -> BTreeMap<String, usize> {
+    let mut counts = BTreeMap::new();
+    for line in project.read("lines").lines() {
+        *counts.entry(line.to_string()).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn pause() {
+    #[allow(clippy::disallowed_methods)] // polling a real child process from a test
+    std::thread::sleep(Duration::from_millis(1));
+}
+
+#[test]
+fn sigkill_at_random_points_then_resume_runs_every_task_once() {
+    let (text, names) = workflow();
+    assert_eq!(names.len(), 200);
+    let project = Project::new();
+    project.write("big.dig", &text);
+    let args = ["big", "--session", "2026-01-01"];
+    let seed: u64 = rand::rng().random();
+    eprintln!("crash test seed {seed}");
+    let mut rng = <rand::rngs::StdRng as rand::SeedableRng>::seed_from_u64(seed);
+    // Kill once the run has made a random amount of progress, so kills land in every phase.
+    let mut targets: Vec<usize> = (0..20).map(|_| rng.random_range(1..200)).collect();
+    targets.sort_unstable();
+    let deadline = Instant::now() + Duration::from_secs(50);
+    let mut kills = 0;
+    for target in targets {
+        let mut child = project
+            .command(&args)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let extra = Duration::from_micros(rng.random_range(0..3000));
+        let exited = loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                break Some(status);
+            }
+            let done: usize = line_counts(&project).values().sum();
+            if done >= target || Instant::now() > deadline {
+                break None;
+            }
+            pause();
+        };
+        if exited.is_none() {
+            let until = Instant::now() + extra;
+            while Instant::now() < until {
+                std::hint::spin_loop();
+            }
+            child.kill().unwrap();
+            kills += 1;
+        }
+        child.wait().unwrap();
+    }
+    let ran = project.run(&args);
+    ran.expect(0);
+    let counts = line_counts(&project);
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c != 1).collect();
+    assert!(
+        twice.is_empty(),
+        "lines not exactly once after {kills} kills (seed {seed}): {twice:?}"
+    );
+    for name in &names {
+        assert_eq!(counts.get(name), Some(&1), "{name} missing (seed {seed})");
+    }
+    assert!(
+        kills >= 10,
+        "only {kills} kills landed: the test lost its bite"
+    );
+}
+
+#[test]
+fn join_after_a_hundred_parallel_tasks_fires_once_fifty_times() {
+    let mut text = String::from("+wide:\n  _parallel: true\n");
+    for i in 0..100 {
+        let _ = writeln!(text, "  +p{i:03}:\n    echo>: p{i}");
+    }
+    text.push_str("+join:\n  echo>: \"J\"\n  append_file: out\n");
+    let project = Project::new();
+    project.write("wide.dig", &text);
+    for round in 1..=50 {
+        let mut args = vec!["wide", "--session", "2026-01-01"];
+        if round > 1 {
+            args.push("--rerun");
+        }
+        project.run(&args).expect(0);
+        assert_eq!(project.read("out"), "J".repeat(round), "round {round}");
+    }
+}
