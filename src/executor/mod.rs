@@ -44,11 +44,44 @@ pub enum Error {
 
 /// What the executor needs from the outside world, injected so tests can fake time and
 /// processes. The engine is shared: many drivers may use one `Engine`.
-#[derive(Clone)]
-pub struct Deps {
+pub struct Deps<E: EngineApi = Engine> {
     pub clock: Arc<dyn Clock>,
     pub spawner: Arc<dyn Spawner>,
-    pub engine: Arc<Engine>,
+    pub engine: Arc<E>,
+}
+
+impl<E: EngineApi> Clone for Deps<E> {
+    fn clone(&self) -> Self {
+        Deps {
+            clock: self.clock.clone(),
+            spawner: self.spawner.clone(),
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+/// The part of [`Engine`] the driver calls; a trait only so the driver's own logic (ordering,
+/// timeouts, wake-ups, journal replay) can be tested against a scripted engine.
+pub trait EngineApi: Send + Sync + 'static {
+    fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError>;
+    fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError>;
+    fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError>;
+}
+
+type EngineError = crate::engine::Error;
+
+impl EngineApi for Engine {
+    fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        Engine::recover(self, attempt, now)
+    }
+
+    fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
+        Engine::apply(self, now, event)
+    }
+
+    fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError> {
+        Engine::attempt_state(self, attempt)
+    }
 }
 
 /// One attempt to drive.
@@ -79,12 +112,18 @@ struct Finished {
 }
 
 /// Drives an attempt until the engine reports it finished; returns its final state.
-pub async fn drive(deps: &Deps, spec: &AttemptSpec) -> Result<AttemptState, Error> {
+pub async fn drive<E: EngineApi>(
+    deps: &Deps<E>,
+    spec: &AttemptSpec,
+) -> Result<AttemptState, Error> {
     let span = tracing::info_span!("attempt", attempt_id = %spec.attempt);
     drive_inner(deps, spec).instrument(span).await
 }
 
-async fn drive_inner(deps: &Deps, spec: &AttemptSpec) -> Result<AttemptState, Error> {
+async fn drive_inner<E: EngineApi>(
+    deps: &Deps<E>,
+    spec: &AttemptSpec,
+) -> Result<AttemptState, Error> {
     std::fs::create_dir_all(&spec.run_dir).map_err(|source| Error::Io {
         what: format!("create directory {}", spec.run_dir.display()),
         source,
@@ -97,9 +136,18 @@ async fn drive_inner(deps: &Deps, spec: &AttemptSpec) -> Result<AttemptState, Er
     let mut wake: Option<Timestamp> = None;
 
     // Runs whose command finished before a crash left a journal: their completions are
-    // applied first, so recovery does not run them again.
+    // applied first, so recovery does not run them again. The tasks those completions unblock
+    // are not started from here: `recover` (which must come after, or it would fence the
+    // journaled runs off) announces every startable task, and starting both would run a task
+    // under two fences.
     let replay = replay_journals(&spec.run_dir);
-    let mut pending = call_engine(deps, replay).await?;
+    let replayed = completed_runs(&replay);
+    let mut pending: Vec<Action> = call_engine(deps, replay)
+        .await?
+        .into_iter()
+        .filter(|a| !matches!(a, Action::Start(_)))
+        .collect();
+    remove_journals(&spec.run_dir, replayed);
     let attempt = spec.attempt;
     let now = deps.clock.now();
     let engine = deps.engine.clone();
@@ -172,24 +220,33 @@ async fn drive_inner(deps: &Deps, spec: &AttemptSpec) -> Result<AttemptState, Er
         while let Ok(event) = events_rx.try_recv() {
             events.push(event);
         }
-        let completed: Vec<(TaskId, Fence)> = events
-            .iter()
-            .filter_map(|e| match e {
-                Event::Completed { task, fence, .. } => Some((*task, *fence)),
-                _ => None,
-            })
-            .collect();
+        let completed = completed_runs(&events);
         pending = call_engine(deps, events).await?;
-        // Committed: the journals of these runs have done their job.
-        for (task, fence) in completed {
-            let _ = std::fs::remove_file(operators::run_file(&spec.run_dir, task, fence, "exit"));
-        }
+        remove_journals(&spec.run_dir, completed);
+    }
+}
+
+fn completed_runs(events: &[Event]) -> Vec<(TaskId, Fence)> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Completed { task, fence, .. } => Some((*task, *fence)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Once their completions are committed, journals have done their job. One left behind (a
+/// crash right here) is replayed as a stale completion, which the engine ignores.
+fn remove_journals(run_dir: &Path, runs: Vec<(TaskId, Fence)>) {
+    for (task, fence) in runs {
+        let _ = std::fs::remove_file(operators::run_file(run_dir, task, fence, "exit"));
     }
 }
 
 /// Starts one run as a task of `runs`; its result comes back through `join_next`.
-fn start(
-    deps: &Deps,
+fn start<E: EngineApi>(
+    deps: &Deps<E>,
     spec: &AttemptSpec,
     generators: &Arc<HashMap<String, Arc<TaskDef>>>,
     events: &mpsc::UnboundedSender<Event>,
@@ -284,7 +341,10 @@ fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
 }
 
 /// Applies events one by one (one transaction each) on the blocking pool.
-async fn call_engine(deps: &Deps, events: Vec<Event>) -> Result<Vec<Action>, Error> {
+async fn call_engine<E: EngineApi>(
+    deps: &Deps<E>,
+    events: Vec<Event>,
+) -> Result<Vec<Action>, Error> {
     if events.is_empty() {
         return Ok(Vec::new());
     }
@@ -501,6 +561,300 @@ mod tests {
         let text = masked_params(&run);
         assert!(!text.contains("hunter2"));
         assert!(text.contains("***") && text.contains("me"));
+    }
+
+    /// A scripted engine: tasks run one after another; a failure retries after `interval`
+    /// until `limit` is used up. It logs every event it is given.
+    struct FakeEngine {
+        tasks: Vec<(
+            &'static str,
+            &'static str,
+            serde_json::Value,
+            Option<Duration>,
+        )>,
+        limit: u32,
+        interval: SignedDuration,
+        state: Mutex<FakeState>,
+    }
+
+    #[derive(Default)]
+    struct FakeState {
+        current: usize,
+        fence: i64,
+        retries: u32,
+        wait_until: Option<Timestamp>,
+        log: Vec<String>,
+    }
+
+    impl FakeEngine {
+        fn new(
+            tasks: Vec<(
+                &'static str,
+                &'static str,
+                serde_json::Value,
+                Option<Duration>,
+            )>,
+            limit: u32,
+            interval: i64,
+        ) -> FakeEngine {
+            FakeEngine {
+                tasks,
+                limit,
+                interval: SignedDuration::from_secs(interval),
+                state: Mutex::default(),
+            }
+        }
+
+        fn start(&self, st: &mut FakeState) -> Action {
+            st.fence += 1;
+            let (name, op, command, timeout) = self.tasks[st.current].clone();
+            let mut run = crate::operators::testkit::run(op, command, "{}");
+            run.task = TaskId(st.current as i64);
+            run.fence = Fence(st.fence);
+            run.full_name = format!("+wf+{name}");
+            run.timeout = timeout;
+            Action::Start(Box::new(run))
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.state.lock().unwrap().log.clone()
+        }
+    }
+
+    impl EngineApi for FakeEngine {
+        fn recover(&self, _: AttemptId, _: Timestamp) -> Result<Vec<Action>, EngineError> {
+            let mut st = self.state.lock().unwrap();
+            st.log.push("recover".into());
+            if st.current >= self.tasks.len() {
+                return Ok(vec![]);
+            }
+            let start = self.start(&mut st);
+            Ok(vec![start])
+        }
+
+        fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
+            let mut st = self.state.lock().unwrap();
+            match event {
+                Event::Spawned { task, fence, .. } => {
+                    st.log.push(format!("spawned {task}.{fence}"));
+                    Ok(vec![])
+                }
+                Event::Completed {
+                    task,
+                    fence,
+                    outcome,
+                } => {
+                    let what = match *outcome {
+                        Outcome::Succeeded { .. } => "ok".to_string(),
+                        Outcome::Failed { message, .. } => format!("failed: {message}"),
+                        Outcome::TimedOut { limit } => format!("timed out {}s", limit.as_secs()),
+                        Outcome::Interrupted => "interrupted".into(),
+                    };
+                    st.log.push(format!("completed {task}.{fence} {what}"));
+                    if task != TaskId(st.current as i64) || fence != Fence(st.fence) {
+                        return Ok(vec![]);
+                    }
+                    if what == "ok" {
+                        st.current += 1;
+                        st.retries = 0;
+                        if st.current == self.tasks.len() {
+                            return Ok(vec![Action::AttemptFinished {
+                                attempt: AttemptId(1),
+                                state: AttemptState::Succeeded,
+                            }]);
+                        }
+                        let start = self.start(&mut st);
+                        return Ok(vec![start]);
+                    }
+                    if st.retries == self.limit {
+                        return Ok(vec![Action::AttemptFinished {
+                            attempt: AttemptId(1),
+                            state: AttemptState::Failed,
+                        }]);
+                    }
+                    st.retries += 1;
+                    let at = now.checked_add(self.interval).unwrap();
+                    st.wait_until = Some(at);
+                    Ok(vec![Action::WakeAt(at)])
+                }
+                Event::Tick => {
+                    st.log.push(format!("tick at {now}"));
+                    match st.wait_until {
+                        Some(at) if at <= now => {
+                            st.wait_until = None;
+                            let start = self.start(&mut st);
+                            Ok(vec![start])
+                        }
+                        _ => Ok(vec![]),
+                    }
+                }
+            }
+        }
+
+        fn attempt_state(&self, _: AttemptId) -> Result<AttemptState, EngineError> {
+            let st = self.state.lock().unwrap();
+            Ok(if st.current >= self.tasks.len() {
+                AttemptState::Succeeded
+            } else {
+                AttemptState::Running
+            })
+        }
+    }
+
+    /// Drives an attempt on a manual clock, advancing it whenever the driver sleeps.
+    async fn drive_fake(
+        engine: Arc<FakeEngine>,
+        spawner: Arc<dyn Spawner>,
+        dir: &Path,
+    ) -> (AttemptState, SignedDuration) {
+        let clock = crate::operators::testkit::manual_clock();
+        let start = clock.now();
+        let deps = Deps {
+            clock: clock.clone(),
+            spawner,
+            engine,
+        };
+        let spec = AttemptSpec {
+            attempt: AttemptId(1),
+            project_dir: dir.to_path_buf(),
+            run_dir: dir.join("runs"),
+            workflow: None,
+            progress: false,
+        };
+        let handle = tokio::spawn(async move { drive(&deps, &spec).await });
+        while !handle.is_finished() {
+            if clock.sleepers() > 0 {
+                clock.advance(Duration::from_secs(1));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let state = handle.await.unwrap().unwrap();
+        (state, clock.now().duration_since(start))
+    }
+
+    #[tokio::test]
+    async fn retries_wait_on_the_clock_and_spawned_precedes_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = spawn::FakeSpawner::new();
+        fake.script([
+            ExitStatus::Code(1),
+            ExitStatus::Code(2),
+            ExitStatus::Code(0),
+        ]);
+        let engine = Arc::new(FakeEngine::new(
+            vec![
+                ("flaky", "sh", "work".into(), None),
+                ("after", "nop", serde_json::Value::Null, None),
+            ],
+            2,
+            10,
+        ));
+        let (state, took) = drive_fake(engine.clone(), Arc::new(fake.clone()), dir.path()).await;
+        assert_eq!(state, AttemptState::Succeeded);
+        assert_eq!(fake.spawned().len(), 3);
+        let log: Vec<String> = engine
+            .log()
+            .into_iter()
+            .filter(|l| !l.starts_with("tick"))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                "recover",
+                "spawned 0.1",
+                "completed 0.1 failed: command failed with code 1",
+                "spawned 0.2",
+                "completed 0.2 failed: command failed with code 2",
+                "spawned 0.3",
+                "completed 0.3 ok",
+                "completed 1.4 ok",
+            ]
+        );
+        // Two retry waits of 10 virtual seconds; the clock only moved while the driver slept.
+        assert_eq!(took.as_secs(), 20);
+        // Committed completions leave no journals behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.path().extension().is_some_and(|x| x == "exit"))
+            .collect();
+        assert!(left.is_empty());
+    }
+
+    #[tokio::test]
+    async fn try_timeout_kills_and_reports_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::new(
+            vec![("slow", "wait", "1m".into(), Some(Duration::from_secs(5)))],
+            0,
+            0,
+        ));
+        let (state, took) = drive_fake(
+            engine.clone(),
+            Arc::new(spawn::FakeSpawner::new()),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(state, AttemptState::Failed);
+        assert!(
+            engine
+                .log()
+                .contains(&"completed 0.1 timed out 5s".to_string()),
+            "{:?}",
+            engine.log()
+        );
+        assert_eq!(took.as_secs(), 5);
+    }
+
+    #[tokio::test]
+    async fn unknown_operator_fails_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::new(
+            vec![("td", "td", "q.sql".into(), None)],
+            0,
+            0,
+        ));
+        let (state, _) = drive_fake(
+            engine.clone(),
+            Arc::new(spawn::FakeSpawner::new()),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(state, AttemptState::Failed);
+        assert!(
+            engine
+                .log()
+                .iter()
+                .any(|l| l.contains("`td>` is not supported")),
+            "{:?}",
+            engine.log()
+        );
+    }
+
+    #[tokio::test]
+    async fn journal_of_a_finished_run_is_replayed_before_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        // Task 0 ran as fence 1 and finished before the crash; the engine still thinks it runs.
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+        std::fs::write(dir.path().join("runs/0.1.exit"), "0\n").unwrap();
+        let engine = Arc::new(FakeEngine::new(
+            vec![
+                ("done", "sh", "x".into(), None),
+                ("next", "sh", "y".into(), None),
+            ],
+            0,
+            0,
+        ));
+        engine.state.lock().unwrap().fence = 1;
+        let fake = spawn::FakeSpawner::new();
+        let (state, _) = drive_fake(engine.clone(), Arc::new(fake.clone()), dir.path()).await;
+        assert_eq!(state, AttemptState::Succeeded);
+        // Only `next` ran: `done` was completed from its journal, and the second announcement
+        // of `next` (by recovery) was not started again.
+        assert_eq!(fake.spawned().len(), 1);
+        assert_eq!(fake.spawned()[0].args.last().unwrap(), "y");
+        assert_eq!(engine.log()[0], "completed 0.1 ok");
+        assert!(!dir.path().join("runs/0.1.exit").exists());
     }
 
     #[test]

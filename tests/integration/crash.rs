@@ -10,29 +10,42 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::time::{Duration, Instant};
 
-/// 200 `sh>` tasks: sequential and `_parallel` parts, then a final join; each appends one line
-/// naming itself to `lines`.
+/// At most this many tasks run at once: parallel groups have this many children, and the
+/// limited group runs chunks smaller than it.
+const WIDTH: usize = 5;
+
+/// 200 `sh>` tasks: sequential runs, `_parallel` groups of [`WIDTH`] and a `_parallel: {limit}`
+/// group, then a final join; each appends one line naming itself to `lines`.
 fn workflow() -> (String, Vec<String>) {
     let mut text = String::new();
     let mut names = Vec::new();
     let mut n = 0;
-    let parts: [(&str, Option<&str>, usize); 4] = [
-        ("seq1", None, 50),
-        ("par1", Some("true"), 50),
-        ("seq2", None, 50),
-        ("par2", Some("\n    limit: 10"), 49),
-    ];
-    for (group, parallel, count) in parts {
-        let _ = writeln!(text, "+{group}:");
-        if let Some(p) = parallel {
-            let _ = writeln!(text, "  _parallel: {p}");
+    let mut task = |text: &mut String, indent: &str| {
+        let name = format!("t{n:03}");
+        let _ = writeln!(
+            text,
+            "{indent}+{name}:\n{indent}  sh>: echo {name} >> lines"
+        );
+        names.push(name);
+        n += 1;
+    };
+    let _ = writeln!(text, "+seq1:");
+    for _ in 0..40 {
+        task(&mut text, "  ");
+    }
+    for g in 0..8 {
+        let _ = writeln!(text, "+par{g}:\n  _parallel: true");
+        for _ in 0..WIDTH {
+            task(&mut text, "  ");
         }
-        for _ in 0..count {
-            let name = format!("t{n:03}");
-            let _ = writeln!(text, "  +{name}:\n    sh>: echo {name} >> lines");
-            names.push(name);
-            n += 1;
-        }
+    }
+    let _ = writeln!(text, "+seq2:");
+    for _ in 0..40 {
+        task(&mut text, "  ");
+    }
+    let _ = writeln!(text, "+chunks:\n  _parallel:\n    limit: 3");
+    for _ in 0..79 {
+        task(&mut text, "  ");
     }
     let _ = writeln!(text, "+final:\n  sh>: echo final >> lines");
     names.push("final".into());
@@ -67,7 +80,14 @@ fn sigkill_at_random_points_then_resume_runs_every_task_once() {
     targets.sort_unstable();
     let deadline = Instant::now() + Duration::from_secs(50);
     let mut kills = 0;
+    let mut at_last_kill = 0;
     for target in targets {
+        // The engine fails a task interrupted three times in a row (contract of `recover`).
+        // Waiting for WIDTH + 1 more lines after a kill guarantees that every task running at
+        // that kill has finished, since at most WIDTH tasks of one group run at once and the
+        // next group starts only after the whole group. So no task sees two kills (plus at
+        // most one interruption recorded when journal replay started it just before recovery).
+        let target = target.max(at_last_kill + WIDTH + 1);
         let mut child = project
             .command(&args)
             .stdout(std::process::Stdio::null())
@@ -92,6 +112,7 @@ fn sigkill_at_random_points_then_resume_runs_every_task_once() {
             }
             child.kill().unwrap();
             kills += 1;
+            at_last_kill = line_counts(&project).values().sum();
         }
         child.wait().unwrap();
     }
