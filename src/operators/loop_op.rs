@@ -88,20 +88,25 @@ fn as_count(v: &Json) -> Option<i64> {
     }
 }
 
-/// The unevaluated `_do`: from the file when the task is static, else from the params the
-/// engine stored for a generated task.
 fn do_block(ctx: &Context) -> Result<Value, String> {
+    block(ctx, "_do").ok_or_else(|| "loop> needs a `_do` block".into())
+}
+
+/// An unevaluated block (`_do`, `_else_do`) of a generator: from the file when the task is
+/// static, else from the params the engine stored for a generated task.
+pub(crate) fn block(ctx: &Context, key: &str) -> Option<Value> {
     if let Some(def) = &ctx.def {
         if let TaskKind::Operator(call) = &def.kind {
-            if let Some(block) = &call.do_block {
-                return Ok(block.clone());
+            let block = match key {
+                "_do" => &call.do_block,
+                _ => &call.else_do_block,
+            };
+            if let Some(block) = block {
+                return Some(block.clone());
             }
         }
     }
-    match ctx.param("_do") {
-        Some(json) => Ok(from_json(json)),
-        None => Err("loop> needs a `_do` block".into()),
-    }
+    ctx.param(key).map(from_json)
 }
 
 /// `_parallel` of the loop task (evaluated param first, then the static definition).

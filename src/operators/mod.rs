@@ -6,6 +6,7 @@
 
 pub mod echo;
 pub mod fail;
+pub mod if_op;
 pub mod loop_op;
 pub mod nop;
 pub mod sh;
@@ -42,6 +43,7 @@ pub trait Operator: Send + Sync + 'static {
 pub const REGISTRY: &[(&str, &dyn Operator)] = &[
     ("echo", &echo::Echo),
     ("fail", &fail::Fail),
+    ("if", &if_op::If),
     ("loop", &loop_op::Loop),
     ("nop", &nop::Nop),
     ("sh", &sh::Sh),
