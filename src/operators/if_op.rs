@@ -1,7 +1,8 @@
 //! `if>: BOOLEAN`: a generator whose `^sub` is `_do` when true and `_else_do` when false,
 //! verbatim (nothing is exported); a missing or empty chosen block generates nothing.
 
-use super::{failed, loop_op, Context, Error, Operator};
+use super::subtasks::block;
+use super::{failed, Context, Error, Operator};
 use crate::clock::BoxFuture;
 use crate::dig::ValueKind;
 use crate::engine::Outcome;
@@ -28,8 +29,8 @@ fn choose(ctx: &Context) -> Result<Outcome, String> {
             ))
         }
     };
-    let do_block = loop_op::block(ctx, "_do");
-    let else_block = loop_op::block(ctx, "_else_do");
+    let do_block = block(ctx, "_do");
+    let else_block = block(ctx, "_else_do");
     if do_block.is_none() && else_block.is_none() {
         return Err("if> needs `_do` or `_else_do`".into());
     }

@@ -6,10 +6,13 @@
 
 pub mod echo;
 pub mod fail;
+pub mod for_each;
+pub mod for_range;
 pub mod if_op;
 pub mod loop_op;
 pub mod nop;
 pub mod sh;
+mod subtasks;
 pub mod wait;
 
 use crate::clock::{BoxFuture, Clock};
@@ -43,6 +46,8 @@ pub trait Operator: Send + Sync + 'static {
 pub const REGISTRY: &[(&str, &dyn Operator)] = &[
     ("echo", &echo::Echo),
     ("fail", &fail::Fail),
+    ("for_each", &for_each::ForEach),
+    ("for_range", &for_range::ForRange),
     ("if", &if_op::If),
     ("loop", &loop_op::Loop),
     ("nop", &nop::Nop),
