@@ -247,6 +247,29 @@ impl Diagnostic {
     }
 }
 
+impl Diagnostic {
+    /// The diagnostic with its location resolved, for `spade check --json`.
+    pub fn to_json(&self, sources: &SourceMap) -> serde_json::Value {
+        let location = sources.get(self.span.file).map(|f| {
+            let (line, column) = f.line_col(self.span.start);
+            let (end_line, end_column) = f.line_col(self.span.end);
+            serde_json::json!({
+                "path": f.path.display().to_string(),
+                "line": line,
+                "column": column,
+                "end_line": end_line,
+                "end_column": end_column,
+            })
+        });
+        serde_json::json!({
+            "severity": self.severity,
+            "message": self.message,
+            "help": self.help,
+            "location": location,
+        })
+    }
+}
+
 fn expand_tabs(s: &str) -> String {
     s.replace('\t', "    ")
 }

@@ -1,6 +1,14 @@
 //! `spade check [PATH...]`: load workflows, print a summary and every diagnostic.
+//!
+//! The summary (workflow name, timezone, schedule, task tree) goes to stdout, diagnostics go
+//! to stderr in the fixed `path:line:col: message` shape; `--json` puts both on stdout.
+//! Exit 0 when every file is valid (warnings allowed), 1 when any has an error.
 
-use std::path::PathBuf;
+use crate::diag::{Diagnostic, Severity, SourceMap};
+use crate::dig::{self, ParallelDef, TaskDef, TaskKind, Workflow};
+use serde_json::json;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
 
 #[derive(Debug, clap::Args)]
 pub struct CheckArgs {
@@ -11,7 +19,197 @@ pub struct CheckArgs {
     pub json: bool,
 }
 
+/// What one PATH argument loaded: its files, workflows and diagnostics.
+struct Loaded {
+    sources: SourceMap,
+    workflows: Vec<Workflow>,
+    diagnostics: Vec<Diagnostic>,
+}
+
 pub(super) fn run(args: CheckArgs) -> Result<u8, crate::Error> {
-    let _ = args;
-    Ok(0)
+    let paths = if args.paths.is_empty() {
+        vec![PathBuf::from(".")]
+    } else {
+        args.paths
+    };
+    let mut loaded = Vec::with_capacity(paths.len());
+    for path in &paths {
+        loaded.push(load(path)?);
+    }
+    let errors = count(&loaded, Severity::Error);
+    let warnings = count(&loaded, Severity::Warning);
+    if args.json {
+        let out = json!({
+            "workflows": loaded.iter().flat_map(|l| l.workflows.iter().map(workflow_json)).collect::<Vec<_>>(),
+            "diagnostics": loaded.iter().flat_map(|l| l.diagnostics.iter().map(|d| d.to_json(&l.sources))).collect::<Vec<_>>(),
+            "errors": errors,
+            "warnings": warnings,
+        });
+        let text = serde_json::to_string_pretty(&out).unwrap_or_default();
+        write_out(&mut std::io::stdout().lock(), &format!("{text}\n"))?;
+    } else {
+        let mut summary = String::new();
+        let mut report = String::new();
+        for l in &loaded {
+            for w in &l.workflows {
+                summary.push_str(&workflow_text(w));
+            }
+            for d in &l.diagnostics {
+                report.push_str(&d.render(&l.sources));
+            }
+        }
+        if errors + warnings > 0 {
+            let _ = writeln!(report, "{}", totals(errors, warnings));
+        }
+        write_out(&mut std::io::stdout().lock(), &summary)?;
+        write_out(&mut std::io::stderr().lock(), &report)?;
+    }
+    Ok(u8::from(errors > 0))
+}
+
+fn write_out(w: &mut impl std::io::Write, text: &str) -> Result<(), crate::Error> {
+    w.write_all(text.as_bytes())
+        .and_then(|()| w.flush())
+        .map_err(|source| crate::Error::Io {
+            what: "cannot write the check report".to_string(),
+            source,
+        })
+}
+
+fn load(path: &Path) -> Result<Loaded, crate::Error> {
+    if path.is_dir() {
+        let project = dig::load_project(path)?;
+        return Ok(Loaded {
+            sources: project.sources,
+            workflows: project.workflows,
+            diagnostics: project.diagnostics,
+        });
+    }
+    let mut sources = SourceMap::new();
+    let dir = path.parent().unwrap_or(Path::new(""));
+    let (workflow, diagnostics) = dig::load_file(&mut sources, dir, path);
+    Ok(Loaded {
+        sources,
+        workflows: workflow.into_iter().collect(),
+        diagnostics,
+    })
+}
+
+fn count(loaded: &[Loaded], severity: Severity) -> usize {
+    loaded
+        .iter()
+        .flat_map(|l| &l.diagnostics)
+        .filter(|d| d.severity == severity)
+        .count()
+}
+
+fn plural(n: usize, word: &str) -> String {
+    if n == 1 {
+        format!("1 {word}")
+    } else {
+        format!("{n} {word}s")
+    }
+}
+
+fn totals(errors: usize, warnings: usize) -> String {
+    match (errors, warnings) {
+        (0, w) => plural(w, "warning"),
+        (e, 0) => plural(e, "error"),
+        (e, w) => format!("{}, {}", plural(e, "error"), plural(w, "warning")),
+    }
+}
+
+/// `workflow NAME`, its settings, then the task tree, two spaces per level.
+fn workflow_text(w: &Workflow) -> String {
+    let mut out = format!("workflow {}\n", w.name);
+    let _ = writeln!(out, "  timezone: {}", w.timezone);
+    if let Some(s) = &w.schedule {
+        let _ = writeln!(out, "  schedule: {} {}", s.kind, s.value);
+    }
+    let mut tasks = String::new();
+    if let TaskKind::Group(children) = &w.root.kind {
+        for child in children {
+            task_text(child, 1, &mut tasks);
+        }
+    }
+    for special in [&w.root.error, &w.root.check].into_iter().flatten() {
+        task_text(special, 1, &mut tasks);
+    }
+    if tasks.is_empty() {
+        out.push_str("  (no tasks)\n");
+    } else {
+        out.push_str(&tasks);
+    }
+    out
+}
+
+fn task_text(t: &TaskDef, depth: usize, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    let mut notes = Vec::new();
+    match &t.parallel {
+        Some(ParallelDef::All(true)) => notes.push("parallel".to_string()),
+        Some(ParallelDef::Limit(n)) => notes.push(format!("parallel limit {n}")),
+        Some(ParallelDef::Expr(_)) => notes.push("parallel ${...}".to_string()),
+        Some(ParallelDef::All(false)) | None => {}
+    }
+    if t.retry.is_some() {
+        notes.push("retry".to_string());
+    }
+    if t.background {
+        notes.push("background".to_string());
+    }
+    if !t.after.is_empty() {
+        notes.push(format!("after {}", t.after.join(" ")));
+    }
+    if t.disable {
+        notes.push("disabled".to_string());
+    }
+    let notes = if notes.is_empty() {
+        String::new()
+    } else {
+        format!(" [{}]", notes.join(", "))
+    };
+    match &t.kind {
+        TaskKind::Operator(op) => {
+            let unsupported = if op.supported {
+                ""
+            } else {
+                " (not supported yet)"
+            };
+            let _ = writeln!(out, "{pad}{}: {}>{unsupported}{notes}", t.name, op.name);
+        }
+        TaskKind::Group(children) => {
+            let _ = writeln!(out, "{pad}{}{notes}", t.name);
+            for child in children {
+                task_text(child, depth + 1, out);
+            }
+        }
+    }
+    for special in [&t.error, &t.check].into_iter().flatten() {
+        task_text(special, depth + 1, out);
+    }
+}
+
+fn workflow_json(w: &Workflow) -> serde_json::Value {
+    json!({
+        "name": w.name,
+        "timezone": w.timezone,
+        "schedule": w.schedule.as_ref().map(|s| json!({"kind": s.kind, "value": s.value})),
+        "root": task_json(&w.root),
+    })
+}
+
+fn task_json(t: &TaskDef) -> serde_json::Value {
+    let (operator, supported, children) = match &t.kind {
+        TaskKind::Operator(op) => (Some(op.name.as_str()), op.supported, Vec::new()),
+        TaskKind::Group(children) => (None, true, children.iter().map(task_json).collect()),
+    };
+    json!({
+        "name": t.name,
+        "operator": operator,
+        "supported": supported,
+        "children": children,
+        "error": t.error.as_deref().map(task_json),
+        "check": t.check.as_deref().map(task_json),
+    })
 }

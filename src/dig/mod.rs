@@ -4,12 +4,17 @@
 //! `include` (splices `!include :` files) -> `lower` (tree -> [`Workflow`], collecting every
 //! semantic error) -> diagnostics sorted by position.
 
+mod include;
+mod lower;
+mod scalar;
+pub mod suggest;
+mod syntax;
+pub mod template;
 pub mod value;
 pub mod workflow;
 
-use crate::diag::{Diagnostic, SourceMap};
+use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use std::path::{Path, PathBuf};
-
 pub use value::{Key, Map, Template, TemplatePart, Value, ValueKind};
 pub use workflow::{
     IntervalType, OperatorCall, ParallelDef, RetryDef, RetryPolicy, ScheduleDef, TaskDef, TaskKind,
@@ -49,8 +54,40 @@ impl Project {
 
 /// Loads the top-level `*.dig` files of `dir` (dot-files skipped), in name order.
 pub fn load_project(dir: &Path) -> Result<Project, Error> {
-    let _ = dir;
-    Ok(Project::default())
+    let read_err = |source| Error::Read {
+        path: dir.to_path_buf(),
+        source,
+    };
+    let mut names: Vec<String> = Vec::new();
+    for entry in std::fs::read_dir(dir).map_err(read_err)? {
+        let entry = entry.map_err(read_err)?;
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.starts_with('.') || !name.ends_with(".dig") {
+            continue;
+        }
+        // Follows symlinks, so a linked workflow counts.
+        if entry.path().is_file() {
+            names.push(name);
+        }
+    }
+    names.sort();
+    let mut project = Project {
+        dir: dir.to_path_buf(),
+        ..Project::default()
+    };
+    for name in names {
+        // `spade check` in the project dir shows `wf.dig`, not `./wf.dig`.
+        let path = if dir == Path::new(".") {
+            PathBuf::from(&name)
+        } else {
+            dir.join(&name)
+        };
+        let (workflow, mut diags) = load_file(&mut project.sources, dir, &path);
+        project.workflows.extend(workflow);
+        project.diagnostics.append(&mut diags);
+    }
+    crate::diag::sort(&mut project.diagnostics);
+    Ok(project)
 }
 
 /// Loads one workflow file into `sources`. `project_dir` names the workflow (path relative to
@@ -60,24 +97,129 @@ pub fn load_file(
     project_dir: &Path,
     path: &Path,
 ) -> (Option<Workflow>, Vec<Diagnostic>) {
-    let _ = (sources, project_dir, path);
-    (None, Vec::new())
+    match std::fs::read(path) {
+        Ok(bytes) => load_source(sources, project_dir, path, bytes),
+        Err(e) => (
+            None,
+            vec![Diagnostic::error(
+                Span::NONE,
+                format!("cannot read {}: {e}", path.display()),
+            )],
+        ),
+    }
+}
+
+/// [`load_file`] on bytes already read: decoding, parsing, `!include` (read from disk relative
+/// to `path`), lowering. Diagnostics come back sorted by position.
+pub fn load_source(
+    sources: &mut SourceMap,
+    project_dir: &Path,
+    path: &Path,
+    bytes: Vec<u8>,
+) -> (Option<Workflow>, Vec<Diagnostic>) {
+    let mut diags = Vec::new();
+    let root = match parse_bytes(sources, path.to_path_buf(), bytes) {
+        Ok(Some(root)) => root,
+        Ok(None) => {
+            let file = sources.find(path).unwrap_or(FileId(0));
+            diags.push(
+                Diagnostic::error(
+                    Span::new(file, 0, 0),
+                    "a workflow must be a mapping of keys, found an empty file",
+                )
+                .with_help("add a task, e.g. `+hello:` and on the next line `  echo>: hello`"),
+            );
+            return (None, diags);
+        }
+        Err(d) => return (None, d),
+    };
+    let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
+    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let mut stack = vec![canonical];
+    let root = include::resolve(sources, root, &dir, &mut stack, &mut diags);
+    let mut lower = lower::Lower::default();
+    let workflow = lower.workflow(&workflow_name(project_dir, path), &root);
+    diags.append(&mut lower.diags);
+    crate::diag::sort(&mut diags);
+    let ok = !diags.iter().any(Diagnostic::is_error);
+    (workflow.filter(|_| ok), diags)
+}
+
+/// The path relative to the project, without `.dig`, with `/` separators.
+fn workflow_name(project_dir: &Path, path: &Path) -> String {
+    let rel = path.strip_prefix(project_dir).unwrap_or(path);
+    let rel = rel.strip_prefix(".").unwrap_or(rel);
+    let parts: Vec<String> = rel
+        .components()
+        .filter_map(|c| match c {
+            std::path::Component::Normal(s) => Some(s.to_string_lossy().into_owned()),
+            _ => None,
+        })
+        .collect();
+    let joined = parts.join("/");
+    joined.strip_suffix(".dig").unwrap_or(&joined).to_string()
+}
+
+/// Decodes bytes (UTF-8, optional BOM), adds the file to `sources` and parses it.
+/// `Ok(None)` is an empty document.
+pub(crate) fn parse_bytes(
+    sources: &mut SourceMap,
+    path: PathBuf,
+    bytes: Vec<u8>,
+) -> Result<Option<Value>, Vec<Diagnostic>> {
+    let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()) {
+        Some(rest) => rest.to_vec(),
+        None => bytes,
+    };
+    match String::from_utf8(bytes) {
+        Ok(text) => {
+            let file = sources.add(path, text);
+            let text = sources.get(file).map_or("", |f| f.text.as_str());
+            syntax::parse_file(file, text).map_err(|d| vec![d])
+        }
+        Err(e) => {
+            let at = e.utf8_error().valid_up_to();
+            let bad = e.as_bytes().get(at).copied().unwrap_or(0);
+            let text = String::from_utf8_lossy(e.as_bytes()).into_owned();
+            let file = sources.add(path, text);
+            Err(vec![Diagnostic::error(
+                Span::new(file, at, at),
+                format!("invalid UTF-8: byte `0x{bad:02X}` does not start a valid character"),
+            )
+            .with_help("save the file as UTF-8")])
+        }
+    }
 }
 
 /// Parses one YAML document (no lowering, no includes): for param files (`-P`), Digdag's eval
-/// test files and generated bodies. The document may be any node, not only a mapping.
+/// test files and generated bodies. The document may be any node, not only a mapping; an
+/// empty document is null.
 pub fn parse_document(
     sources: &mut SourceMap,
     path: PathBuf,
     text: String,
 ) -> Result<Value, Vec<Diagnostic>> {
-    let _ = sources.add(path, text);
-    Err(Vec::new())
+    let file = sources.add(path, text);
+    let text = sources.get(file).map_or("", |f| f.text.as_str());
+    match syntax::parse_file(file, text) {
+        Ok(Some(v)) => Ok(v),
+        Ok(None) => Ok(Value {
+            kind: ValueKind::Null,
+            span: Span::new(file, 0, 0),
+        }),
+        Err(d) => Err(vec![d]),
+    }
 }
 
 /// Lowers a task body produced at run time (`_do:` of `for_each>`/`if>`/`loop>`, a `call>`ed
 /// file's root) into a [`TaskDef`] named `name`, with the same rules as static tasks.
 pub fn lower_task(name: &str, body: &Value) -> Result<TaskDef, Vec<Diagnostic>> {
-    let _ = (name, body);
-    Err(Vec::new())
+    let mut lower = lower::Lower::default();
+    let task = lower.task(name, body.span, body);
+    if lower.has_errors() {
+        crate::diag::sort(&mut lower.diags);
+        Err(lower.diags)
+    } else {
+        Ok(task)
+    }
 }

@@ -4,6 +4,7 @@
 //! executor looks operators up there, and so does anything that needs to know whether spade
 //! can run an operator (the conformance test derives its skips from it).
 
+pub mod catalog;
 pub mod echo;
 pub mod fail;
 pub mod for_each;

@@ -1,8 +1,11 @@
 //! The single integration test binary: runs the real `spade` binary on real `.dig` files.
 
 mod bad_input;
+mod check;
 mod conformance_run;
+mod corpus;
 mod crash;
 mod run;
+mod schedule_conformance;
 mod tidy;
 mod util;

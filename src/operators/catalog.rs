@@ -1,0 +1,104 @@
+//! The one table of every operator name spade knows: spade's own and Digdag's.
+//!
+//! `supported: true` marks what spade runs (or will run through its generators: `for_each>`,
+//! `if>`, `call>`, ...). Digdag operators spade does not run yet load with a warning, so a
+//! project written for Digdag can be checked as a whole; running such a task fails it.
+
+/// One operator name and what spade does with it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct OperatorInfo {
+    /// Without the `>`.
+    pub name: &'static str,
+    pub supported: bool,
+    /// Expands into child tasks from `_do:` / a called file instead of running a process.
+    pub generator: bool,
+}
+
+const fn op(name: &'static str, supported: bool, generator: bool) -> OperatorInfo {
+    OperatorInfo {
+        name,
+        supported,
+        generator,
+    }
+}
+
+/// Every known operator, spade's first.
+pub const CATALOG: &[OperatorInfo] = &[
+    op("sh", true, false),
+    op("echo", true, false),
+    op("fail", true, false),
+    op("wait", true, false),
+    op("nop", true, false),
+    op("for_each", true, true),
+    op("for_range", true, true),
+    op("loop", true, true),
+    op("if", true, true),
+    op("call", true, true),
+    op("require", true, false),
+    // Digdag's operators that spade does not run yet (digdag-standards, digdag-core and the
+    // Treasure Data plugins shipped with Digdag).
+    op("py", false, false),
+    op("rb", false, false),
+    op("embulk", false, false),
+    op("notify", false, false),
+    op("mail", false, false),
+    op("http", false, false),
+    op("http_call", false, true),
+    op("td", false, false),
+    op("td_run", false, false),
+    op("td_ddl", false, false),
+    op("td_load", false, false),
+    op("td_for_each", false, true),
+    op("td_wait", false, false),
+    op("td_wait_table", false, false),
+    op("td_table_export", false, false),
+    op("td_result_export", false, false),
+    op("td_partial_delete", false, false),
+    op("pg", false, false),
+    op("redshift", false, false),
+    op("redshift_load", false, false),
+    op("redshift_unload", false, false),
+    op("s3_wait", false, false),
+    op("gcs_wait", false, false),
+    op("bq", false, false),
+    op("bq_ddl", false, false),
+    op("bq_extract", false, false),
+    op("bq_load", false, false),
+    op("emr", false, false),
+    op("param_get", false, false),
+    op("param_set", false, false),
+    // Only in Digdag's own test suite (`digdag-core` test resources), accepted there.
+    op("store", false, false),
+    op("noop", false, false),
+];
+
+/// The entry for `name` (without `>`).
+pub fn lookup(name: &str) -> Option<&'static OperatorInfo> {
+    CATALOG.iter().find(|o| o.name == name)
+}
+
+/// Every known name, for "did you mean" hints.
+pub fn names() -> impl Iterator<Item = &'static str> {
+    CATALOG.iter().map(|o| o.name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalog_names_are_unique_and_spade_runs_its_core() {
+        let mut names: Vec<_> = names().collect();
+        names.sort_unstable();
+        let before = names.len();
+        names.dedup();
+        assert_eq!(before, names.len());
+        for name in [
+            "sh", "echo", "fail", "wait", "nop", "for_each", "if", "call",
+        ] {
+            assert!(lookup(name).is_some_and(|o| o.supported), "{name}");
+        }
+        assert!(lookup("td").is_some_and(|o| !o.supported));
+        assert!(lookup("shh").is_none());
+    }
+}
