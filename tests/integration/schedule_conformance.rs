@@ -2,7 +2,6 @@
 //! real parser and `spade schedule preview`, one row at a time.
 
 use crate::util;
-use std::process::Command;
 
 /// Turns the table's one-line `schedule` column (`daily>: 07:00:00, start: 2026-12-01`) into
 /// the lines of a `schedule:` block.
@@ -44,7 +43,7 @@ fn schedules_table_fires_at_the_expected_times() {
             schedule_block(cells[sched_c])
         );
         std::fs::write(&file, text).unwrap();
-        let out = Command::new(util::spade_bin())
+        let out = util::spade()
             .args(["schedule", "preview"])
             .arg(&file)
             .args(["--after", cells[after_c], "--count", cells[count_c]])
