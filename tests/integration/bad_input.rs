@@ -113,8 +113,7 @@ fn unwritable_state_directory_is_reported() {
     set_mode(&locked, 0o555);
     let is_root = std::fs::write(locked.join("probe"), "").is_ok();
     if !is_root {
-        #[allow(clippy::disallowed_methods)] // tests run the real binary
-        let out = std::process::Command::new(crate::util::spade_bin())
+        let out = crate::util::spade()
             .args(["run", "hello", "--project"])
             .arg(&locked)
             .output()

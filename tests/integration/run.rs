@@ -89,8 +89,7 @@ impl Project {
     }
 
     pub(crate) fn command(&self, args: &[&str]) -> std::process::Command {
-        #[allow(clippy::disallowed_methods)] // tests run the real binary
-        let mut cmd = std::process::Command::new(util::spade_bin());
+        let mut cmd = util::spade();
         cmd.arg("run").arg("--project").arg(self.path());
         if !args.contains(&"--time-scale") {
             cmd.args(["--time-scale", "100"]);
