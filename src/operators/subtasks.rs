@@ -64,55 +64,12 @@ pub(crate) fn from_json(json: &Json) -> Value {
             Some(i) => ValueKind::Int(i),
             None => ValueKind::Float(n.as_f64().unwrap_or_default()),
         },
-        Json::String(s) => ValueKind::Str(template(s)),
+        Json::String(s) => ValueKind::Str(crate::dig::template::split(s, Span::NONE)),
         Json::Array(items) => ValueKind::Seq(items.iter().map(from_json).collect()),
         Json::Object(map) => ValueKind::Map(Map {
             entries: map.iter().map(|(k, v)| (key(k), from_json(v))).collect(),
         }),
     })
-}
-
-/// Splits `${...}` out of a string (braces nest; an unclosed `${` stays literal).
-pub(crate) fn template(raw: &str) -> Template {
-    let mut parts = Vec::new();
-    let mut literal = String::new();
-    let mut rest = raw;
-    while let Some(start) = rest.find("${") {
-        let after = rest.get(start + 2..).unwrap_or_default();
-        let mut depth = 1usize;
-        let mut end = None;
-        for (i, c) in after.char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(i);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(end) = end else { break };
-        literal.push_str(rest.get(..start).unwrap_or_default());
-        if !literal.is_empty() {
-            parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
-        }
-        parts.push(TemplatePart::Expr {
-            source: after.get(..end).unwrap_or_default().to_string(),
-            span: Span::NONE,
-        });
-        rest = after.get(end + 1..).unwrap_or_default();
-    }
-    literal.push_str(rest);
-    if !literal.is_empty() {
-        parts.push(TemplatePart::Literal(literal));
-    }
-    Template {
-        raw: raw.to_string(),
-        parts,
-    }
 }
 
 /// One child: the `_do` block's entries with `export` merged into its `_export`.
@@ -182,31 +139,5 @@ pub(crate) fn literal(json: &Json) -> Value {
             entries: map.iter().map(|(k, v)| (key(k), literal(v))).collect(),
         })),
         other => from_json(other),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn templates_split() {
-        let t = template("a${x}b${ {y:1}.y }c${unclosed");
-        assert_eq!(
-            t.parts,
-            vec![
-                TemplatePart::Literal("a".into()),
-                TemplatePart::Expr {
-                    source: "x".into(),
-                    span: Span::NONE
-                },
-                TemplatePart::Literal("b".into()),
-                TemplatePart::Expr {
-                    source: " {y:1}.y ".into(),
-                    span: Span::NONE
-                },
-                TemplatePart::Literal("c${unclosed".into()),
-            ]
-        );
     }
 }
