@@ -73,10 +73,17 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
     let session_time = parse_session(args.session.as_deref().unwrap_or("daily"), &tz, now)?;
     let params = collect_params(&args)?;
 
-    let db = args
-        .db
-        .clone()
-        .unwrap_or_else(|| project_dir.join(".spade").join("spade.db"));
+    // Absolute, because run files derived from it are handed to commands that may `cd`.
+    let db = match &args.db {
+        Some(db) if db.is_relative() => std::env::current_dir()
+            .map_err(|source| Error::Io {
+                what: "cannot read the current directory".into(),
+                source,
+            })?
+            .join(db),
+        Some(db) => db.clone(),
+        None => project_dir.join(".spade").join("spade.db"),
+    };
     let state_dir = db
         .parent()
         .filter(|p| !p.as_os_str().is_empty())

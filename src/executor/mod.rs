@@ -109,6 +109,8 @@ struct Finished {
     name: Arc<str>,
     outcome: Outcome,
     elapsed: SignedDuration,
+    /// The completion journal to remove once `outcome` is committed.
+    journal: Option<PathBuf>,
 }
 
 /// Drives an attempt until the engine reports it finished; returns its final state.
@@ -140,14 +142,13 @@ async fn drive_inner<E: EngineApi>(
     // are not started from here: `recover` (which must come after, or it would fence the
     // journaled runs off) announces every startable task, and starting both would run a task
     // under two fences.
-    let replay = replay_journals(&spec.run_dir);
-    let replayed = completed_runs(&replay);
+    let (replay, replayed) = replay_journals(&spec.run_dir);
     let mut pending: Vec<Action> = call_engine(deps, replay)
         .await?
         .into_iter()
         .filter(|a| !matches!(a, Action::Start(_)))
         .collect();
-    remove_journals(&spec.run_dir, replayed);
+    remove_journals(replayed);
     let attempt = spec.attempt;
     let now = deps.clock.now();
     let engine = deps.engine.clone();
@@ -192,6 +193,7 @@ async fn drive_inner<E: EngineApi>(
         }
 
         let mut events = Vec::new();
+        let mut journals = Vec::new();
         let sleep = wake.map(|at| deps.clock.sleep_until(at));
         tokio::select! {
             biased;
@@ -209,6 +211,7 @@ async fn drive_inner<E: EngineApi>(
                     let Ok(f) = joined else { continue }; // aborted by a Kill action
                     in_flight.remove(&(f.task, f.fence));
                     report(spec.progress, &f);
+                    journals.extend(f.journal);
                     events.push(Event::Completed { task: f.task, fence: f.fence, outcome: Box::new(f.outcome) });
                 }
             }
@@ -220,27 +223,16 @@ async fn drive_inner<E: EngineApi>(
         while let Ok(event) = events_rx.try_recv() {
             events.push(event);
         }
-        let completed = completed_runs(&events);
         pending = call_engine(deps, events).await?;
-        remove_journals(&spec.run_dir, completed);
+        remove_journals(journals);
     }
-}
-
-fn completed_runs(events: &[Event]) -> Vec<(TaskId, Fence)> {
-    events
-        .iter()
-        .filter_map(|e| match e {
-            Event::Completed { task, fence, .. } => Some((*task, *fence)),
-            _ => None,
-        })
-        .collect()
 }
 
 /// Once their completions are committed, journals have done their job. One left behind (a
 /// crash right here) is replayed as a stale completion, which the engine ignores.
-fn remove_journals(run_dir: &Path, runs: Vec<(TaskId, Fence)>) {
-    for (task, fence) in runs {
-        let _ = std::fs::remove_file(operators::run_file(run_dir, task, fence, "exit"));
+fn remove_journals(journals: Vec<PathBuf>) {
+    for path in journals {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -274,6 +266,7 @@ fn start<E: EngineApi>(
         spawner: deps.spawner.clone(),
         events: events.clone(),
         pgid: Arc::new(Mutex::new(None)),
+        journal: Arc::new(Mutex::new(None)),
     };
     let span = tracing::info_span!("run", task = %name, fence = %run.fence);
     runs.spawn(run_one(ctx, name).instrument(span))
@@ -284,6 +277,7 @@ async fn run_one(ctx: Context, name: Arc<str>) -> Finished {
     let clock = ctx.clock.clone();
     let spawner = ctx.spawner.clone();
     let pgid = ctx.pgid.clone();
+    let journal = ctx.journal.clone();
     let run = ctx.run.clone();
     let started = clock.now();
     let limit_at = limit_at(&run, started);
@@ -319,12 +313,17 @@ async fn run_one(ctx: Context, name: Arc<str>) -> Finished {
             }
         }
     };
+    let left_journal = journal
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
     Finished {
         task: run.task,
         fence: run.fence,
         name,
         outcome,
         elapsed: clock.now().duration_since(started),
+        journal: left_journal,
     }
 }
 
@@ -369,43 +368,37 @@ async fn blocking<T: Send + 'static>(
         .map_err(Error::from)
 }
 
-/// Completions found in journals (`<task>.<fence>.exit`) of runs that finished before a
-/// crash. Stale ones are harmless: the engine ignores a completion whose fence is not current.
-fn replay_journals(run_dir: &Path) -> Vec<Event> {
+/// Completions found in journals (`<task>.<fence>.exit.<code>`) of runs that finished before
+/// a crash, with the journals to remove once they are committed. Stale ones are harmless: the
+/// engine ignores a completion whose fence is not current.
+fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(run_dir) else {
-        return Vec::new();
+        return (Vec::new(), Vec::new());
     };
-    let mut events = Vec::new();
+    let mut found = Vec::new();
     for entry in entries.flatten() {
-        let path = entry.path();
-        let Some((task, fence)) = parse_journal_name(&path) else {
+        let name = entry.file_name();
+        let Some((task, fence, status)) = name.to_str().and_then(operators::sh::parse_journal_name)
+        else {
             continue;
         };
-        let Some(status) = operators::sh::read_journal(&path) else {
-            continue;
-        };
+        found.push((task, fence, status, entry.path()));
+    }
+    // Apply in task order so replay is deterministic.
+    found.sort_by_key(|(task, fence, _, _)| (*task, *fence));
+    let mut events = Vec::new();
+    let mut paths = Vec::new();
+    for (task, fence, status, path) in found {
         tracing::info!(task = %task, fence = %fence, ?status, "replaying completion journal");
         let store = operators::run_file(run_dir, task, fence, "store");
-        let outcome = operators::sh::outcome(status, &store);
         events.push(Event::Completed {
             task,
             fence,
-            outcome: Box::new(outcome),
+            outcome: Box::new(operators::sh::outcome(status, &store)),
         });
+        paths.push(path);
     }
-    // Apply in task order so replay is deterministic.
-    events.sort_by_key(|e| match e {
-        Event::Completed { task, fence, .. } => (*task, *fence),
-        _ => (TaskId(0), Fence(0)),
-    });
-    events
-}
-
-fn parse_journal_name(path: &Path) -> Option<(TaskId, Fence)> {
-    let name = path.file_name()?.to_str()?;
-    let stem = name.strip_suffix(".exit")?;
-    let (task, fence) = stem.split_once('.')?;
-    Some((TaskId(task.parse().ok()?), Fence(fence.parse().ok()?)))
+    (events, paths)
 }
 
 /// Static generator tasks by full name (`+wf+a+b`), for their unevaluated `_do` blocks.
@@ -494,23 +487,33 @@ mod tests {
 
     #[test]
     fn journal_names() {
+        use crate::operators::sh::parse_journal_name as parse;
         assert_eq!(
-            parse_journal_name(Path::new("/x/12.3.exit")),
-            Some((TaskId(12), Fence(3)))
+            parse("12.3.exit.0"),
+            Some((TaskId(12), Fence(3), ExitStatus::Code(0)))
         );
-        assert_eq!(parse_journal_name(Path::new("/x/12.3.log")), None);
-        assert_eq!(parse_journal_name(Path::new("/x/a.3.exit")), None);
+        assert_eq!(
+            parse("12.3.exit.-1"),
+            Some((TaskId(12), Fence(3), ExitStatus::Code(-1)))
+        );
+        assert_eq!(parse("12.3.log"), None);
+        assert_eq!(parse("12.3.exit"), None);
+        assert_eq!(parse("a.3.exit.0"), None);
     }
 
     #[test]
     fn replay_reads_finished_runs_only() {
         let dir = tempfile::tempdir().unwrap();
-        std::fs::write(dir.path().join("5.2.exit"), "0\n").unwrap();
+        std::fs::write(dir.path().join("5.2.exit.0"), "").unwrap();
         std::fs::write(dir.path().join("5.2.store"), "k=v\n").unwrap();
-        std::fs::write(dir.path().join("6.1.exit"), "").unwrap(); // died mid-write: unknown
-        std::fs::write(dir.path().join("4.1.exit"), "7\n").unwrap();
-        let events = replay_journals(dir.path());
+        std::fs::write(dir.path().join("6.1.log"), "").unwrap();
+        std::fs::write(dir.path().join("4.1.exit.7"), "").unwrap();
+        let (events, paths) = replay_journals(dir.path());
         assert_eq!(events.len(), 2);
+        assert_eq!(
+            paths,
+            [dir.path().join("4.1.exit.7"), dir.path().join("5.2.exit.0")]
+        );
         match &events[0] {
             Event::Completed { task, outcome, .. } => {
                 assert_eq!(*task, TaskId(4));
@@ -776,7 +779,7 @@ mod tests {
         let left: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
             .unwrap()
             .flatten()
-            .filter(|e| e.path().extension().is_some_and(|x| x == "exit"))
+            .filter(|e| e.file_name().to_string_lossy().contains(".exit"))
             .collect();
         assert!(left.is_empty());
     }
@@ -836,7 +839,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // Task 0 ran as fence 1 and finished before the crash; the engine still thinks it runs.
         std::fs::create_dir_all(dir.path().join("runs")).unwrap();
-        std::fs::write(dir.path().join("runs/0.1.exit"), "0\n").unwrap();
+        std::fs::write(dir.path().join("runs/0.1.exit.0"), "").unwrap();
         let engine = Arc::new(FakeEngine::new(
             vec![
                 ("done", "sh", "x".into(), None),
@@ -854,7 +857,7 @@ mod tests {
         assert_eq!(fake.spawned().len(), 1);
         assert_eq!(fake.spawned()[0].args.last().unwrap(), "y");
         assert_eq!(engine.log()[0], "completed 0.1 ok");
-        assert!(!dir.path().join("runs/0.1.exit").exists());
+        assert!(!dir.path().join("runs/0.1.exit.0").exists());
     }
 
     #[test]

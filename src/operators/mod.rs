@@ -90,6 +90,9 @@ pub struct Context {
     pub events: mpsc::UnboundedSender<Event>,
     /// The process group of the running child, killed when the run is canceled or times out.
     pub pgid: Arc<Mutex<Option<u32>>>,
+    /// The completion journal the run left, removed by the driver once the completion is
+    /// committed.
+    pub journal: Arc<Mutex<Option<PathBuf>>>,
 }
 
 impl Context {
@@ -110,6 +113,10 @@ impl Context {
             pgid: spawned.pgid,
         });
         Ok(spawned)
+    }
+
+    pub fn set_journal(&self, path: PathBuf) {
+        *self.journal.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
     }
 
     /// The evaluated `_command` as text (strings as-is, other values as JSON).
@@ -210,6 +217,7 @@ pub(crate) mod testkit {
             spawner,
             events: tx,
             pgid: Arc::new(Mutex::new(None)),
+            journal: Arc::new(Mutex::new(None)),
         };
         (ctx, rx)
     }

@@ -1,8 +1,8 @@
 //! `sh>: COMMAND`: runs `/bin/sh` in the project directory with params in the environment,
 //! captures output to the task log, and reads stored params back from `$SPADE_STORE`.
 //!
-//! The command runs under a tiny wrapper whose `EXIT` trap writes the exit code to
-//! `<task>.<fence>.exit` before the shell exits. That file is the run's completion journal:
+//! The command runs under a tiny wrapper whose `EXIT` trap creates the empty file
+//! `<task>.<fence>.exit.<code>` before the shell exits. That file is the run's completion journal:
 //! when spade is killed after a command finished but before the engine committed its
 //! completion, recovery replays the journal instead of running the command a second time
 //! (see `executor::replay_journals`).
@@ -18,8 +18,11 @@ use std::path::{Path, PathBuf};
 pub struct Sh;
 
 /// `$1` is the command; `eval` keeps it a script of its own, exactly as written, while the trap
-/// records how it ended. `printf` is a shell builtin, so the journal costs no extra process.
-const WRAPPER: &str = r#"trap 'printf "%s\n" "$?" > "$SPADE_EXIT_FILE"' EXIT; spade_command=$1; shift; eval "$spade_command""#;
+/// records how it ended. The exit code is in the journal's *name*, so the journal appears
+/// complete in one `open(O_CREAT)` (a file written after creation could be found empty), and
+/// `:` is a builtin, so the journal costs no extra process.
+const WRAPPER: &str =
+    r#"trap ': > "$SPADE_EXIT_FILE.$?"' EXIT; spade_command=$1; shift; eval "$spade_command""#;
 
 impl Operator for Sh {
     fn run(&self, ctx: Context) -> BoxFuture<'static, Result<Outcome, Error>> {
@@ -29,11 +32,14 @@ impl Operator for Sh {
                 Err(message) => return Ok(failed(message, false)),
             };
             let store = ctx.run_file("store");
-            for stale in [&store, &ctx.run_file("exit")] {
-                remove_if_exists(stale)?;
-            }
+            // A fence runs once, so nothing of this run can exist yet except a store file
+            // left by a crashed attempt at the same fence before it was spawned.
+            remove_if_exists(&store)?;
             let spawned = ctx.spawn(spec)?;
             let status = spawned.exit.await?;
+            if let ExitStatus::Code(code) = status {
+                ctx.set_journal(journal_path(&ctx.run_file("exit"), code));
+            }
             Ok(outcome(status, &store))
         })
     }
@@ -94,11 +100,24 @@ pub fn outcome(status: ExitStatus, store_path: &Path) -> Outcome {
     }
 }
 
-/// Reads the journal a finished run left: `Some(status)` when the command ran to its end.
-pub fn read_journal(exit_path: &Path) -> Option<ExitStatus> {
-    let text = std::fs::read_to_string(exit_path).ok()?;
-    // An empty file means the shell died between creating and writing it: unknown.
-    text.trim().parse::<i32>().ok().map(ExitStatus::Code)
+/// `<prefix>.<code>`: the journal a run that exited with `code` leaves.
+pub fn journal_path(prefix: &Path, code: i32) -> PathBuf {
+    let mut name = prefix.as_os_str().to_owned();
+    name.push(format!(".{code}"));
+    PathBuf::from(name)
+}
+
+/// Reads a journal's file name, `<task>.<fence>.exit.<code>`.
+pub fn parse_journal_name(
+    name: &str,
+) -> Option<(crate::ids::TaskId, crate::ids::Fence, ExitStatus)> {
+    let (stem, code) = name.rsplit_once(".exit.")?;
+    let (task, fence) = stem.split_once('.')?;
+    Some((
+        crate::ids::TaskId(task.parse().ok()?),
+        crate::ids::Fence(fence.parse().ok()?),
+        ExitStatus::Code(code.parse().ok()?),
+    ))
 }
 
 /// Store params a command left in `$SPADE_STORE`: a JSON object, or `key=value` lines whose
@@ -255,6 +274,7 @@ mod tests {
         let (ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), clock.clone());
         let journal = ctx.run_file("exit");
         let log = ctx.run_file("log");
+        let slot = ctx.journal.clone();
         match Sh.run(ctx).await.unwrap() {
             Outcome::Succeeded { store, .. } => {
                 assert_eq!(
@@ -264,7 +284,11 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(read_journal(&journal), Some(ExitStatus::Code(0)));
+        assert!(journal_path(&journal, 0).exists());
+        assert_eq!(
+            slot.lock().unwrap().clone(),
+            Some(journal_path(&journal, 0))
+        );
         assert_eq!(std::fs::read_to_string(log).unwrap(), "hello world\n");
 
         let r = run("sh", "exit 3".into(), "{}");
@@ -278,6 +302,6 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert_eq!(read_journal(&journal), Some(ExitStatus::Code(3)));
+        assert!(journal_path(&journal, 3).exists());
     }
 }
