@@ -5,6 +5,7 @@ mod check;
 mod conformance_run;
 mod corpus;
 mod crash;
+mod eval_conformance;
 mod run;
 mod schedule_conformance;
 mod tidy;
