@@ -134,6 +134,8 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         run_dir: executor::run_dir(&state_dir, prepared.attempt),
         workflow: Some(Arc::new(workflow.clone())),
         progress: true,
+        // `${secret:db.password}` reads `SPADE_SECRET_DB_PASSWORD`.
+        secrets: Arc::new(crate::expr::EnvSecrets),
     };
     // One thread: every process is spawned from it, so the parent-death signal (bound to the
     // spawning thread) fires exactly when spade itself dies. Engine calls use the blocking pool.

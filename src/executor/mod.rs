@@ -85,7 +85,7 @@ impl EngineApi for Engine {
 }
 
 /// One attempt to drive.
-#[derive(Clone, Debug)]
+#[derive(Clone)]
 pub struct AttemptSpec {
     pub attempt: AttemptId,
     pub project_dir: PathBuf,
@@ -95,6 +95,8 @@ pub struct AttemptSpec {
     pub workflow: Option<Arc<Workflow>>,
     /// Print one line per task start and end on stderr (`spade run`); the daemon logs only.
     pub progress: bool,
+    /// Where `${secret:...}` values come from.
+    pub secrets: Arc<dyn crate::expr::SecretProvider>,
 }
 
 /// `<state dir>/logs/<attempt>`: where the runs of one attempt keep their files.
@@ -266,6 +268,7 @@ fn start<E: EngineApi>(
         spawner: deps.spawner.clone(),
         events: events.clone(),
         pgid: Arc::new(Mutex::new(None)),
+        secrets: spec.secrets.clone(),
         journal: Arc::new(Mutex::new(None)),
     };
     let span = tracing::info_span!("run", task = %name, fence = %run.fence);
@@ -723,6 +726,7 @@ mod tests {
             run_dir: dir.join("runs"),
             workflow: None,
             progress: false,
+            secrets: Arc::new(crate::expr::EnvSecrets),
         };
         let handle = tokio::spawn(async move { drive(&deps, &spec).await });
         while !handle.is_finished() {

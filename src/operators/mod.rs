@@ -90,6 +90,8 @@ pub struct Context {
     pub events: mpsc::UnboundedSender<Event>,
     /// The process group of the running child, killed when the run is canceled or times out.
     pub pgid: Arc<Mutex<Option<u32>>>,
+    /// Resolves `${secret:...}` at spawn time.
+    pub secrets: Arc<dyn crate::expr::SecretProvider>,
     /// The completion journal the run left, removed by the driver once the completion is
     /// committed.
     pub journal: Arc<Mutex<Option<PathBuf>>>,
@@ -217,6 +219,7 @@ pub(crate) mod testkit {
             spawner,
             events: tx,
             pgid: Arc::new(Mutex::new(None)),
+            secrets: Arc::new(crate::expr::EnvSecrets),
             journal: Arc::new(Mutex::new(None)),
         };
         (ctx, rx)

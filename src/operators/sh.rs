@@ -49,22 +49,31 @@ impl Operator for Sh {
 fn process_spec(ctx: &Context) -> Result<ProcessSpec, String> {
     let run = &ctx.run;
     // `${secret:...}` is kept literal by evaluation so that secret values never reach the
-    // store; it is resolved here, at spawn time (the expr helper's `resolve_secrets` is the
-    // place for it once it exists; until then the text passes through unchanged).
-    let command = ctx.command_text();
+    // store or a log; it is resolved here, at spawn time, in the command, in `_env` and in
+    // the params evaluation marked as holding secrets.
+    let resolve = |text: String| -> Result<String, String> {
+        crate::expr::resolve_secrets(&text, &*ctx.secrets).map_err(|e| e.to_string())
+    };
+    let command = resolve(ctx.command_text())?;
     let mut env: Vec<(String, String)> = Vec::with_capacity(run.params.len() + 4);
     for (key, value) in &run.params {
         if !is_env_name(key) || value.is_null() {
             continue;
         }
-        env.push((key.clone(), json_text(value)));
+        let text = json_text(value);
+        let text = if run.secret_keys.contains(key) {
+            resolve(text)?
+        } else {
+            text
+        };
+        env.push((key.clone(), text));
     }
     if let Some(extra) = ctx.param("_env") {
         let Json::Object(extra) = extra else {
             return Err("`_env` must be a map of names to values".into());
         };
         for (key, value) in extra {
-            env.push((key.clone(), json_text(value)));
+            env.push((key.clone(), resolve(json_text(value))?));
         }
     }
     env.push(("SPADE_STORE".into(), path_text(&ctx.run_file("store"))));
@@ -303,5 +312,43 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(journal_path(&journal, 3).exists());
+    }
+
+    #[tokio::test]
+    async fn secrets_resolve_at_spawn_time_only() {
+        struct Vault;
+        impl crate::expr::SecretProvider for Vault {
+            fn secret(&self, name: &str) -> Option<String> {
+                (name == "db.password").then(|| "hunter2".to_string())
+            }
+        }
+        let dir = tempfile::tempdir().unwrap();
+        let params = r#"{"pw": "${secret:db.password}", "plain": "${secret:db.password}", "_env": {"PGPASS": "${secret:db.password}"}}"#;
+        let mut r = run("sh", "login ${secret:db.password}".into(), params);
+        r.secret_keys = vec!["pw".into()];
+        let fake = FakeSpawner::new();
+        let (mut ctx, _rx) = context(dir.path(), r, Arc::new(fake.clone()), manual_clock());
+        ctx.secrets = Arc::new(Vault);
+        Sh.run(ctx).await.unwrap();
+        let spec = fake.spawned().pop().unwrap();
+        assert_eq!(spec.args.last().unwrap(), "login hunter2");
+        let env: std::collections::HashMap<_, _> = spec.env.into_iter().collect();
+        assert_eq!(env["pw"], "hunter2");
+        assert_eq!(env["PGPASS"], "hunter2");
+        // Only params evaluation marked as secret are resolved.
+        assert_eq!(env["plain"], "${secret:db.password}");
+
+        let r = run("sh", "echo ${secret:missing}".into(), "{}");
+        let (mut ctx, _rx) = context(dir.path(), r, Arc::new(fake.clone()), manual_clock());
+        ctx.secrets = Arc::new(Vault);
+        match Sh.run(ctx).await.unwrap() {
+            Outcome::Failed {
+                message, retryable, ..
+            } => {
+                assert!(message.contains("missing"), "{message}");
+                assert!(!retryable);
+            }
+            other => panic!("unexpected {other:?}"),
+        }
     }
 }
