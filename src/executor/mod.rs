@@ -66,6 +66,12 @@ pub trait EngineApi: Send + Sync + 'static {
     fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError>;
     fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError>;
     fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError>;
+    /// The stored definition of a task, for generators' unevaluated `_do:` blocks; `None`
+    /// when the engine keeps none (the driver then looks in the loaded workflow).
+    fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
+        let _ = task;
+        Ok(None)
+    }
 }
 
 type EngineError = crate::engine::Error;
@@ -272,11 +278,24 @@ fn start<E: EngineApi>(
         journal: Arc::new(Mutex::new(None)),
     };
     let span = tracing::info_span!("run", task = %name, fence = %run.fence);
-    runs.spawn(run_one(ctx, name).instrument(span))
+    runs.spawn(run_one(deps.engine.clone(), ctx, name).instrument(span))
 }
 
 /// One run of an operator, bounded by the try timeout and the retry deadline.
-async fn run_one(ctx: Context, name: Arc<str>) -> Finished {
+async fn run_one<E: EngineApi>(engine: Arc<E>, mut ctx: Context, name: Arc<str>) -> Finished {
+    if is_generator(&ctx.run.operator) {
+        // Generated generators (an `if>` inside a `loop>`) are not in the file: their `_do:`
+        // comes from the definition the engine stored.
+        let task = ctx.run.task;
+        match tokio::task::spawn_blocking(move || engine.task_def(task)).await {
+            Ok(Ok(Some(def))) => ctx.def = Some(Arc::new(def)),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), "cannot load the task definition")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot load the task definition"),
+        }
+    }
     let clock = ctx.clock.clone();
     let spawner = ctx.spawner.clone();
     let pgid = ctx.pgid.clone();
@@ -328,6 +347,10 @@ async fn run_one(ctx: Context, name: Arc<str>) -> Finished {
         elapsed: clock.now().duration_since(started),
         journal: left_journal,
     }
+}
+
+fn is_generator(operator: &str) -> bool {
+    operators::catalog::lookup(operator).is_some_and(|o| o.generator)
 }
 
 /// The earlier of the try timeout and the retry deadline.
