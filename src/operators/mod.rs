@@ -4,6 +4,7 @@
 //! executor looks operators up there, and so does anything that needs to know whether spade
 //! can run an operator (the conformance test derives its skips from it).
 
+pub mod call;
 pub mod catalog;
 pub mod echo;
 pub mod fail;
@@ -45,6 +46,7 @@ pub trait Operator: Send + Sync + 'static {
 
 /// Every operator spade can run, by name (without `>`).
 pub const REGISTRY: &[(&str, &dyn Operator)] = &[
+    ("call", &call::Call),
     ("echo", &echo::Echo),
     ("fail", &fail::Fail),
     ("for_each", &for_each::ForEach),

@@ -119,6 +119,16 @@ pub(crate) fn generated(ctx: &Context, children: Vec<(Key, Value)>) -> Outcome {
     }
 }
 
+/// A generator's outcome whose `^sub` is a whole body (`call>`), or nothing when empty.
+pub(crate) fn generated_body(body: Map) -> Outcome {
+    Outcome::Succeeded {
+        store: JsonMap::new(),
+        reset_store: Vec::new(),
+        export: JsonMap::new(),
+        subtasks: (!body.is_empty()).then(|| value(ValueKind::Map(body))),
+    }
+}
+
 /// The entries of a `_do` block that must be a map.
 pub(crate) fn body_entries(block: &Value, op: &str) -> Result<Vec<(Key, Value)>, String> {
     match &block.kind {
