@@ -37,17 +37,27 @@ fn resolve_map(
     diags: &mut Vec<Diagnostic>,
 ) -> Map {
     let mut out = Map::default();
+    out.entries.reserve(map.entries.len());
+    // Keys are unique until an include adds some, so only then must a key look for an earlier
+    // one; without this a big top-level mapping costs quadratic time.
+    let mut included_any = false;
     for (key, value) in map.entries {
         if key.name != "!include" {
             let value = resolve(sources, value, dir, stack, diags);
             // A key after an include replaces what the include gave it.
-            match out.entries.iter_mut().find(|(k, _)| k.name == key.name) {
+            let slot = if included_any {
+                out.entries.iter_mut().find(|(k, _)| k.name == key.name)
+            } else {
+                None
+            };
+            match slot {
                 Some(slot) => slot.1 = value,
                 None => out.entries.push((key, value)),
             }
             continue;
         }
         if let Some(included) = include(sources, &key, &value, dir, stack, diags) {
+            included_any = true;
             for (k, v) in included.entries {
                 merge(&mut out, k, v);
             }

@@ -8,7 +8,6 @@ use crate::dig::workflow::{
     Workflow,
 };
 use crate::operators::catalog;
-use std::borrow::Cow;
 use std::time::Duration;
 
 /// Keys allowed at the top of a workflow file besides `+tasks` (spec 1.5).
@@ -41,23 +40,6 @@ const GROUP_KEYS: &[&str] = &[
     "_disable",
 ];
 
-/// Directives of operator tasks that are not local params.
-const OPERATOR_DIRECTIVES: &[&str] = &[
-    "_export",
-    "_retry",
-    "_parallel",
-    "_background",
-    "_after",
-    "_error",
-    "_check",
-    "_do",
-    "_else_do",
-    "_type",
-    "_command",
-    "_timeout",
-    "_disable",
-];
-
 const SCHEDULE_KINDS: &[&str] = &[
     "cron>",
     "daily>",
@@ -77,6 +59,16 @@ const RETRY_KEYS: &[&str] = &[
     "max_interval",
     "deadline",
 ];
+
+/// The operator-related keys of a task, moved out of its mapping.
+#[derive(Default)]
+struct OperatorParts {
+    /// Every `name>` key and `_type`, in file order.
+    ops: Vec<(Key, Value)>,
+    command: Option<Value>,
+    do_block: Option<Value>,
+    else_do_block: Option<Value>,
+}
 
 /// Collects diagnostics while lowering.
 #[derive(Default)]
@@ -141,22 +133,28 @@ impl Lower {
     }
 
     /// The whole file. `None` when the document is not a mapping.
-    pub(crate) fn workflow(&mut self, name: &str, root: &Value) -> Option<Workflow> {
-        let Some(map) = root.as_map() else {
-            self.error_help(
-                root.span,
-                format!(
-                    "a workflow must be a mapping of keys, found {}",
-                    kind_name(root)
-                ),
-                "start with tasks such as `+hello:` and indent their operators under them",
-            );
-            return None;
+    /// The whole file, consumed: values move into the model instead of being copied.
+    /// `None` when the document is not a mapping.
+    pub(crate) fn workflow(&mut self, name: &str, root: Value) -> Option<Workflow> {
+        let span = root.span;
+        let map = match root.kind {
+            ValueKind::Map(map) => map,
+            kind => {
+                let root = Value { kind, span };
+                self.error_help(
+                    span,
+                    format!(
+                        "a workflow must be a mapping of keys, found {}",
+                        kind_name(&root)
+                    ),
+                    "start with tasks such as `+hello:` and indent their operators under them",
+                );
+                return None;
+            }
         };
         let mut timezone = "UTC".to_string();
         let mut schedule = None;
         let mut sla = None;
-        let mut body = Map::default();
         for (key, value) in &map.entries {
             match key.name.as_str() {
                 "timezone" => {
@@ -166,26 +164,19 @@ impl Lower {
                 }
                 "schedule" => schedule = self.schedule(value),
                 "sla" => sla = Some(value.clone()),
-                "_export" | "_error" | "_check" | "_retry" | "_parallel" => {
-                    body.entries.push((key.clone(), value.clone()));
-                }
-                n if n.starts_with('+') => body.entries.push((key.clone(), value.clone())),
+                n if n.starts_with('+') || TOP_KEYS.contains(&n) => {}
                 n => self.unknown_top_key(key, n),
             }
         }
         let root_name = format!("+{name}");
-        let body_value = Value {
-            kind: ValueKind::Map(body),
-            span: root.span,
-        };
-        let root_task = self.task(&root_name, root.span, &body_value);
+        let root_task = self.task_body(&root_name, span, map, true);
         Some(Workflow {
             name: name.to_string(),
             timezone,
             schedule,
             sla,
             root: root_task,
-            span: root.span,
+            span,
         })
     }
 
@@ -224,9 +215,7 @@ impl Lower {
         if jiff::tz::TimeZone::get(name).is_ok() || is_fixed_offset(name) {
             return Some(name.to_string());
         }
-        let db = jiff::tz::db();
-        let names: Vec<String> = db.available().map(|n| n.as_str().to_string()).collect();
-        let hint = did_you_mean(name, names.iter().map(String::as_str));
+        let hint = did_you_mean(name, zone_names().iter().map(String::as_str));
         let help = match hint {
             Some(h) => format!("did you mean `{h}`?"),
             None => "use an IANA name such as `Asia/Tokyo` or `UTC`".to_string(),
@@ -236,29 +225,36 @@ impl Lower {
     }
 
     /// One task: a group of `+children`, or an operator call.
-    pub(crate) fn task(&mut self, name: &str, span: Span, v: &Value) -> TaskDef {
-        let body: Cow<'_, Map> = match &v.kind {
-            ValueKind::Map(m) => Cow::Borrowed(m),
-            ValueKind::Null => Cow::Owned(Map::default()),
+    pub(crate) fn task(&mut self, name: &str, span: Span, v: Value) -> TaskDef {
+        let body = match v.kind {
+            ValueKind::Map(m) => m,
+            ValueKind::Null => Map::default(),
             // Digdag concatenates a sequence of mappings into one (spec 1.1 point 5).
             ValueKind::Seq(items) if items.iter().all(|i| i.as_map().is_some()) => {
                 let mut m = Map::default();
                 for item in items {
-                    if let Some(im) = item.as_map() {
-                        m.entries.extend(im.entries.iter().cloned());
+                    if let ValueKind::Map(im) = item.kind {
+                        m.entries.extend(im.entries);
                     }
                 }
-                Cow::Owned(m)
+                m
             }
-            _ => {
+            kind => {
+                let v = Value { kind, span: v.span };
                 self.error_help(
                     v.span,
-                    format!("task `{name}` must be a mapping, found {}", found(v)),
+                    format!("task `{name}` must be a mapping, found {}", found(&v)),
                     format!("indent its operator under the task name, e.g. `{name}:` then `  echo>: hello` on the next line"),
                 );
-                Cow::Owned(Map::default())
+                Map::default()
             }
         };
+        self.task_body(name, span, body, false)
+    }
+
+    /// A task from its mapping. The `root` task of a workflow is always a group whose other
+    /// top-level keys were handled (or reported) by [`Lower::workflow`].
+    fn task_body(&mut self, name: &str, span: Span, body: Map, root: bool) -> TaskDef {
         let mut task = TaskDef {
             name: name.to_string(),
             kind: TaskKind::Group(Vec::new()),
@@ -275,7 +271,7 @@ impl Lower {
             span,
         };
         // `_disable: true` turns the task into an empty group and drops the rest (spec 1.6).
-        if let Some(d) = body.get("_disable") {
+        if let Some(d) = body.get("_disable").filter(|_| !root) {
             match d.kind {
                 ValueKind::Bool(b) => task.disable = b,
                 _ => self.error_help(
@@ -288,69 +284,75 @@ impl Lower {
                 return task;
             }
         }
-        let ops: Vec<&Key> = body
-            .entries
-            .iter()
-            .map(|(k, _)| k)
-            .filter(|k| k.name.ends_with('>'))
-            .collect();
-        let type_entry = body.get_entry("_type");
-        let children: Vec<&(Key, Value)> = body
-            .entries
-            .iter()
-            .filter(|(k, _)| k.name.starts_with('+'))
-            .collect();
-        for (key, value) in &body.entries {
-            self.directive(&mut task, key, value);
+        let is_operator = !root
+            && body
+                .entries
+                .iter()
+                .any(|(k, _)| k.name.ends_with('>') || k.name == "_type");
+        let mut parts = OperatorParts::default();
+        let mut children = Vec::new();
+        // Keys that are neither subtasks nor directives: params of an operator, invalid keys
+        // of a group.
+        let mut rest = Vec::new();
+        for (key, value) in body.entries {
+            let n = key.name.as_str();
+            if n.starts_with('+') {
+                children.push((key, value));
+                continue;
+            }
+            // The root's other keys were reported as unknown top-level keys already.
+            if root && !TOP_KEYS.contains(&n) {
+                continue;
+            }
+            match n {
+                "_export" => match value.kind {
+                    ValueKind::Map(m) => task.export = m,
+                    ValueKind::Null => {}
+                    _ => self.error_help(
+                        value.span,
+                        format!("`_export` must be a mapping, found {}", found(&value)),
+                        "write `_export:` and indent `name: value` lines under it",
+                    ),
+                },
+                "_retry" => task.retry = self.retry(&value),
+                "_parallel" => task.parallel = self.parallel(&value),
+                "_background" => match value.kind {
+                    ValueKind::Bool(b) => task.background = b,
+                    _ => self.error(
+                        value.span,
+                        format!(
+                            "`_background` must be `true` or `false`, found {}",
+                            found(&value)
+                        ),
+                    ),
+                },
+                "_after" => task.after = self.after(&value),
+                "_error" => task.error = Some(Box::new(self.special("^error", "_error", value))),
+                "_check" => task.check = Some(Box::new(self.special("^check", "_check", value))),
+                "_timeout" => task.timeout = self.duration("_timeout", &value),
+                "_disable" => {}
+                "_do" if is_operator => parts.do_block = Some(value),
+                "_else_do" if is_operator => parts.else_do_block = Some(value),
+                "_command" if is_operator => parts.command = Some(value),
+                "_type" => parts.ops.push((key, value)),
+                _ if n.ends_with('>') => parts.ops.push((key, value)),
+                _ => rest.push((key, value)),
+            }
         }
-        if ops.is_empty() && type_entry.is_none() {
-            self.group(&mut task, &body, &children);
+        if is_operator {
+            task.params.entries = rest;
+            self.operator(&mut task, parts, &children);
         } else {
-            self.operator(&mut task, &body, &ops, type_entry, &children);
+            self.group(&mut task, &rest, children, root);
         }
         task
     }
 
-    fn directive(&mut self, task: &mut TaskDef, key: &Key, v: &Value) {
-        match key.name.as_str() {
-            "_export" => match &v.kind {
-                ValueKind::Map(m) => task.export = m.clone(),
-                ValueKind::Null => {}
-                _ => self.error_help(
-                    v.span,
-                    format!("`_export` must be a mapping, found {}", found(v)),
-                    "write `_export:` and indent `name: value` lines under it",
-                ),
-            },
-            "_retry" => task.retry = self.retry(v),
-            "_parallel" => task.parallel = self.parallel(v),
-            "_background" => match v.kind {
-                ValueKind::Bool(b) => task.background = b,
-                _ => self.error(
-                    v.span,
-                    format!(
-                        "`_background` must be `true` or `false`, found {}",
-                        found(v)
-                    ),
-                ),
-            },
-            "_after" => task.after = self.after(v),
-            "_error" => {
-                task.error = Some(Box::new(self.special("^error", "_error", v)));
-            }
-            "_check" => {
-                task.check = Some(Box::new(self.special("^check", "_check", v)));
-            }
-            "_timeout" => task.timeout = self.duration("_timeout", v),
-            _ => {}
-        }
-    }
-
-    fn special(&mut self, name: &str, key: &str, v: &Value) -> TaskDef {
+    fn special(&mut self, name: &str, key: &str, v: Value) -> TaskDef {
         if v.as_map().is_none() {
             self.error_help(
                 v.span,
-                format!("`{key}` must be a mapping, found {}", found(v)),
+                format!("`{key}` must be a mapping, found {}", found(&v)),
                 format!("indent a task body under `{key}:`, e.g. `  echo>: failed`"),
             );
         }
@@ -379,18 +381,31 @@ impl Lower {
         names
     }
 
-    fn group(&mut self, task: &mut TaskDef, body: &Map, children: &[&(Key, Value)]) {
-        for (key, _) in &body.entries {
+    fn group(
+        &mut self,
+        task: &mut TaskDef,
+        rest: &[(Key, Value)],
+        children: Vec<(Key, Value)>,
+        root: bool,
+    ) {
+        for (key, _) in rest {
             let n = key.name.as_str();
-            if n.starts_with('+') || GROUP_KEYS.contains(&n) {
+            if root || GROUP_KEYS.contains(&n) {
                 continue;
             }
             if n == "!include" {
                 self.error(key.span, "`!include` is not resolved here");
                 continue;
             }
-            let help = match did_you_mean(n, GROUP_KEYS.iter().copied()) {
-                Some(h) if n.starts_with('_') => format!("did you mean `{h}`?"),
+            // `parallel:` for `_parallel:` is the classic slip (Digdag's own test has it).
+            let underscored = format!("_{n}");
+            let hint = if n.starts_with('_') {
+                did_you_mean(n, GROUP_KEYS.iter().copied())
+            } else {
+                did_you_mean(&underscored, GROUP_KEYS.iter().copied())
+            };
+            let help = match hint {
+                Some(h) => format!("did you mean `{h}`?"),
                 _ => "a task without an operator is a group: it holds only `+subtasks` and directives; put params under `_export:`, or add an operator such as `sh>:`".to_string(),
             };
             self.error_help(
@@ -402,7 +417,7 @@ impl Lower {
         let mut tasks: Vec<TaskDef> = Vec::with_capacity(children.len());
         let parallel = !matches!(task.parallel, None | Some(ParallelDef::All(false)));
         for (key, value) in children {
-            self.check_task_name(key);
+            self.check_task_name(&key);
             let child = self.task(&key.name, key.span, value);
             if child.background && parallel {
                 self.error_help(
@@ -464,18 +479,17 @@ impl Lower {
         }
     }
 
-    fn operator(
-        &mut self,
-        task: &mut TaskDef,
-        body: &Map,
-        ops: &[&Key],
-        type_entry: Option<&(Key, Value)>,
-        children: &[&(Key, Value)],
-    ) {
+    fn operator(&mut self, task: &mut TaskDef, parts: OperatorParts, children: &[(Key, Value)]) {
+        let OperatorParts {
+            mut ops,
+            command: command_entry,
+            do_block,
+            else_do_block,
+        } = parts;
         if let Some((child, _)) = children.first() {
             let op = ops
                 .first()
-                .map_or("_type".to_string(), |k| format!("`{}`", k.name));
+                .map_or("_type".to_string(), |(k, _)| format!("`{}`", k.name));
             self.error_help(
                 child.span,
                 format!(
@@ -487,12 +501,7 @@ impl Lower {
                 ),
             );
         }
-        let mut operator_keys: Vec<&Key> = ops.to_vec();
-        if let Some((k, _)) = type_entry {
-            operator_keys.push(k);
-        }
-        operator_keys.sort_by_key(|k| k.span.start);
-        if let [first, second, ..] = operator_keys.as_slice() {
+        if let [(first, _), (second, _), ..] = ops.as_slice() {
             self.error_help(
                 second.span,
                 format!(
@@ -502,37 +511,18 @@ impl Lower {
                 "a task runs one operator: split it into two tasks",
             );
         }
-        let (name, name_span, command) = match ops.first() {
-            Some(k) => (
-                k.name.trim_end_matches('>').to_string(),
-                k.span,
-                body.get(&k.name).cloned(),
-            ),
-            None => match type_entry {
+        // `name>: x` wins over `_type: name` + `_command: x` when both are written (an error
+        // reported above anyway).
+        let sugar = ops.iter().position(|(k, _)| k.name.ends_with('>'));
+        let (name, name_span, command) = match sugar {
+            Some(i) => {
+                let (k, v) = ops.swap_remove(i);
+                (k.name.trim_end_matches('>').to_string(), k.span, Some(v))
+            }
+            None => match ops.into_iter().next() {
                 Some((k, v)) => {
-                    let name = match (&v.kind, literal_str(v)) {
-                        (_, Some(s)) => s.to_string(),
-                        // Digdag evaluates `_type: ${...}` when the task runs, so the
-                        // operator is unknown until then.
-                        (ValueKind::Str(t), None) => {
-                            self.diags.push(
-                                Diagnostic::warning(
-                                    v.span,
-                                    format!("the operator of task `{}` is computed at run time", task.name),
-                                )
-                                .with_help("spade checks operator names only when `_type` is a literal; running this task fails"),
-                            );
-                            t.raw.clone()
-                        }
-                        _ => {
-                            self.error(
-                                v.span,
-                                format!("`_type` must be an operator name, found {}", found(v)),
-                            );
-                            String::new()
-                        }
-                    };
-                    (name, k.span.to(v.span), body.get("_command").cloned())
+                    let name = self.type_name(task, &v);
+                    (name, k.span.to(v.span), command_entry)
                 }
                 None => (String::new(), task.span, None),
             },
@@ -541,14 +531,68 @@ impl Lower {
             kind: ValueKind::Null,
             span: name_span,
         });
-        let computed = name.contains("${");
-        let supported = match catalog::lookup(&name) {
-            None if computed => false,
+        let supported = self.check_operator(task, &name, name_span, &command);
+        // Digdag compiles `_do`/`_else_do` only when the generator runs; checking them now
+        // reports their mistakes before the first run. The lowered task is dropped: the
+        // generator lowers the block again with its own params.
+        for (key, block) in [("_do", &do_block), ("_else_do", &else_do_block)] {
+            match block {
+                Some(block @ Value { kind: ValueKind::Map(_) | ValueKind::Null, .. }) => {
+                    let _ = self.task("^sub", block.span, block.clone());
+                }
+                Some(block) => self.error_help(
+                    block.span,
+                    format!("`{key}` must be a mapping of tasks, found {}", found(block)),
+                    format!("indent the tasks to generate under `{key}:`, e.g. `  +step:` then `    echo>: ${{i}}`"),
+                ),
+                None => {}
+            }
+        }
+        task.kind = TaskKind::Operator(Box::new(OperatorCall {
+            name,
+            command,
+            supported,
+            do_block,
+            else_do_block,
+            span: name_span,
+        }));
+    }
+
+    /// The operator name of `_type: name`.
+    fn type_name(&mut self, task: &TaskDef, v: &Value) -> String {
+        match (&v.kind, literal_str(v)) {
+            (_, Some(s)) => s.to_string(),
+            // Digdag evaluates `_type: ${...}` when the task runs, so the operator is unknown
+            // until then.
+            (ValueKind::Str(t), None) => {
+                self.diags.push(
+                    Diagnostic::warning(
+                        v.span,
+                        format!("the operator of task `{}` is computed at run time", task.name),
+                    )
+                    .with_help("spade checks operator names only when `_type` is a literal; running this task fails"),
+                );
+                t.raw.clone()
+            }
+            _ => {
+                self.error(
+                    v.span,
+                    format!("`_type` must be an operator name, found {}", found(v)),
+                );
+                String::new()
+            }
+        }
+    }
+
+    /// Looks the operator up in the catalog; returns whether spade runs it.
+    fn check_operator(&mut self, task: &TaskDef, name: &str, span: Span, command: &Value) -> bool {
+        let supported = match catalog::lookup(name) {
+            None if name.contains("${") || name.is_empty() => false,
             Some(info) if info.supported => true,
             Some(_) => {
                 self.diags.push(
                     Diagnostic::warning(
-                        name_span,
+                        span,
                         format!(
                             "operator `{name}>` of task `{}` is not supported by spade yet",
                             task.name
@@ -558,14 +602,13 @@ impl Lower {
                 );
                 false
             }
-            None if name.is_empty() => false,
             None => {
-                let hint = did_you_mean(&name, catalog::names());
+                let hint = did_you_mean(name, catalog::names());
                 let help = match hint {
                     Some(h) => format!("did you mean `{h}>`?"),
                     None => "spade runs `sh>`, `echo>`, `fail>`, `wait>`, `nop>`, `for_each>`, `for_range>`, `loop>`, `if>`, `call>` and `require>`".to_string(),
                 };
-                self.error_help(name_span, format!("unknown operator `{name}>`"), help);
+                self.error_help(span, format!("unknown operator `{name}>`"), help);
                 false
             }
         };
@@ -576,25 +619,11 @@ impl Lower {
                 format!("`{name}>` of task `{}` needs a value", task.name),
                 format!(
                     "write the operator's argument after the colon, e.g. `{}`",
-                    example_call(&name)
+                    example_call(name)
                 ),
             );
         }
-        for (key, value) in &body.entries {
-            let n = key.name.as_str();
-            if n.starts_with('+') || n.ends_with('>') || OPERATOR_DIRECTIVES.contains(&n) {
-                continue;
-            }
-            task.params.entries.push((key.clone(), value.clone()));
-        }
-        task.kind = TaskKind::Operator(Box::new(OperatorCall {
-            name,
-            command,
-            supported,
-            do_block: body.get("_do").cloned(),
-            else_do_block: body.get("_else_do").cloned(),
-            span: name_span,
-        }));
+        supported
     }
 
     fn retry(&mut self, v: &Value) -> Option<RetryDef> {
@@ -947,6 +976,18 @@ fn with_top_hint(n: &str) -> String {
     }
 }
 
+/// Every zone name of the bundled database, listed once: listing is slow and only needed for
+/// "did you mean" hints.
+fn zone_names() -> &'static [String] {
+    static NAMES: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+    NAMES.get_or_init(|| {
+        jiff::tz::db()
+            .available()
+            .map(|n| n.as_str().to_string())
+            .collect()
+    })
+}
+
 /// Java's `ZoneId.of` also takes fixed offsets: `Z`, `+09:00`, `-0530`, `UTC+9`, `GMT-03:00`.
 fn is_fixed_offset(name: &str) -> bool {
     let rest = ["UTC", "GMT", "UT"]
@@ -1088,6 +1129,166 @@ fn shift_days(field: &str) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::diag::FileId;
+    use crate::dig::syntax::parse_file;
+
+    /// Lowers `input` as workflow `wf`; returns the workflow and `(text at span, message)`
+    /// of every diagnostic.
+    fn lower(input: &str) -> (Option<Workflow>, Vec<(String, String)>) {
+        let root = parse_file(FileId(0), input)
+            .unwrap_or_else(|d| panic!("syntax error: {}", d.message))
+            .expect("a document");
+        let mut l = Lower::default();
+        let w = l.workflow("wf", root);
+        crate::diag::sort(&mut l.diags);
+        let diags = l
+            .diags
+            .iter()
+            .map(|d| (input[d.span.range()].to_string(), d.message.clone()))
+            .collect();
+        (w, diags)
+    }
+
+    /// One line per task: indentation, name, then `op>` or nothing for a group.
+    fn tree(t: &TaskDef, depth: usize, out: &mut String) {
+        out.push_str(&"  ".repeat(depth));
+        out.push_str(&t.name);
+        if let TaskKind::Operator(op) = &t.kind {
+            out.push_str(&format!(" {}>", op.name));
+        }
+        out.push('\n');
+        if let TaskKind::Group(children) = &t.kind {
+            for c in children {
+                tree(c, depth + 1, out);
+            }
+        }
+        for special in [&t.error, &t.check].into_iter().flatten() {
+            tree(special, depth + 1, out);
+        }
+    }
+
+    fn check(input: &str, expect: &str) {
+        let (w, diags) = lower(input);
+        assert!(diags.is_empty(), "{input:?}: {diags:?}");
+        let mut out = String::new();
+        tree(&w.expect("a workflow").root, 0, &mut out);
+        assert_eq!(out, expect, "{input:?}");
+    }
+
+    /// Every diagnostic as `(offending text, message fragment)`, in order.
+    fn check_diags(input: &str, expect: &[(&str, &str)]) {
+        let (_, diags) = lower(input);
+        assert_eq!(diags.len(), expect.len(), "{input:?}: {diags:?}");
+        for ((text, message), (want_text, want_msg)) in diags.iter().zip(expect) {
+            assert_eq!(text, want_text, "{input:?}: {message}");
+            assert!(message.contains(want_msg), "{input:?}: {message}");
+        }
+    }
+
+    #[test]
+    fn task_tree_keeps_order_and_kinds() {
+        check(
+            "+z:\n  sh>: a\n+a:\n  +inner:\n    _type: echo\n    _command: hi\n  _error:\n    fail>: x\n",
+            "+wf\n  +z sh>\n  +a\n    +inner echo>\n    ^error fail>\n",
+        );
+        // A sequence of mappings is concatenated (Digdag's `getNestedOrderedOrGetEmpty`).
+        check("+a:\n  - sh>: x\n  - _retry: 2\n", "+wf\n  +a sh>\n");
+        check("+a:\n", "+wf\n  +a\n");
+    }
+
+    #[test]
+    fn operator_params_directives_and_blocks() {
+        let input = "+a:\n  for_each>: {x: [1, 2]}\n  _parallel: {limit: 2}\n  _retry: {limit: 3, interval: 1m, interval_type: Exponential, max_interval: 2h}\n  _env: {K: v}\n  path: /tmp\n  _do:\n    echo>: ${x}\n  _timeout: 1h30m\n";
+        let (w, diags) = lower(input);
+        assert!(diags.is_empty(), "{diags:?}");
+        let w = w.unwrap();
+        let TaskKind::Group(children) = &w.root.kind else {
+            panic!("root is a group")
+        };
+        let a = &children[0];
+        let TaskKind::Operator(op) = &a.kind else {
+            panic!("an operator")
+        };
+        assert_eq!(op.name, "for_each");
+        assert!(op.supported);
+        assert!(op.do_block.as_ref().and_then(Value::as_map).is_some());
+        let params: Vec<&str> = a
+            .params
+            .entries
+            .iter()
+            .map(|(k, _)| k.name.as_str())
+            .collect();
+        assert_eq!(params, ["_env", "path"]);
+        assert_eq!(a.parallel, Some(ParallelDef::Limit(2)));
+        assert_eq!(
+            a.retry,
+            Some(RetryDef::Policy(RetryPolicy {
+                limit: 3,
+                interval: Duration::from_secs(60),
+                interval_type: IntervalType::Exponential,
+                max_interval: Some(Duration::from_secs(7200)),
+                deadline: None,
+            }))
+        );
+        assert_eq!(a.timeout, Some(Duration::from_secs(5400)));
+    }
+
+    #[test]
+    fn retry_and_parallel_forms() {
+        let first = |input: &str| {
+            let (w, d) = lower(input);
+            assert!(d.is_empty(), "{d:?}");
+            let TaskKind::Group(c) = w.unwrap().root.kind else {
+                panic!()
+            };
+            c.into_iter().next().unwrap()
+        };
+        let t = first("+a:\n  sh>: x\n  _retry: \"2\"\n");
+        assert!(matches!(
+            t.retry,
+            Some(RetryDef::Policy(RetryPolicy { limit: 2, .. }))
+        ));
+        let t = first("+a:\n  sh>: x\n  _retry: ${n}\n");
+        assert!(matches!(t.retry, Some(RetryDef::Expr(_))));
+        let t = first("+a:\n  _parallel: ${p}\n  +b:\n    sh>: x\n");
+        assert!(matches!(t.parallel, Some(ParallelDef::Expr(_))));
+        let t = first("+a:\n  _parallel: false\n  +b:\n    sh>: x\n");
+        assert_eq!(t.parallel, Some(ParallelDef::All(false)));
+    }
+
+    #[test]
+    fn disable_drops_the_body() {
+        check(
+            "+a:\n  _disable: true\n  sh>: x\n  +b:\n    shh>: y\n",
+            "+wf\n  +a\n",
+        );
+    }
+
+    #[test]
+    fn semantic_errors_are_all_reported_in_order() {
+        check_diags(
+            "timezone: Nowhere/City\nfoo: 1\n+a:\n  sh>: x\n  echo>: y\n+b:\n  params: 1\n  +c:\n    td>: q\n",
+            &[
+                ("Nowhere/City", "unknown timezone"),
+                ("foo", "unknown top-level key `foo`"),
+                ("echo>", "more than one operator"),
+                ("params", "invalid key `params`"),
+                ("td>", "not supported by spade yet"),
+            ],
+        );
+        check_diags("+a:\n  sh>:\n", &[("", "needs a value")]);
+        check_diags("+a:\n  nop>:\n", &[]);
+        check_diags("+a:\n  _type: ${t}\n", &[("${t}", "computed at run time")]);
+        check_diags(
+            "schedule:\n  cron>: '0 0 * * 7'\n  start: 2024-02-30\n+a:\n  nop>:\n",
+            &[("2024-02-30", "must be a date")],
+        );
+        check_diags("timezone: +09:00\n+a:\n  nop>:\n", &[]);
+        check_diags(
+            "+g:\n  _parallel: true\n  +a:\n    _background: true\n    nop>:\n",
+            &[("+a", "`_background` on `+a`")],
+        );
+    }
 
     #[test]
     fn durations() {

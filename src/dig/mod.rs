@@ -134,15 +134,62 @@ pub fn load_source(
         Err(d) => return (None, d),
     };
     let dir = path.parent().map_or_else(PathBuf::new, Path::to_path_buf);
-    let canonical = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    // Cycle detection compares canonical paths; resolving one costs several syscalls, so it
+    // is done only for files that include anything.
+    let includes = root_has_include(&root);
+    let canonical = if includes {
+        std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf())
+    } else {
+        path.to_path_buf()
+    };
     let mut stack = vec![canonical];
-    let root = include::resolve(sources, root, &dir, &mut stack, &mut diags);
+    let root = if includes {
+        include::resolve(sources, root, &dir, &mut stack, &mut diags)
+    } else {
+        root
+    };
     let mut lower = lower::Lower::default();
-    let workflow = lower.workflow(&workflow_name(project_dir, path), &root);
+    let name = workflow_name(project_dir, path);
+    if let Some(problem) = workflow_name_problem(&name) {
+        diags.push(
+            Diagnostic::error(
+                Span::new(root.span.file, 0, 0),
+                format!("invalid workflow name `{name}`: {problem}"),
+            )
+            .with_help("rename the file: a workflow name is its path without `.dig`"),
+        );
+    }
+    let workflow = lower.workflow(&name, root);
     diags.append(&mut lower.diags);
     crate::diag::sort(&mut diags);
     let ok = !diags.iter().any(Diagnostic::is_error);
     (workflow.filter(|_| ok), diags)
+}
+
+/// Whether any mapping in the tree has an `!include` key.
+fn root_has_include(v: &Value) -> bool {
+    match &v.kind {
+        ValueKind::Map(m) => m
+            .entries
+            .iter()
+            .any(|(k, v)| k.name == "!include" || root_has_include(v)),
+        ValueKind::Seq(items) => items.iter().any(root_has_include),
+        _ => false,
+    }
+}
+
+/// Digdag's `checkWorkflowName`: what is wrong with a workflow name, if anything.
+fn workflow_name_problem(name: &str) -> Option<&'static str> {
+    let first = name.chars().next()?;
+    if first.is_ascii_digit() {
+        Some("it must not start with a digit")
+    } else if "+^@/\\:*?\"<>".contains(first) {
+        Some("it must not start with one of `+ ^ @ / \\ : * ? \" < >`")
+    } else if name.len() > 255 {
+        Some("it is longer than 255 characters")
+    } else {
+        None
+    }
 }
 
 /// The path relative to the project, without `.dig`, with `/` separators.
@@ -215,7 +262,7 @@ pub fn parse_document(
 /// file's root) into a [`TaskDef`] named `name`, with the same rules as static tasks.
 pub fn lower_task(name: &str, body: &Value) -> Result<TaskDef, Vec<Diagnostic>> {
     let mut lower = lower::Lower::default();
-    let task = lower.task(name, body.span, body);
+    let task = lower.task(name, body.span, body.clone());
     if lower.has_errors() {
         crate::diag::sort(&mut lower.diags);
         Err(lower.diags)

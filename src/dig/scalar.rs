@@ -29,6 +29,14 @@ pub(crate) fn read_plain(text: &str) -> Plain {
         "false" | "False" => return Plain::Bool(false),
         _ => {}
     }
+    // Numbers start with a digit, a sign or a dot; everything else is a string, which is
+    // most scalars, so decide that without scanning them.
+    if !matches!(
+        text.as_bytes().first(),
+        Some(b'0'..=b'9' | b'+' | b'-' | b'.')
+    ) {
+        return Plain::Str;
+    }
     if let Some(i) = read_int(text) {
         return i;
     }

@@ -10,8 +10,12 @@ pub fn did_you_mean<'c>(
         n => (n / 3).max(2),
     };
     let lower = name.to_ascii_lowercase();
+    let len = name.chars().count();
     candidates
         .into_iter()
+        // The distance is at least the length difference: skip the far ones cheaply, which
+        // matters for the ~600 zone names.
+        .filter(|c| c.chars().count().abs_diff(len) <= limit)
         .map(|c| (distance(&lower, &c.to_ascii_lowercase()), c))
         .filter(|&(d, _)| d <= limit)
         .min_by_key(|&(d, _)| d)

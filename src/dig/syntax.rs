@@ -399,7 +399,7 @@ impl<'a> Cursor<'a> {
             return self.fail_help(
                 self.pos,
                 self.token_end(self.pos),
-                "YAML directives are not supported",
+                "unsupported YAML directive",
                 "remove the `%` line",
             );
         }
@@ -498,7 +498,7 @@ impl<'a> Cursor<'a> {
                 self.skip_blank_lines()?;
                 v
             };
-            self.check_duplicate(&mut seen, &key)?;
+            self.check_duplicate(&map.entries, &mut seen, &key)?;
             end = end.max(value.span.end as usize).max(key.span.end as usize);
             map.entries.push((key, value));
             if self.is_eof() {
@@ -515,12 +515,35 @@ impl<'a> Cursor<'a> {
         Ok(self.node(ValueKind::Map(map), start, end))
     }
 
-    fn check_duplicate(&self, seen: &mut HashMap<String, usize>, key: &Key) -> PResult<()> {
+    /// Fails when `key` is already among `entries`. Small mappings (nearly all of them) are
+    /// scanned; `seen` indexes the keys of big ones so a long file stays linear.
+    fn check_duplicate(
+        &self,
+        entries: &[(Key, Value)],
+        seen: &mut HashMap<String, usize>,
+        key: &Key,
+    ) -> PResult<()> {
+        const SCAN_LIMIT: usize = 16;
         // `!include` keys may repeat: Digdag gives each a unique name (spec 1.4).
         if key.name == "!include" {
             return Ok(());
         }
-        if let Some(&first) = seen.get(&key.name) {
+        let first = if entries.len() < SCAN_LIMIT {
+            entries
+                .iter()
+                .find(|(k, _)| k.name == key.name)
+                .map(|(k, _)| k.span.start as usize)
+        } else {
+            if seen.is_empty() {
+                for (k, _) in entries {
+                    seen.insert(k.name.clone(), k.span.start as usize);
+                }
+            }
+            let found = seen.get(&key.name).copied();
+            seen.insert(key.name.clone(), key.span.start as usize);
+            found
+        };
+        if let Some(first) = first {
             let line = self.line_of(first);
             return self.fail_help(
                 key.span.start as usize,
@@ -532,7 +555,6 @@ impl<'a> Cursor<'a> {
                 ),
             );
         }
-        seen.insert(key.name.clone(), key.span.start as usize);
         Ok(())
     }
 
@@ -604,14 +626,14 @@ impl<'a> Cursor<'a> {
             self.fail_help(
                 start,
                 end,
-                format!("YAML anchors (`{text}`) are not supported"),
+                format!("unsupported YAML anchor `{text}`"),
                 "repeat the value, or share it through `_export:`",
             )
         } else {
             self.fail_help(
                 start,
                 end,
-                format!("YAML aliases (`{text}`) are not supported"),
+                format!("unsupported YAML alias `{text}`"),
                 "a value that starts with `*` (like a cron expression) must be quoted: `'*/5 * * * *'`",
             )
         }
@@ -632,7 +654,7 @@ impl<'a> Cursor<'a> {
         self.fail_help(
             start,
             end,
-            format!("YAML tags (`{text}`) are not supported"),
+            format!("unsupported YAML tag `{text}`"),
             "remove the tag; the only tag spade reads is the key `!include : file.dig`",
         )
     }
@@ -1239,7 +1261,7 @@ impl<'a> Cursor<'a> {
             } else {
                 self.node(ValueKind::Null, self.pos, self.pos)
             };
-            self.check_duplicate(&mut seen, &key)?;
+            self.check_duplicate(&map.entries, &mut seen, &key)?;
             map.entries.push((key, value));
             self.skip_flow_ws(open, parent)?;
             match self.peek() {
@@ -1505,9 +1527,9 @@ mod tests {
         check_err("a: {x: 1\n", "{", "unclosed flow mapping");
         check_err("a: 1\na: 2\n", "a", "duplicate key `a`");
         check_err("a: {k: 1, k: 2}", "k", "duplicate key `k`");
-        check_err("a: &x 1\n", "&x", "anchors");
-        check_err("a: *x\n", "*x", "aliases");
-        check_err("a: !!str 1\n", "!!str", "tags");
+        check_err("a: &x 1\n", "&x", "anchor");
+        check_err("a: *x\n", "*x", "alias");
+        check_err("a: !!str 1\n", "!!str", "tag");
         check_err("a: !include x.dig\n", "!include", "only as a key");
         check_err("a: b: c\n", ":", "cannot contain `: `");
         check_err("a: \"x\" y\n", "y", "end of the line");

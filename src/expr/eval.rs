@@ -19,6 +19,10 @@ const MAX_CALL_DEPTH: usize = 64;
 pub(crate) const MAX_STRING_LEN: usize = 8 << 20;
 /// Largest array an expression may build.
 pub(crate) const MAX_ARRAY_LEN: usize = 1 << 20;
+/// Nested evaluation frames (expressions and statements, across calls).
+/// Sized so the deepest evaluation fits a 2 MiB thread stack even in debug builds (the
+/// `sandbox_survives_deep_nesting_on_a_small_stack` test).
+pub(crate) const MAX_NESTING: usize = 200;
 /// The clock is read every this many steps.
 const CHECK_EVERY: u64 = 1024;
 
@@ -57,6 +61,35 @@ pub(crate) trait Resolver {
 pub(crate) struct Host {
     pub(crate) timezone: jiff::tz::TimeZone,
     pub(crate) now: jiff::Timestamp,
+    /// Nested evaluation frames of every interpreter of one evaluation: a param referenced
+    /// from inside an expression is evaluated by a nested interpreter on the same stack.
+    pub(crate) nesting: std::cell::Cell<usize>,
+}
+
+impl Host {
+    pub(crate) fn new(timezone: jiff::tz::TimeZone, now: jiff::Timestamp) -> Host {
+        Host {
+            timezone,
+            now,
+            nesting: std::cell::Cell::new(0),
+        }
+    }
+
+    /// Opens `weight` nested frames; fails once the stack budget is used up.
+    pub(crate) fn enter(&self, weight: usize) -> R<()> {
+        let n = self.nesting.get() + weight;
+        if n > MAX_NESTING {
+            return Err(JsError::range_error(
+                "expression nested too deeply (maximum call stack size exceeded)",
+            ));
+        }
+        self.nesting.set(n);
+        Ok(())
+    }
+
+    pub(crate) fn leave(&self, weight: usize) {
+        self.nesting.set(self.nesting.get().saturating_sub(weight));
+    }
 }
 
 enum Flow {
@@ -73,6 +106,7 @@ pub(crate) struct Interp<'a> {
     globals: IndexMap<Rc<str>, Value>,
     steps: u64,
     started: Instant,
+    /// JavaScript call depth.
     depth: usize,
 }
 
@@ -146,8 +180,26 @@ impl<'a> Interp<'a> {
         self.globals.insert(name.clone(), value);
     }
 
+    /// Evaluates `e`, bounding the interpreter's own recursion so that no input can overflow
+    /// the native stack (a 2 MiB thread stack is enough; see the `sandbox` tests).
     pub(crate) fn eval(&mut self, e: &Expr, env: Option<&Rc<Env>>) -> R<Value> {
+        self.enter()?;
+        let r = self.eval_inner(e, env);
+        self.leave();
+        r
+    }
+
+    pub(crate) fn enter(&mut self) -> R<()> {
         self.tick()?;
+        self.host.enter(1)
+    }
+
+    /// Ends a frame opened with [`Interp::enter`].
+    pub(crate) fn leave(&mut self) {
+        self.host.leave(1);
+    }
+
+    fn eval_inner(&mut self, e: &Expr, env: Option<&Rc<Env>>) -> R<Value> {
         Ok(match e {
             Expr::Num(n) => Value::Num(*n),
             Expr::Str(s) => Value::Str(s.clone()),
@@ -332,7 +384,7 @@ impl<'a> Interp<'a> {
         }
         if op == UnaryOp::Delete {
             if let Expr::Member(obj, name) = operand {
-                if let Value::Object(map) = self.eval(obj, env)? {
+                if let Value::Object(map) = &self.eval(obj, env)? {
                     map.borrow_mut().shift_remove(&**name);
                 }
             }
@@ -489,14 +541,24 @@ impl<'a> Interp<'a> {
             }
             Value::Array(items) => {
                 let items = items.borrow().clone();
+                // Arrays may contain themselves: the nesting bound stops the recursion.
+                self.enter()?;
                 let mut parts = Vec::with_capacity(items.len());
                 for item in &items {
-                    parts.push(if item.is_nullish() {
-                        String::new()
+                    let part = if item.is_nullish() {
+                        Ok(String::new())
                     } else {
-                        self.js_string(item)?
-                    });
+                        self.js_string(item)
+                    };
+                    match part {
+                        Ok(p) => parts.push(p),
+                        Err(e) => {
+                            self.leave();
+                            return Err(e);
+                        }
+                    }
                 }
+                self.leave();
                 Self::check_string(parts.join(","))?
             }
             Value::Object(_) => Value::str("[object Object]"),
@@ -650,7 +712,13 @@ impl<'a> Interp<'a> {
     }
 
     fn exec(&mut self, s: &Stmt, env: &Rc<Env>) -> R<Flow> {
-        self.tick()?;
+        self.enter()?;
+        let r = self.exec_inner(s, env);
+        self.leave();
+        r
+    }
+
+    fn exec_inner(&mut self, s: &Stmt, env: &Rc<Env>) -> R<Flow> {
         let e = Some(env);
         match s {
             Stmt::Expr(x) => {

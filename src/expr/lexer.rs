@@ -104,7 +104,11 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
             });
             continue;
         }
-        let Some(p) = PUNCTS.iter().find(|p| src[i..].starts_with(**p)) else {
+        // Comparing the first byte before the whole slice keeps this off `memcmp`.
+        let Some(p) = PUNCTS
+            .iter()
+            .find(|p| p.as_bytes()[0] == c && src[i..].starts_with(**p))
+        else {
             return Err(LexError {
                 offset: i,
                 message: format!("unexpected character `{ch}`"),

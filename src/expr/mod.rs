@@ -149,10 +149,7 @@ pub fn eval_params(layers: &[Layer<'_>], ctx: &EvalContext<'_>) -> Result<Evalua
 }
 
 fn host(ctx: &EvalContext<'_>) -> eval::Host {
-    eval::Host {
-        timezone: ctx.timezone.clone(),
-        now: ctx.now,
-    }
+    eval::Host::new(ctx.timezone.clone(), ctx.now)
 }
 
 fn holds_secret(v: &serde_json::Value) -> bool {

@@ -583,6 +583,17 @@ const TOKENS: &[&str] = &[
     "z",
 ];
 
+/// The longest format token at the start of `rest`, whose first char is `c`.
+fn find_token(rest: &str, c: char) -> Option<&'static str> {
+    if !c.is_ascii_alphabetic() {
+        return None;
+    }
+    TOKENS
+        .iter()
+        .find(|t| t.as_bytes()[0] == c as u8 && rest.starts_with(**t))
+        .copied()
+}
+
 /// Replaces `LT`, `LLL`, ... (outside `[...]`) by their en expansions, as moment does first.
 fn expand_long_formats(fmt: &str) -> String {
     let mut out = String::new();
@@ -594,7 +605,10 @@ fn expand_long_formats(fmt: &str) -> String {
             rest = &rest[end..];
             continue;
         }
-        if let Some(t) = LONG_TOKENS.iter().find(|t| rest.starts_with(**t)) {
+        if let Some(t) = LONG_TOKENS
+            .iter()
+            .find(|t| (c == 'L' || c == 'l') && rest.starts_with(**t))
+        {
             out.push_str(long_format(t).unwrap_or(""));
             rest = &rest[t.len()..];
             continue;
@@ -650,7 +664,7 @@ fn format_with(ms: f64, zone: &TimeZone, fmt: &str, with_abbr: bool) -> Option<S
             }
             continue;
         }
-        let Some(token) = TOKENS.iter().find(|t| rest.starts_with(**t)) else {
+        let Some(token) = find_token(rest, c) else {
             out.push(c);
             rest = &rest[c.len_utf8()..];
             continue;

@@ -3,7 +3,7 @@
 //! cycle is an error naming the keys.
 
 use super::eval::{Host, Interp, JsError, Resolver};
-use super::parse::parse_expression;
+use super::parse::parse_cached;
 use super::template;
 use super::value::{from_json, Value};
 use super::{Error, JsonMap, Layer};
@@ -14,6 +14,9 @@ use std::cell::RefCell;
 
 /// Keys whose blocks are task bodies for later: never evaluated, at any depth.
 const NO_EVALUATE: &[&str] = &["_do", "_else_do"];
+/// Nesting charged for following a reference to another param (its frames are bigger than
+/// one expression node's).
+const REFERENCE_WEIGHT: usize = 8;
 /// Keys that are separate tasks, not params of this one.
 const NOT_PARAMS: &[&str] = &["_error", "_check"];
 
@@ -186,9 +189,25 @@ impl<'a> Scope<'a> {
                 Slot::InProgress => return Err(self.cycle_error(i)),
             }
         };
-        self.stack.borrow_mut().push(i);
-        let result = self.eval_node(&pending);
-        self.stack.borrow_mut().pop();
+        // A reference evaluates another param on the same native stack: charge it to the
+        // shared nesting budget so long reference chains cannot overflow the stack.
+        let result = match self.host.enter(REFERENCE_WEIGHT) {
+            Ok(()) => {
+                self.stack.borrow_mut().push(i);
+                let r = self.eval_node(&pending);
+                self.stack.borrow_mut().pop();
+                self.host.leave(REFERENCE_WEIGHT);
+                r
+            }
+            Err(e) => Err(Error::Eval {
+                source_text: self
+                    .names
+                    .get_index(i)
+                    .map_or(String::new(), |(k, _)| (*k).to_string()),
+                message: format!("params reference each other too deeply: {}", e.message),
+                span: Span::NONE,
+            }),
+        };
         let value = match result {
             Ok(v) => v,
             Err(e) => {
@@ -297,7 +316,7 @@ impl<'a> Scope<'a> {
             message,
             span,
         };
-        let ast = parse_expression(source).map_err(|e| {
+        let ast = parse_cached(source).map_err(|e| {
             fail(format!(
                 "syntax error at offset {}: {}",
                 e.offset, e.message

@@ -271,7 +271,7 @@ pub(crate) fn call_method(
             }
             "apply" => {
                 let this_arg = arg(args, 0);
-                let list = match arg(args, 1) {
+                let list = match &arg(args, 1) {
                     Value::Array(items) => items.borrow().clone(),
                     _ => Vec::new(),
                 };
@@ -350,7 +350,7 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
             })
         }
         (Global::Json, "stringify") => {
-            let indent = match arg(args, 2) {
+            let indent = match &arg(args, 2) {
                 Value::Num(n) => " ".repeat(n.clamp(0.0, 10.0) as usize),
                 Value::Str(s) => s.chars().take(10).collect(),
                 _ => String::new(),
@@ -391,7 +391,7 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
             Value::Num(n) => n.is_finite() && n.fract() == 0.0,
             _ => false,
         }),
-        (Global::Object, "keys") => match arg(args, 0) {
+        (Global::Object, "keys") => match &arg(args, 0) {
             Value::Object(map) => {
                 Value::array(map.borrow().keys().map(|k| Value::Str(k.clone())).collect())
             }
@@ -403,7 +403,7 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
             other => {
                 return Err(JsError::type_error(format!(
                     "{} is not an object",
-                    to_display(&other)
+                    to_display(other)
                 )))
             }
         },
@@ -493,9 +493,9 @@ pub(crate) fn construct_global(interp: &mut Interp<'_>, g: Global, args: &[Value
             }
         }),
         Global::RegExp => {
-            let source = match arg(args, 0) {
+            let source = match &arg(args, 0) {
                 Value::Regex(r) => r.source.clone(),
-                v => interp.js_string(&v)?,
+                v => interp.js_string(v)?,
             };
             let flags = match arg(args, 1) {
                 Value::Undefined => String::new(),
@@ -578,7 +578,7 @@ fn string_method(interp: &mut Interp<'_>, s: &Rc<str>, name: &str, args: &[Value
         "trimLeft" | "trimStart" => Value::str(s.trim_start()),
         "trimRight" | "trimEnd" => Value::str(s.trim_end()),
         "isEmpty" => Value::Bool(s.is_empty()),
-        "equals" => Value::Bool(matches!(arg(args, 0), Value::Str(o) if o == *s)),
+        "equals" => Value::Bool(matches!(&arg(args, 0), Value::Str(o) if o == s)),
         "slice" => {
             let c = chars();
             let start = relative(to_index(interp, &arg(args, 0), 0.0)?, c.len());
@@ -679,11 +679,11 @@ fn string_method(interp: &mut Interp<'_>, s: &Rc<str>, name: &str, args: &[Value
                 Value::Undefined => usize::MAX,
                 v => interp.js_number(&v)? as usize,
             };
-            let parts: Vec<Value> = match arg(args, 0) {
+            let parts: Vec<Value> = match &arg(args, 0) {
                 Value::Undefined => vec![this.clone()],
                 Value::Regex(r) => r.regex.split(s).map(Value::str).collect(),
                 sep => {
-                    let sep = interp.js_string(&sep)?;
+                    let sep = interp.js_string(sep)?;
                     if sep.is_empty() {
                         s.chars().map(|c| Value::string(c.to_string())).collect()
                     } else {
@@ -719,12 +719,12 @@ fn string_method(interp: &mut Interp<'_>, s: &Rc<str>, name: &str, args: &[Value
             replace(interp, s, &regex, all, &replacement)?
         }
         "match" => {
-            let re = match arg(args, 0) {
-                Value::Regex(r) => r,
+            let re = match &arg(args, 0) {
+                Value::Regex(r) => r.clone(),
                 v => {
-                    let src = interp.js_string(&v)?;
-                    match make_regex(&src, "")? {
-                        Value::Regex(r) => r,
+                    let src = interp.js_string(v)?;
+                    match &make_regex(&src, "")? {
+                        Value::Regex(r) => r.clone(),
                         _ => return Ok(Value::Null),
                     }
                 }
@@ -745,10 +745,10 @@ fn string_method(interp: &mut Interp<'_>, s: &Rc<str>, name: &str, args: &[Value
             }
         }
         "search" => {
-            let re = match arg(args, 0) {
+            let re = match &arg(args, 0) {
                 Value::Regex(r) => r.regex.clone(),
                 v => {
-                    let src = interp.js_string(&v)?;
+                    let src = interp.js_string(v)?;
                     regex::Regex::new(&src)
                         .map_err(|e| JsError::other(format!("SyntaxError: {e}")))?
                 }
@@ -1301,7 +1301,19 @@ pub(crate) fn json_stringify(
     indent: &str,
     current: &str,
 ) -> R<Option<String>> {
-    interp.tick()?;
+    // Values may contain themselves: the nesting bound turns that into an error.
+    interp.enter()?;
+    let r = json_stringify_inner(interp, v, indent, current);
+    interp.leave();
+    r
+}
+
+fn json_stringify_inner(
+    interp: &mut Interp<'_>,
+    v: &Value,
+    indent: &str,
+    current: &str,
+) -> R<Option<String>> {
     Ok(Some(match v {
         Value::Undefined | Value::Function(_) | Value::Native(_) | Value::Global(_) => {
             return Ok(None)

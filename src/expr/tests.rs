@@ -966,3 +966,40 @@ fn builtins_inside_dst_changes() {
         check_in(tz, &format!("moment('{instant}').format('YYYY-MM-DD HH:mm:ss')"), expected.split(" | ").nth(3).unwrap());
     }
 }
+
+#[test]
+fn sandbox_survives_deep_nesting_on_a_small_stack() {
+    // 2 MiB is the default stack of spawned threads (tokio workers, test threads).
+    let handle = std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(|| {
+            let deep = format!("{}1{}", "[".repeat(60), "]".repeat(60));
+            let nested = "(function f(n){ return n == 0 ? 0 : [[[[[[[[[[f(n - 1)]]]]]]]]]] })(60)";
+            check(nested, &format!("error: failed to evaluate `${{{nested}}}`: RangeError: expression nested too deeply (maximum call stack size exceeded)"));
+            let parens = format!("{}1{}", "(".repeat(60), ")".repeat(60));
+            check(&parens, "1");
+            check(&format!("JSON.stringify({deep}).length"), "121");
+            check(
+                "(function(){ var a = []; a.push(a); return JSON.stringify(a) })()",
+                "error: failed to evaluate `${(function(){ var a = []; a.push(a); return JSON.stringify(a) })()}`: RangeError: expression nested too deeply (maximum call stack size exceeded)",
+            );
+            check(
+                "(function(){ var a = []; a.push(a); return String(a) })()",
+                "error: failed to evaluate `${(function(){ var a = []; a.push(a); return String(a) })()}`: RangeError: expression nested too deeply (maximum call stack size exceeded)",
+            );
+            // A long chain of params referencing each other stops cleanly.
+            let mut raw = JsonMap::new();
+            for i in 0..200 {
+                raw.insert(format!("p{i}"), serde_json::Value::String(format!("${{p{}}}", i + 1)));
+            }
+            let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
+            assert!(err.to_string().contains("too deeply"), "{err}");
+            // 50,000 nested arrays (far more than a recursive drop fits in 2 MiB) are freed without recursion.
+            check(
+                "(function(){ var a = []; for (var i = 0; i < 50000; i++) { a = [a] } return 1 })()",
+                "1",
+            );
+        })
+        .unwrap();
+    handle.join().unwrap();
+}

@@ -64,6 +64,37 @@ pub(crate) enum Value {
     Regex(Rc<JsRegex>),
 }
 
+/// Dropping a deeply nested array or object (built by a loop like `a = [a]`) would recurse
+/// once per level and could overflow the stack, so nested containers are taken apart here
+/// with an explicit worklist instead.
+impl Drop for Value {
+    fn drop(&mut self) {
+        let mut work: Vec<Value> = Vec::new();
+        take_children(self, &mut work);
+        while let Some(mut v) = work.pop() {
+            take_children(&mut v, &mut work);
+            // `v` now has no children left, so its own drop does not recurse.
+        }
+    }
+}
+
+/// Moves the children of a container that is about to be freed into `work`.
+fn take_children(v: &mut Value, work: &mut Vec<Value>) {
+    match v {
+        Value::Array(items) if Rc::strong_count(items) == 1 => {
+            if let Ok(mut items) = items.try_borrow_mut() {
+                work.append(&mut items);
+            }
+        }
+        Value::Object(map) if Rc::strong_count(map) == 1 => {
+            if let Ok(mut map) = map.try_borrow_mut() {
+                work.extend(map.drain(..).map(|(_, v)| v));
+            }
+        }
+        _ => {}
+    }
+}
+
 impl std::fmt::Debug for Value {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(&to_display(self))

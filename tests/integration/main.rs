@@ -6,6 +6,7 @@ mod conformance_run;
 mod corpus;
 mod crash;
 mod eval_conformance;
+mod nopanic;
 mod run;
 mod schedule_conformance;
 mod tidy;

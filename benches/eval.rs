@@ -1,0 +1,93 @@
+//! Benchmark: evaluating a typical task config (5 params, 3 expressions, one moment format)
+//! with the built-ins underneath; reports the median per config and the time for 10,000.
+
+use spade::diag::SourceMap;
+use spade::expr::{self, EvalContext, Layer, SecretProvider, SessionInfo};
+use std::hint::black_box;
+use std::time::{Duration, Instant};
+
+struct NoSecrets;
+
+impl SecretProvider for NoSecrets {
+    fn secret(&self, _: &str) -> Option<String> {
+        None
+    }
+}
+
+const CONFIG: &str = r#"sh>: ./load.sh ${session_date_compact}
+table: events_${session_date_compact}
+day: ${moment(session_time).add(-1, 'days').format("YYYY-MM-DD")}
+limit: 1000
+dry_run: "${retries > 2 ? 'yes' : 'no'}"
+"#;
+
+fn main() {
+    let mut sources = SourceMap::new();
+    let doc = spade::dig::parse_document(&mut sources, "bench.dig".into(), CONFIG.to_string())
+        .expect("the bench config parses");
+    let local = doc.as_map().expect("the bench config is a map");
+    let mut exports = SourceMap::new();
+    let export_doc =
+        spade::dig::parse_document(&mut exports, "export.dig".into(), "retries: 3\n".into())
+            .expect("the export parses");
+    let export = export_doc.as_map().expect("the export is a map");
+    let info = SessionInfo {
+        timezone: "America/Los_Angeles".into(),
+        session_time: "2016-03-13T10:00:00Z".parse().expect("valid timestamp"),
+        session_uuid: "414a8b9e-b365-4394-916a-f0ed9987bd2b".into(),
+        session_id: 1,
+        attempt_id: 1,
+        project_id: 1,
+        task_name: "+wf+load".into(),
+        retry_attempt_name: None,
+        last_session_time: None,
+        next_session_time: None,
+        last_executed_session_time: None,
+    };
+    let builtins = expr::builtins(&info);
+    let ctx = EvalContext {
+        timezone: jiff::tz::TimeZone::get("America/Los_Angeles").expect("bundled zone"),
+        now: info.session_time,
+        secrets: &NoSecrets,
+    };
+    let run = || {
+        let layers = [
+            Layer::Plain(&builtins),
+            Layer::Raw(export),
+            Layer::Raw(local),
+        ];
+        expr::eval_params(black_box(&layers), &ctx).expect("the bench config evaluates")
+    };
+    let sample = run();
+    assert_eq!(sample.params["day"], "2016-03-12");
+    assert_eq!(sample.params["dry_run"], "yes");
+    for _ in 0..500 {
+        black_box(run());
+    }
+    const N: usize = 10_000;
+    let mut times = Vec::with_capacity(N);
+    let total = Instant::now();
+    for _ in 0..N {
+        let t = Instant::now();
+        black_box(run());
+        times.push(t.elapsed());
+    }
+    let total = total.elapsed();
+    times.sort();
+    let median = times[N / 2];
+    let p99 = times[N * 99 / 100];
+    println!("eval: typical task config (5 params, 3 expressions, 1 moment format)");
+    println!(
+        "  median per config: {:.2} us (goal < 20 us)",
+        micros(median)
+    );
+    println!("  p99 per config:    {:.2} us", micros(p99));
+    println!(
+        "  {N} configs:      {:.3} s (goal < 0.2 s)",
+        total.as_secs_f64()
+    );
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
