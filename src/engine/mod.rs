@@ -11,11 +11,24 @@
 //! - `Engine::apply(now, event)` applies one event in one transaction and returns actions.
 
 pub mod action;
+mod apply;
+pub mod def;
+mod params;
+pub mod plan;
+mod prepare;
+pub mod retry;
+#[cfg(test)]
+mod scenarios;
+pub mod state;
+pub mod testkit;
 
 pub use action::{Action, Event, Outcome, TaskRun};
+pub use state::{IllegalTransition, TaskEvent, TaskState};
 
-use crate::ids::{AttemptId, SessionId};
+use crate::ids::{AttemptId, Fence, SessionId, TaskId};
+use crate::store::{self, sql, Store};
 use jiff::Timestamp;
+use rusqlite::params;
 use std::path::PathBuf;
 
 /// Engine failures (a failed user task is data, not an `Error`).
@@ -23,12 +36,16 @@ use std::path::PathBuf;
 pub enum Error {
     #[error(transparent)]
     Store(#[from] crate::store::Error),
+    /// The engine asked for a transition the table forbids: a spade bug.
+    #[error(transparent)]
+    Illegal(#[from] IllegalTransition),
 }
 
 impl Error {
     pub fn is_user_fixable(&self) -> bool {
         match self {
             Error::Store(e) => e.is_user_fixable(),
+            Error::Illegal(_) => false,
         }
     }
 }
@@ -40,6 +57,33 @@ pub enum AttemptState {
     Succeeded,
     Failed,
     Killed,
+}
+
+impl AttemptState {
+    /// The spelling in `attempts.state`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AttemptState::Running => "running",
+            AttemptState::Succeeded => "succeeded",
+            AttemptState::Failed => "failed",
+            AttemptState::Killed => "killed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<AttemptState> {
+        [
+            AttemptState::Running,
+            AttemptState::Succeeded,
+            AttemptState::Failed,
+            AttemptState::Killed,
+        ]
+        .into_iter()
+        .find(|a| a.as_str() == s)
+    }
+
+    pub fn is_finished(self) -> bool {
+        !matches!(self, AttemptState::Running)
+    }
 }
 
 /// What `spade run` (and later the scheduler) asks for.
@@ -68,15 +112,71 @@ pub struct PreparedAttempt {
     pub state: AttemptState,
 }
 
+/// One task as tests and reports see it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TaskSummary {
+    pub id: TaskId,
+    pub full_name: String,
+    pub state: TaskState,
+    pub retry_count: u32,
+    pub fence: Fence,
+    /// The parent's subtree epoch the row belongs to.
+    pub epoch: i64,
+    /// False for rows of a discarded epoch (history).
+    pub live: bool,
+    /// The failure message, when the task failed.
+    pub error: Option<String>,
+}
+
+/// Counts for the final report line of `spade run`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AttemptSummary {
+    pub state: Option<AttemptState>,
+    /// Live operator tasks by state.
+    pub succeeded: usize,
+    pub failed: usize,
+    pub skipped: usize,
+    pub other: usize,
+    /// Runs started in this attempt (all tries, all epochs).
+    pub runs: usize,
+    /// The first failure messages of live failed tasks, `(full name, message)`.
+    pub failures: Vec<(String, String)>,
+}
+
+/// Lowers a generator's `^sub` body into a task tree (`dig::lower_task` unless replaced).
+pub type Lowerer =
+    fn(&str, &crate::dig::Value) -> Result<crate::dig::TaskDef, Vec<crate::diag::Diagnostic>>;
+
 /// The engine over one store. Cheap to share behind an `Arc`; all writes go through it.
 pub struct Engine {
-    _private: (),
+    store: Store,
+    lower: Lowerer,
 }
 
 impl Engine {
     pub fn open(db: &std::path::Path) -> Result<Engine, Error> {
-        let _ = db;
-        Ok(Engine { _private: () })
+        Ok(Engine {
+            store: Store::open(db)?,
+            lower: crate::dig::lower_task,
+        })
+    }
+
+    pub fn open_with(db: &std::path::Path, options: store::Options) -> Result<Engine, Error> {
+        Ok(Engine {
+            store: Store::open_with(db, options)?,
+            lower: crate::dig::lower_task,
+        })
+    }
+
+    /// Replaces how generated `^sub` bodies are lowered (tests drive the engine without the
+    /// `.dig` lowering).
+    pub fn with_lowerer(mut self, lower: Lowerer) -> Engine {
+        self.lower = lower;
+        self
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
     }
 
     pub fn prepare_attempt(
@@ -84,27 +184,214 @@ impl Engine {
         req: &NewAttempt,
         now: Timestamp,
     ) -> Result<PreparedAttempt, Error> {
-        let _ = (req, now);
-        Ok(PreparedAttempt {
-            session: SessionId(0),
-            attempt: AttemptId(0),
-            created: true,
-            state: AttemptState::Running,
-        })
+        self.store
+            .write("prepare_attempt", |tx| prepare::prepare(tx, req, now))
     }
 
     pub fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        let _ = (attempt, now);
-        Ok(Vec::new())
+        self.store.write("recover", |tx| {
+            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            a.recover(attempt)?;
+            Ok(a.actions)
+        })
     }
 
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
-        let _ = (now, event);
-        Ok(Vec::new())
+        self.store.write("apply", |tx| {
+            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            match event {
+                Event::Spawned {
+                    task,
+                    fence,
+                    pid,
+                    pgid,
+                } => a.spawned(task, fence, pid, pgid)?,
+                Event::Completed {
+                    task,
+                    fence,
+                    outcome,
+                } => {
+                    a.complete(task, fence, *outcome)?;
+                    a.settle_all()?;
+                }
+                Event::Tick => a.tick(None)?,
+            }
+            Ok(a.actions)
+        })
+    }
+
+    /// `Event::Tick` limited to one attempt: a driver of one attempt among many should use
+    /// this, because `Event::Tick` starts due retries of every attempt in the store and returns
+    /// their `Start` actions to the caller.
+    pub fn tick_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
+        self.store.write("tick_attempt", |tx| {
+            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            a.tick(Some(attempt))?;
+            Ok(a.actions)
+        })
     }
 
     pub fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, Error> {
-        let _ = attempt;
-        Ok(AttemptState::Running)
+        self.store.read("attempt_state", |tx| {
+            let a = store::rows::load_attempt(tx, attempt)?;
+            AttemptState::parse(&a.state).ok_or_else(|| {
+                Error::Store(store::Error::Corrupt {
+                    what: "attempt state",
+                    detail: a.state,
+                })
+            })
+        })
     }
+
+    /// The stored definition of a task (any task, generated ones included): generator
+    /// operators read their unevaluated `_do:`/`_else_do:` from it.
+    pub fn task_def(&self, task: TaskId) -> Result<crate::dig::TaskDef, Error> {
+        self.store.read("task_def", |tx| {
+            let text = store::rows::load_definition(tx, task)?;
+            Ok(def::from_json(&text)?)
+        })
+    }
+
+    /// Every task row of the attempt (history included), in id order.
+    pub fn list_tasks(&self, attempt: AttemptId) -> Result<Vec<TaskSummary>, Error> {
+        self.store.read("list_tasks", |tx| {
+            let live = live_ids(tx, attempt)?;
+            let rows =
+                store::rows::select_tasks(tx, "list_tasks", "attempt_id = ?1", params![attempt.0])?;
+            Ok(rows
+                .into_iter()
+                .map(|r| TaskSummary {
+                    live: live.contains(&r.id.0),
+                    error: r.error.as_deref().and_then(|e| {
+                        serde_json::from_str::<serde_json::Value>(e)
+                            .ok()
+                            .and_then(|v| {
+                                v.get("message").and_then(|m| m.as_str()).map(str::to_owned)
+                            })
+                    }),
+                    id: r.id,
+                    full_name: r.full_name,
+                    state: r.state,
+                    retry_count: r.retry_count,
+                    fence: r.fence,
+                    epoch: r.epoch,
+                })
+                .collect())
+        })
+    }
+
+    /// The scope layers of a task as JSON, lowest first (tests of the params order).
+    #[cfg(test)]
+    pub(crate) fn scope_layers(
+        &self,
+        task: TaskId,
+        now: Timestamp,
+    ) -> Result<Vec<serde_json::Value>, Error> {
+        self.store.read("scope_layers", |tx| {
+            let row = store::rows::load_task(tx, task)?;
+            let mut a = apply::Apply::new(tx, now);
+            Ok(a.scope(&row)?.debug_layers())
+        })
+    }
+
+    /// Counts for the final report line.
+    pub fn attempt_summary(&self, attempt: AttemptId) -> Result<AttemptSummary, Error> {
+        let state = self.attempt_state(attempt)?;
+        let tasks = self.list_tasks(attempt)?;
+        let runs: i64 = self.store.read("attempt_summary", |tx| {
+            tx.query_row(
+                "SELECT COUNT(*) FROM task_runs r JOIN tasks t ON t.id = r.task_id WHERE t.attempt_id = ?1",
+                params![attempt.0],
+                |r| r.get(0),
+            )
+            .map_err(sql("attempt_summary"))
+            .map_err(Error::from)
+        })?;
+        let mut s = AttemptSummary {
+            state: Some(state),
+            runs: usize::try_from(runs).unwrap_or(0),
+            ..AttemptSummary::default()
+        };
+        for t in tasks.iter().filter(|t| t.live) {
+            match t.state {
+                TaskState::Succeeded => s.succeeded += 1,
+                TaskState::Failed | TaskState::GroupError => {
+                    s.failed += 1;
+                    if t.state == TaskState::Failed {
+                        if let Some(e) = &t.error {
+                            s.failures.push((t.full_name.clone(), e.clone()));
+                        }
+                    }
+                }
+                TaskState::Skipped => s.skipped += 1,
+                TaskState::Blocked
+                | TaskState::Ready
+                | TaskState::Running
+                | TaskState::RetryWaiting
+                | TaskState::GroupRetryWaiting
+                | TaskState::Planned
+                | TaskState::Canceled => s.other += 1,
+            }
+        }
+        Ok(s)
+    }
+
+    /// Appends a chunk of a run's output.
+    pub fn task_log_append(
+        &self,
+        task: TaskId,
+        fence: Fence,
+        now: Timestamp,
+        chunk: &str,
+    ) -> Result<(), Error> {
+        self.store.write("task_log_append", |tx| {
+            tx.execute(
+                "INSERT INTO task_logs (task_id, fence, at, chunk) VALUES (?1, ?2, ?3, ?4)",
+                params![task.0, fence.0, now.to_string(), chunk],
+            )
+            .map_err(sql("task_log_append"))?;
+            Ok(())
+        })
+    }
+
+    /// The log of one run, concatenated.
+    pub fn task_log(&self, task: TaskId, fence: Fence) -> Result<String, Error> {
+        self.store.read("task_log", |tx| {
+            let mut stmt = tx
+                .prepare(
+                    "SELECT chunk FROM task_logs WHERE task_id = ?1 AND fence = ?2 ORDER BY id",
+                )
+                .map_err(sql("task_log"))?;
+            let chunks = stmt
+                .query_map(params![task.0, fence.0], |r| r.get::<_, String>(0))
+                .map_err(sql("task_log"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(sql("task_log"))?;
+            Ok(chunks.concat())
+        })
+    }
+}
+
+/// Ids of the live rows of an attempt: reachable from its current root through current
+/// epochs only.
+fn live_ids(
+    tx: &store::Tx<'_>,
+    attempt: AttemptId,
+) -> Result<std::collections::HashSet<i64>, Error> {
+    let mut stmt = tx
+        .prepare(
+            "WITH RECURSIVE d(id, child_epoch) AS ( \
+               SELECT t.id, t.child_epoch FROM attempts a CROSS JOIN tasks t \
+                 WHERE a.id = ?1 AND t.id = a.root_task_id \
+               UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
+                 WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) \
+             SELECT id FROM d",
+        )
+        .map_err(sql("live_ids"))?;
+    let ids = stmt
+        .query_map(params![attempt.0], |r| r.get::<_, i64>(0))
+        .map_err(sql("live_ids"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("live_ids"))?;
+    Ok(ids)
 }

@@ -1,0 +1,176 @@
+//! `prepare_attempt`: project, revision, session and attempt rows, deduplicated by the schema.
+//!
+//! `--rerun` of a finished attempt reuses its row (the `UNIQUE(session, name)` rule holds):
+//! in one transaction the attempt gets a new generation and a fresh root; the old tree stays
+//! as history under the old root and never counts again.
+
+use super::apply::Apply;
+use super::{def, AttemptState, Error, NewAttempt, PreparedAttempt};
+use crate::ids::{AttemptId, SessionId};
+use crate::store::rows::to_json;
+use crate::store::{sql, Tx};
+use jiff::Timestamp;
+use rusqlite::{params, OptionalExtension};
+use sha2::{Digest, Sha256};
+
+/// The revision hash: the workflow name and every source (path, text), length-prefixed so
+/// no two different inputs hash alike by concatenation.
+pub(super) fn revision_hash(workflow: &str, sources: &[(std::path::PathBuf, String)]) -> String {
+    let mut h = Sha256::new();
+    let mut field = |bytes: &[u8]| {
+        h.update((bytes.len() as u64).to_le_bytes());
+        h.update(bytes);
+    };
+    field(workflow.as_bytes());
+    for (path, text) in sources {
+        field(path.to_string_lossy().as_bytes());
+        field(text.as_bytes());
+    }
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+pub(super) fn prepare(
+    tx: &Tx<'_>,
+    req: &NewAttempt,
+    now: Timestamp,
+) -> Result<PreparedAttempt, Error> {
+    let now_s = now.to_string();
+    let dir = std::fs::canonicalize(&req.project_dir).unwrap_or_else(|_| req.project_dir.clone());
+    let dir = dir.to_string_lossy().into_owned();
+    tx.execute(
+        "INSERT INTO projects (dir, created_at) VALUES (?1, ?2) ON CONFLICT (dir) DO NOTHING",
+        params![dir, now_s],
+    )
+    .map_err(sql("insert_project"))?;
+    let project: i64 = tx
+        .query_row(
+            "SELECT id FROM projects WHERE dir = ?1",
+            params![dir],
+            |r| r.get(0),
+        )
+        .map_err(sql("select_project"))?;
+
+    let wf = &req.workflow;
+    let hash = revision_hash(&wf.name, &req.sources);
+    let sources: Vec<(String, &str)> = req
+        .sources
+        .iter()
+        .map(|(p, t)| (p.to_string_lossy().into_owned(), t.as_str()))
+        .collect();
+    tx.execute(
+        "INSERT INTO revisions (project_id, workflow, hash, timezone, definition, sources, \
+         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
+         ON CONFLICT (project_id, workflow, hash) DO NOTHING",
+        params![
+            project,
+            wf.name,
+            hash,
+            wf.timezone,
+            def::to_json(&wf.root),
+            to_json(&sources),
+            now_s
+        ],
+    )
+    .map_err(sql("insert_revision"))?;
+    let revision: i64 = tx
+        .query_row(
+            "SELECT id FROM revisions WHERE project_id = ?1 AND workflow = ?2 AND hash = ?3",
+            params![project, wf.name, hash],
+            |r| r.get(0),
+        )
+        .map_err(sql("select_revision"))?;
+
+    let session_time = req.session_time.to_string();
+    tx.execute(
+        "INSERT INTO sessions (project_id, workflow, session_time, session_uuid, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (project_id, workflow, session_time) DO NOTHING",
+        params![
+            project,
+            wf.name,
+            session_time,
+            uuid::Uuid::new_v4().to_string(),
+            now_s
+        ],
+    )
+    .map_err(sql("insert_session"))?;
+    let session: i64 = tx
+        .query_row(
+            "SELECT id FROM sessions WHERE project_id = ?1 AND workflow = ?2 AND session_time = ?3",
+            params![project, wf.name, session_time],
+            |r| r.get(0),
+        )
+        .map_err(sql("select_session"))?;
+
+    let name = req.attempt_name.clone().unwrap_or_default();
+    let params_json = to_json(&req.params);
+    // The schema decides whether the attempt is new: no read-then-write race.
+    let inserted: Option<i64> = tx
+        .query_row(
+            "INSERT INTO attempts (session_id, attempt_name, revision_id, params, state, \
+             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             ON CONFLICT (session_id, attempt_name) DO NOTHING RETURNING id",
+            params![
+                session,
+                name,
+                revision,
+                params_json,
+                AttemptState::Running.as_str(),
+                now_s
+            ],
+            |r| r.get(0),
+        )
+        .optional()
+        .map_err(sql("insert_attempt"))?;
+    if let Some(id) = inserted {
+        let attempt = AttemptId(id);
+        Apply::new(tx, now)
+            .deferring_starts()
+            .instantiate_root(attempt, 0, &wf.root)?;
+        return Ok(PreparedAttempt {
+            session: SessionId(session),
+            attempt,
+            created: true,
+            state: AttemptState::Running,
+        });
+    }
+    let (id, state, generation): (i64, String, i64) = tx
+        .query_row(
+            "SELECT id, state, generation FROM attempts WHERE session_id = ?1 AND attempt_name = ?2",
+            params![session, name],
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+        )
+        .map_err(sql("select_attempt"))?;
+    let attempt = AttemptId(id);
+    let state = AttemptState::parse(&state).unwrap_or(AttemptState::Failed);
+    if state.is_finished() && req.rerun {
+        tx.execute(
+            "UPDATE attempts SET state = ?1, finished_at = NULL, revision_id = ?2, params = ?3, \
+             generation = ?4 WHERE id = ?5",
+            params![
+                AttemptState::Running.as_str(),
+                revision,
+                params_json,
+                generation + 1,
+                id
+            ],
+        )
+        .map_err(sql("rerun_attempt"))?;
+        Apply::new(tx, now).deferring_starts().instantiate_root(
+            attempt,
+            generation + 1,
+            &wf.root,
+        )?;
+        return Ok(PreparedAttempt {
+            session: SessionId(session),
+            attempt,
+            created: true,
+            state: AttemptState::Running,
+        });
+    }
+    Ok(PreparedAttempt {
+        session: SessionId(session),
+        attempt,
+        created: false,
+        state,
+    })
+}

@@ -1,0 +1,43 @@
+//! Schema migrations: `schema/NNN_name.sql` embedded at build time, applied by `user_version`.
+
+use super::{sql, Error};
+use rusqlite::{Connection, TransactionBehavior};
+use std::path::Path;
+
+/// Every migration in order; migration `i` (0-based) brings the schema to version `i + 1`.
+const MIGRATIONS: &[(&str, &str)] = &[("001_init", include_str!("../../schema/001_init.sql"))];
+
+/// The version this binary writes and understands.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// Applies the missing migrations in one `BEGIN IMMEDIATE` transaction, re-reading the
+/// version inside it so two processes opening a fresh file cannot both migrate.
+pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
+    let current: i64 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql("read user_version"))?;
+    if current == SCHEMA_VERSION {
+        return Ok(());
+    }
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Immediate)
+        .map_err(sql("migrate"))?;
+    let current: i64 = tx
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(sql("read user_version"))?;
+    if current > SCHEMA_VERSION {
+        return Err(Error::NewerSchema {
+            path: path.to_owned(),
+            found: current,
+            known: SCHEMA_VERSION,
+        });
+    }
+    let start = usize::try_from(current).unwrap_or(0);
+    for (_name, text) in MIGRATIONS.iter().skip(start) {
+        tx.execute_batch(text).map_err(sql("apply migration"))?;
+    }
+    tx.pragma_update(None, "user_version", SCHEMA_VERSION)
+        .map_err(sql("write user_version"))?;
+    tx.commit().map_err(sql("migrate"))?;
+    Ok(())
+}
