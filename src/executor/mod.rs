@@ -88,6 +88,10 @@ impl EngineApi for Engine {
     fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError> {
         Engine::attempt_state(self, attempt)
     }
+
+    fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
+        Engine::task_def(self, task).map(Some)
+    }
 }
 
 /// One attempt to drive.
