@@ -978,6 +978,43 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(())
     }
 
+    /// Kills an attempt: every unfinished live task is canceled, children before parents, and
+    /// running process groups are returned as `Action::Kill`. Late completions of the killed
+    /// runs are stale (the task is no longer `running`) and ignored.
+    pub(crate) fn kill(&mut self, attempt: AttemptId) -> Result<(), Error> {
+        let a = self.attempt(attempt)?;
+        if a.state != AttemptState::Running.as_str() {
+            return Ok(());
+        }
+        let mut open: Vec<TaskRow> = rows::select_tasks(
+            self.tx,
+            "kill_attempt",
+            "attempt_id = ?1",
+            params![attempt.0],
+        )?
+        .into_iter()
+        .filter(|r| !r.state.is_terminal())
+        .collect();
+        // Every non-terminal row is live (a finished group leaves no open child behind), and
+        // ids grow downwards in the tree: descending id cancels children first.
+        open.reverse();
+        for mut row in open {
+            if row.state == TaskState::Running {
+                if let Some(pgid) = row.pgid {
+                    self.actions.push(Action::Kill {
+                        task: row.id,
+                        fence: row.fence,
+                        pgid,
+                    });
+                }
+            }
+            self.transition(&mut row, TaskEvent::Cancel, "attempt killed")?;
+        }
+        // Parents are canceled explicitly, so there is nothing left to settle.
+        self.dirty.clear();
+        Ok(())
+    }
+
     /// `recover`: interrupted runs, leftover processes, ready tasks, due retries, and an audit
     /// of planned tasks (a join can never stay stuck on a missed wake-up).
     pub(crate) fn recover(&mut self, attempt: AttemptId) -> Result<(), Error> {

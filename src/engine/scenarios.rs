@@ -1036,3 +1036,59 @@ fn random_workflows_always_finish_consistently() {
         "seed {seed}: no generator ran; the test lost its teeth"
     );
 }
+
+#[test]
+fn killing_an_attempt_cancels_open_tasks_and_kills_running_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            parallel(group("+p", vec![op("+a", "sh", "a"), op("+b", "sh", "b")])),
+            op("+c", "sh", "c"),
+        ],
+    ));
+    let mut h = Harness::new(dir.path(), wf);
+    h.script("+a", vec![Script::Succeed]);
+    h.script("+b", vec![Script::Hold]);
+    h.step();
+    h.step();
+    let run = h.held.pop().unwrap();
+    h.apply(Event::Spawned {
+        task: run.task,
+        fence: run.fence,
+        pid: 42,
+        pgid: 42,
+    });
+    let actions = h.engine.kill_attempt(h.attempt, h.now).unwrap();
+    assert!(
+        matches!(actions[0], super::Action::Kill { pgid: 42, .. }),
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        super::Action::AttemptFinished {
+            state: AttemptState::Killed,
+            ..
+        }
+    )));
+    assert_eq!(
+        h.engine.attempt_state(h.attempt).unwrap(),
+        AttemptState::Killed
+    );
+    assert_eq!(state_of(&h, "+wf+p+a"), "succeeded");
+    assert_eq!(state_of(&h, "+wf+p+b"), "canceled");
+    assert_eq!(state_of(&h, "+wf+c"), "canceled");
+    assert_eq!(state_of(&h, "+wf"), "canceled");
+    // The killed run's late result is stale.
+    h.apply(Event::Completed {
+        task: run.task,
+        fence: run.fence,
+        outcome: Box::new(Outcome::Failed {
+            message: "killed".into(),
+            error: JsonMap::new(),
+            retryable: true,
+        }),
+    });
+    assert_eq!(state_of(&h, "+wf+p+b"), "canceled");
+    assert!(h.pending.is_empty());
+}
