@@ -21,6 +21,24 @@ use std::rc::Rc;
 /// Tries interrupted in a row (engine crash while running) before the task fails.
 pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
 
+/// Task rows one attempt may hold (Digdag's `executor.task_max_run`), counting generated tasks
+/// and history rows of retries: a generator asking for more fails instead.
+pub(crate) const MAX_TASKS_PER_ATTEMPT: i64 = 1000;
+
+/// Nodes of a definition tree, handlers included.
+fn tree_size(d: &TaskDef) -> i64 {
+    let children: i64 = match &d.kind {
+        TaskKind::Group(c) => c.iter().map(tree_size).sum(),
+        TaskKind::Operator(_) => 0,
+    };
+    let handlers: i64 = [&d.error, &d.check]
+        .into_iter()
+        .flatten()
+        .map(|h| tree_size(h))
+        .sum();
+    1 + children + handlers
+}
+
 /// The working state of one `apply` call: the open transaction and the actions decided.
 pub(crate) struct Apply<'t, 'c> {
     tx: &'t Tx<'c>,
@@ -864,6 +882,21 @@ impl<'t, 'c> Apply<'t, 'c> {
                 }
             },
         };
+        if let Some(sub) = &sub {
+            let existing: i64 = self
+                .tx
+                .prepare_cached("SELECT COUNT(*) FROM tasks WHERE attempt_id = ?1")
+                .and_then(|mut s| s.query_row(params![row.attempt.0], |r| r.get(0)))
+                .map_err(sql("count_tasks"))?;
+            let wanted = tree_size(sub);
+            if existing.saturating_add(wanted) > MAX_TASKS_PER_ATTEMPT {
+                let message = format!(
+                    "generating {wanted} tasks would exceed the limit of {MAX_TASKS_PER_ATTEMPT} \
+                     tasks per attempt ({existing} exist)"
+                );
+                return self.fail(row, message, JsonMap::new(), false);
+            }
+        }
         crate::store::exec(
             self.tx,
             "save_outputs",

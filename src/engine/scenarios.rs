@@ -1092,3 +1092,35 @@ fn killing_an_attempt_cancels_open_tasks_and_kills_running_groups() {
     assert_eq!(state_of(&h, "+wf+p+b"), "canceled");
     assert!(h.pending.is_empty());
 }
+
+#[test]
+fn generating_past_the_task_limit_fails_the_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<(String, crate::dig::Value)> = (0..1000)
+        .map(|i| (format!("+c{i}"), v_map(vec![("echo>", v_str("x"))])))
+        .collect();
+    let body = v_map(
+        children
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect(),
+    );
+    let mut h = Harness::new(
+        dir.path(),
+        workflow(group("+wf", vec![op("+gen", "for_each", "x")])),
+    );
+    h.script("+gen", vec![Script::Generate(body)]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    let gen = h
+        .tasks()
+        .into_iter()
+        .find(|t| t.full_name == "+wf+gen")
+        .unwrap();
+    assert!(
+        gen.error
+            .unwrap()
+            .contains("exceed the limit of 1000 tasks per attempt"),
+        "generator fails instead"
+    );
+    assert_eq!(h.started, ["+wf+gen"]);
+}
