@@ -116,6 +116,7 @@ pub struct PreparedAttempt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskSummary {
     pub id: TaskId,
+    pub parent: Option<TaskId>,
     pub full_name: String,
     pub state: TaskState,
     pub retry_count: u32,
@@ -280,6 +281,7 @@ impl Engine {
                             })
                     }),
                     id: r.id,
+                    parent: r.parent,
                     full_name: r.full_name,
                     state: r.state,
                     retry_count: r.retry_count,

@@ -1027,6 +1027,28 @@ fn random_workflows_always_finish_consistently() {
             if t.state == TaskState::Skipped {
                 assert_eq!(t.fence.0, 0, "a skipped task never ran: {ctx}");
             }
+            let kids: Vec<_> = live.iter().filter(|c| c.parent == Some(t.id)).collect();
+            if kids.is_empty() {
+                continue;
+            }
+            // `^error` children never change their parent's outcome; others decide it.
+            let deciding: Vec<_> = kids
+                .iter()
+                .filter(|c| !c.full_name.ends_with("^error"))
+                .collect();
+            match t.state {
+                TaskState::Succeeded => assert!(
+                    deciding.iter().all(|c| c.state == TaskState::Succeeded),
+                    "{} succeeded with a failed child: {ctx}",
+                    t.full_name
+                ),
+                TaskState::GroupError => assert!(
+                    deciding.iter().any(|c| c.state.is_error()),
+                    "{} failed with no failed child: {ctx}",
+                    t.full_name
+                ),
+                _ => {}
+            }
         }
         assert!(h.pending.is_empty() && h.held.is_empty(), "{ctx}");
         generated += h.starts_of("^sub+g0");
