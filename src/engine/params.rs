@@ -225,8 +225,8 @@ pub(super) fn builtins(attempt: &AttemptRow, task_name: &str) -> JsonMap {
         task_name: task_name.to_owned(),
         retry_attempt_name: (!attempt.attempt_name.is_empty())
             .then(|| attempt.attempt_name.clone()),
-        last_session_time: None,
-        next_session_time: None,
+        last_session_time: attempt.last_session_time,
+        next_session_time: attempt.next_session_time,
         last_executed_session_time: None,
     })
 }
