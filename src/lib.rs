@@ -14,6 +14,7 @@
 //! - `error`: the top-level error and exit codes.
 
 pub mod cli;
+pub mod clock;
 pub mod diag;
 pub mod dig;
 pub mod engine;

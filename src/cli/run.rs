@@ -1,16 +1,417 @@
 //! `spade run`: create or resume one attempt of a workflow and drive it to completion.
 
-use std::path::PathBuf;
+use crate::clock::{Clock, ScaledClock, SystemClock};
+use crate::engine::{AttemptState, Engine, NewAttempt};
+use crate::executor::{self, spawn::TokioSpawner, AttemptSpec, Deps};
+use crate::expr::JsonMap;
+use crate::Error;
+use jiff::civil::{Date, DateTime};
+use jiff::tz::TimeZone;
+use jiff::{Timestamp, Zoned};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
 pub struct RunArgs {
-    /// Workflow name or `.dig` file.
+    /// Workflow name or `.dig` file (default: the project's only workflow).
     pub workflow: Option<String>,
+    /// The project directory (default: the `.dig` file's directory, else the current one).
     #[arg(long)]
     pub project: Option<PathBuf>,
+    /// `YYYY-MM-DD`, `"YYYY-MM-DD HH:MM:SS"` (in the workflow's zone), an ISO 8601 time with
+    /// offset, or `now`, `daily`, `hourly`, `last` (default: today's midnight).
+    #[arg(long)]
+    pub session: Option<String>,
+    /// A param, `KEY=VALUE` (dotted keys nest: `-p a.b=c`); repeatable, wins over `-P`.
+    #[arg(short = 'p', long = "param", value_name = "KEY=VALUE")]
+    pub params: Vec<String>,
+    /// A YAML file of params.
+    #[arg(short = 'P', long = "params-file", value_name = "FILE")]
+    pub params_file: Option<PathBuf>,
+    /// The database (default: `<project>/.spade/spade.db`).
+    #[arg(long)]
+    pub db: Option<PathBuf>,
+    /// Start a new attempt even when the session already has a finished one.
+    #[arg(long)]
+    pub rerun: bool,
+    /// Names the attempt: a second run with the same name resumes it instead of starting over.
+    #[arg(long)]
+    pub attempt_name: Option<String>,
+    /// Test hook: virtual time runs this many times faster (retry waits, `wait>`, timeouts);
+    /// reported durations are virtual.
+    #[arg(long, hide = true)]
+    pub time_scale: Option<f64>,
 }
 
-pub(super) fn run(args: RunArgs) -> Result<u8, crate::Error> {
-    let _ = args;
-    Ok(0)
+pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
+    init_tracing();
+    let clock: Arc<dyn Clock> = match args.time_scale {
+        Some(f) if !(f.is_finite() && f > 0.0) => {
+            return Err(Error::Usage(format!(
+                "invalid --time-scale `{f}`: expected a positive number"
+            )))
+        }
+        Some(f) => Arc::new(ScaledClock::new(SystemClock.now(), f)),
+        None => Arc::new(SystemClock),
+    };
+    let (project_dir, name) = locate(&args)?;
+    let project = crate::dig::load_project(&project_dir)?;
+    let mut stderr = std::io::stderr().lock();
+    for d in &project.diagnostics {
+        let _ = write!(stderr, "{}", d.render(&project.sources));
+    }
+    drop(stderr);
+    let workflow = pick_workflow(&project, name.as_deref())?;
+    let tz = TimeZone::get(&workflow.timezone).map_err(|e| {
+        Error::Usage(format!(
+            "unknown timezone `{}` in workflow `{}`: {e}",
+            workflow.timezone, workflow.name
+        ))
+    })?;
+    let now = clock.now();
+    let session_time = parse_session(args.session.as_deref().unwrap_or("daily"), &tz, now)?;
+    let params = collect_params(&args)?;
+
+    // Absolute, because run files derived from it are handed to commands that may `cd`.
+    let db = match &args.db {
+        Some(db) if db.is_relative() => std::env::current_dir()
+            .map_err(|source| Error::Io {
+                what: "cannot read the current directory".into(),
+                source,
+            })?
+            .join(db),
+        Some(db) => db.clone(),
+        None => project_dir.join(".spade").join("spade.db"),
+    };
+    let state_dir = db
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .map_or_else(|| PathBuf::from("."), Path::to_path_buf);
+    std::fs::create_dir_all(&state_dir).map_err(|e| {
+        Error::Usage(format!(
+            "cannot create {}: {e}; make the project directory writable or pass --db PATH",
+            state_dir.display()
+        ))
+    })?;
+    let engine = Arc::new(Engine::open(&db)?);
+    let sources = project
+        .sources
+        .get(workflow.span.file)
+        .map(|f| vec![(f.path.clone(), f.text.clone())])
+        .unwrap_or_default();
+    let request = NewAttempt {
+        project_dir: project_dir.clone(),
+        workflow: workflow.clone(),
+        sources,
+        session_time,
+        attempt_name: args.attempt_name.clone(),
+        params,
+        rerun: args.rerun,
+    };
+    let prepared = engine.prepare_attempt(&request, clock.now())?;
+    let session_text = session_time.to_zoned(tz).to_string();
+    let verb = if prepared.created {
+        "started"
+    } else {
+        "resumed"
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "attempt {} of {} at {session_text} {verb}",
+        prepared.attempt,
+        workflow.name
+    );
+
+    let deps = Deps {
+        clock: clock.clone(),
+        spawner: Arc::new(TokioSpawner),
+        engine,
+    };
+    let spec = AttemptSpec {
+        attempt: prepared.attempt,
+        project_dir,
+        run_dir: executor::run_dir(&state_dir, prepared.attempt),
+        workflow: Some(Arc::new(workflow.clone())),
+        progress: true,
+        // `${secret:db.password}` reads `SPADE_SECRET_DB_PASSWORD`.
+        secrets: Arc::new(crate::expr::EnvSecrets),
+    };
+    // One thread: every process is spawned from it, so the parent-death signal (bound to the
+    // spawning thread) fires exactly when spade itself dies. Engine calls use the blocking pool.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
+    let started = clock.now();
+    let state = runtime.block_on(executor::drive(&deps, &spec))?;
+    let took = clock.now().duration_since(started).as_secs_f64();
+    let (word, code) = match state {
+        AttemptState::Succeeded => ("succeeded", 0),
+        AttemptState::Failed => ("failed", 1),
+        AttemptState::Killed => ("killed", 1),
+        AttemptState::Running => ("is still running", 1),
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "attempt {} {word} in {took:.2}s",
+        prepared.attempt
+    );
+    Ok(code)
+}
+
+/// The project directory and the workflow name the arguments point at.
+fn locate(args: &RunArgs) -> Result<(PathBuf, Option<String>), Error> {
+    let cwd = std::env::current_dir().map_err(|source| Error::Io {
+        what: "cannot read the current directory".into(),
+        source,
+    })?;
+    let absolute = |p: &Path| {
+        if p.is_absolute() {
+            p.to_path_buf()
+        } else {
+            cwd.join(p)
+        }
+    };
+    let project = args.project.as_deref().map(absolute);
+    let Some(arg) = &args.workflow else {
+        return Ok((project.unwrap_or(cwd), None));
+    };
+    let Some(stem) = arg.strip_suffix(".dig") else {
+        return Ok((project.unwrap_or(cwd), Some(arg.clone())));
+    };
+    let file = absolute(Path::new(arg));
+    let dir = match project {
+        Some(dir) => dir,
+        None => file.parent().map_or(cwd.clone(), Path::to_path_buf),
+    };
+    let name = file
+        .strip_prefix(&dir)
+        .ok()
+        .and_then(|rel| rel.to_str())
+        .and_then(|rel| rel.strip_suffix(".dig"))
+        .map_or_else(
+            || {
+                Path::new(stem)
+                    .file_name()
+                    .map_or(stem.to_string(), |n| n.to_string_lossy().into_owned())
+            },
+            str::to_string,
+        );
+    Ok((dir, Some(name)))
+}
+
+fn pick_workflow<'p>(
+    project: &'p crate::dig::Project,
+    name: Option<&str>,
+) -> Result<&'p crate::dig::Workflow, Error> {
+    let errors = project.diagnostics.iter().filter(|d| d.is_error());
+    let found = match name {
+        Some(name) => project.workflow(name),
+        None if project.workflows.len() == 1 => project.workflows.first(),
+        None => {
+            let names: Vec<&str> = project.workflows.iter().map(|w| w.name.as_str()).collect();
+            return Err(Error::Usage(format!(
+                "name the workflow to run: the project has {}",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    format!("`{}`", names.join("`, `"))
+                }
+            )));
+        }
+    };
+    match found {
+        Some(wf) => {
+            let count = errors.filter(|d| d.span.file == wf.span.file).count();
+            if count > 0 {
+                return Err(Error::InvalidWorkflows { count });
+            }
+            Ok(wf)
+        }
+        None => {
+            let count = errors.count();
+            if count > 0 {
+                return Err(Error::InvalidWorkflows { count });
+            }
+            let names: Vec<&str> = project.workflows.iter().map(|w| w.name.as_str()).collect();
+            Err(Error::Usage(format!(
+                "unknown workflow `{}` in {}; the project has {}",
+                name.unwrap_or_default(),
+                project.dir.display(),
+                if names.is_empty() {
+                    "no workflows".to_string()
+                } else {
+                    format!("`{}`", names.join("`, `"))
+                }
+            )))
+        }
+    }
+}
+
+/// `--session`: keywords, dates and times in the workflow's zone, or absolute times.
+pub fn parse_session(text: &str, tz: &TimeZone, now: Timestamp) -> Result<Timestamp, Error> {
+    let bad = |why: String| {
+        Error::Usage(format!(
+            "invalid --session `{text}`{why}: expected YYYY-MM-DD, \"YYYY-MM-DD HH:MM:SS\", an ISO 8601 time with offset, or one of now, daily, hourly, last"
+        ))
+    };
+    let local = |z: Result<Zoned, jiff::Error>| {
+        z.map(|z| z.timestamp()).map_err(|e| bad(format!(" ({e})")))
+    };
+    let today = || local(now.to_zoned(tz.clone()).start_of_day());
+    match text.trim() {
+        "now" => return Ok(now),
+        // The store keeps no per-workflow index of session times yet, so `last` is the
+        // default (today's midnight) until it does.
+        "daily" | "last" => return today(),
+        "hourly" => {
+            let z = now.to_zoned(tz.clone());
+            return local(z.with().minute(0).second(0).subsec_nanosecond(0).build());
+        }
+        _ => {}
+    }
+    let text = text.trim();
+    if let Ok(ts) = text.parse::<Timestamp>() {
+        return Ok(ts);
+    }
+    if text.len() == 10 {
+        let date: Date = text.parse().map_err(|e| bad(format!(" ({e})")))?;
+        return local(date.to_zoned(tz.clone()));
+    }
+    if text.len() == 19
+        && text
+            .as_bytes()
+            .get(10)
+            .is_some_and(|b| *b == b' ' || *b == b'T')
+    {
+        let dt: DateTime = text.parse().map_err(|e| bad(format!(" ({e})")))?;
+        return local(dt.to_zoned(tz.clone()));
+    }
+    Err(bad(String::new()))
+}
+
+/// `-P` first, then every `-p` over it (`-p` values are strings, as in Digdag).
+fn collect_params(args: &RunArgs) -> Result<JsonMap, Error> {
+    let mut params = JsonMap::new();
+    if let Some(path) = &args.params_file {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
+            what: format!("cannot read {}", path.display()),
+            source,
+        })?;
+        let mut sources = crate::diag::SourceMap::new();
+        match crate::dig::parse_document(&mut sources, path.clone(), text) {
+            Ok(doc) => match doc.to_json_raw() {
+                serde_json::Value::Object(map) => params = map,
+                serde_json::Value::Null => {}
+                _ => {
+                    return Err(Error::Usage(format!(
+                        "{} must hold a map of params",
+                        path.display()
+                    )))
+                }
+            },
+            Err(diags) => {
+                let mut stderr = std::io::stderr().lock();
+                for d in &diags {
+                    let _ = write!(stderr, "{}", d.render(&sources));
+                }
+                return Err(Error::Usage(format!("cannot parse {}", path.display())));
+            }
+        }
+    }
+    for p in &args.params {
+        let (key, value) = parse_param(p)?;
+        crate::operators::sh::insert_dotted(&mut params, key, value.into());
+    }
+    Ok(params)
+}
+
+fn parse_param(text: &str) -> Result<(&str, &str), Error> {
+    let bad = || {
+        Error::Usage(format!(
+            "invalid -p `{text}`: expected KEY=VALUE with a non-empty key (dotted keys nest: a.b=c)"
+        ))
+    };
+    let (key, value) = text.split_once('=').ok_or_else(bad)?;
+    if key.is_empty() || key.split('.').any(|seg| seg.trim().is_empty()) {
+        return Err(bad());
+    }
+    Ok((key, value))
+}
+
+/// Logs go to stderr, filtered by `SPADE_LOG` (or `RUST_LOG`); warnings and errors by default.
+fn init_tracing() {
+    use tracing_subscriber::EnvFilter;
+    let filter = EnvFilter::try_from_env("SPADE_LOG")
+        .or_else(|_| EnvFilter::try_from_default_env())
+        .unwrap_or_else(|_| EnvFilter::new("warn"));
+    // A second initialisation (tests calling `run` twice) keeps the first subscriber.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, zone: &str, expect: Option<&str>) {
+        let tz = TimeZone::get(zone).unwrap();
+        let now: Timestamp = "2026-03-08T10:17:42Z".parse().unwrap();
+        let got = parse_session(text, &tz, now).ok().map(|t| t.to_string());
+        assert_eq!(got.as_deref(), expect, "{text} in {zone}");
+    }
+
+    #[test]
+    fn session_forms() {
+        check(
+            "2016-01-30",
+            "America/Los_Angeles",
+            Some("2016-01-30T08:00:00Z"),
+        );
+        check(
+            "2016-01-30 01:02:03",
+            "Asia/Tokyo",
+            Some("2016-01-29T16:02:03Z"),
+        );
+        check(
+            "2016-01-30T01:02:03+09:00",
+            "UTC",
+            Some("2016-01-29T16:02:03Z"),
+        );
+        check(
+            "2016-01-30T01:02:03Z",
+            "Asia/Tokyo",
+            Some("2016-01-30T01:02:03Z"),
+        );
+        check("now", "UTC", Some("2026-03-08T10:17:42Z"));
+        check("daily", "UTC", Some("2026-03-08T00:00:00Z"));
+        check("daily", "Asia/Tokyo", Some("2026-03-07T15:00:00Z"));
+        check("hourly", "UTC", Some("2026-03-08T10:00:00Z"));
+        check("last", "UTC", Some("2026-03-08T00:00:00Z"));
+        // 02:30 does not exist in Los Angeles on 2026-03-08: the compatible reading moves on.
+        check(
+            "2026-03-08 02:30:00",
+            "America/Los_Angeles",
+            Some("2026-03-08T10:30:00Z"),
+        );
+        check("yesterday", "UTC", None);
+        check("2016-13-01", "UTC", None);
+        check("2016-01-30 25:00:00", "UTC", None);
+        check("", "UTC", None);
+    }
+
+    #[test]
+    fn params_nest_and_reject_bad_keys() {
+        assert_eq!(parse_param("a.b=c=d").unwrap(), ("a.b", "c=d"));
+        assert_eq!(parse_param("k=").unwrap(), ("k", ""));
+        assert!(parse_param("novalue").is_err());
+        assert!(parse_param("=x").is_err());
+        assert!(parse_param("a..b=x").is_err());
+    }
 }

@@ -1,4 +1,29 @@
 //! Runs the engine's actions after commit and turns operator results into events.
+//!
+//! [`drive`] owns one attempt: it asks the engine what to do (`recover`, then `apply` for every
+//! event), starts each `Action::Start` as an operator future in a `JoinSet`, sleeps on the
+//! injected clock for `WakeAt`, kills process groups for `Kill`, and stops at
+//! `AttemptFinished`. The engine is synchronous (SQLite), so every call to it runs on the
+//! blocking pool and no transaction is ever open across an `.await`. `spade run` and the
+//! daemon use this same function; the daemon just drives many attempts at once.
+
+pub mod spawn;
+
+use crate::clock::Clock;
+use crate::dig::{TaskDef, TaskKind, Workflow};
+use crate::engine::{Action, AttemptState, Engine, Event, Outcome, TaskRun};
+use crate::ids::{AttemptId, Fence, TaskId};
+use crate::operators::{self, Context};
+use jiff::{SignedDuration, Timestamp};
+use spawn::{ExitStatus, Spawner};
+use std::collections::{HashMap, HashSet};
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+use tracing::Instrument as _;
 
 /// Host failures while running tasks (spawn errors, lost channels).
 #[derive(Debug, thiserror::Error)]
@@ -9,4 +34,866 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    #[error(transparent)]
+    Engine(#[from] crate::engine::Error),
+    #[error("engine call panicked or was canceled")]
+    EngineThread(#[source] tokio::task::JoinError),
+    #[error("attempt {attempt} is still running but the engine has nothing left to do")]
+    Stalled { attempt: AttemptId },
+}
+
+/// What the executor needs from the outside world, injected so tests can fake time and
+/// processes. The engine is shared: many drivers may use one `Engine`.
+pub struct Deps<E: EngineApi = Engine> {
+    pub clock: Arc<dyn Clock>,
+    pub spawner: Arc<dyn Spawner>,
+    pub engine: Arc<E>,
+}
+
+impl<E: EngineApi> Clone for Deps<E> {
+    fn clone(&self) -> Self {
+        Deps {
+            clock: self.clock.clone(),
+            spawner: self.spawner.clone(),
+            engine: self.engine.clone(),
+        }
+    }
+}
+
+/// The part of [`Engine`] the driver calls; a trait only so the driver's own logic (ordering,
+/// timeouts, wake-ups, journal replay) can be tested against a scripted engine.
+pub trait EngineApi: Send + Sync + 'static {
+    fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError>;
+    fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError>;
+    fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError>;
+    /// The stored definition of a task, for generators' unevaluated `_do:` blocks; `None`
+    /// when the engine keeps none (the driver then looks in the loaded workflow).
+    fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
+        let _ = task;
+        Ok(None)
+    }
+}
+
+type EngineError = crate::engine::Error;
+
+impl EngineApi for Engine {
+    fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        Engine::recover(self, attempt, now)
+    }
+
+    fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
+        Engine::apply(self, now, event)
+    }
+
+    fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError> {
+        Engine::attempt_state(self, attempt)
+    }
+
+    fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
+        Engine::task_def(self, task).map(Some)
+    }
+}
+
+/// One attempt to drive.
+#[derive(Clone)]
+pub struct AttemptSpec {
+    pub attempt: AttemptId,
+    pub project_dir: PathBuf,
+    /// Per-run files of this attempt (logs, `$SPADE_STORE`, completion journals).
+    pub run_dir: PathBuf,
+    /// The loaded workflow, so generators can read their unevaluated `_do` blocks.
+    pub workflow: Option<Arc<Workflow>>,
+    /// Print one line per task start and end on stderr (`spade run`); the daemon logs only.
+    pub progress: bool,
+    /// Where `${secret:...}` values come from.
+    pub secrets: Arc<dyn crate::expr::SecretProvider>,
+}
+
+/// `<state dir>/logs/<attempt>`: where the runs of one attempt keep their files.
+pub fn run_dir(state_dir: &Path, attempt: AttemptId) -> PathBuf {
+    state_dir.join("logs").join(attempt.to_string())
+}
+
+/// A run that ended, as its owner task reports it.
+struct Finished {
+    task: TaskId,
+    fence: Fence,
+    name: Arc<str>,
+    outcome: Outcome,
+    elapsed: SignedDuration,
+    /// The completion journal to remove once `outcome` is committed.
+    journal: Option<PathBuf>,
+}
+
+/// Drives an attempt until the engine reports it finished; returns its final state.
+pub async fn drive<E: EngineApi>(
+    deps: &Deps<E>,
+    spec: &AttemptSpec,
+) -> Result<AttemptState, Error> {
+    let span = tracing::info_span!("attempt", attempt_id = %spec.attempt);
+    drive_inner(deps, spec).instrument(span).await
+}
+
+async fn drive_inner<E: EngineApi>(
+    deps: &Deps<E>,
+    spec: &AttemptSpec,
+) -> Result<AttemptState, Error> {
+    std::fs::create_dir_all(&spec.run_dir).map_err(|source| Error::Io {
+        what: format!("create directory {}", spec.run_dir.display()),
+        source,
+    })?;
+    let generators = Arc::new(generator_defs(spec.workflow.as_deref()));
+    let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
+    let mut runs: JoinSet<Finished> = JoinSet::new();
+    let mut in_flight: HashMap<(TaskId, Fence), tokio::task::AbortHandle> = HashMap::new();
+    let mut started: HashSet<(TaskId, Fence)> = HashSet::new();
+    let mut wake: Option<Timestamp> = None;
+
+    // Runs whose command finished before a crash left a journal: their completions are
+    // applied first, so recovery does not run them again. The tasks those completions unblock
+    // are not started from here: `recover` (which must come after, or it would fence the
+    // journaled runs off) announces every startable task, and starting both would run a task
+    // under two fences.
+    let (replay, replayed) = replay_journals(&spec.run_dir);
+    let mut pending: Vec<Action> = call_engine(deps, replay)
+        .await?
+        .into_iter()
+        .filter(|a| !matches!(a, Action::Start(_)))
+        .collect();
+    remove_journals(replayed);
+    let attempt = spec.attempt;
+    let now = deps.clock.now();
+    let engine = deps.engine.clone();
+    pending.extend(blocking(move || engine.recover(attempt, now)).await?);
+
+    loop {
+        let mut finished = None;
+        for action in pending.drain(..) {
+            match action {
+                Action::Start(run) => {
+                    let key = (run.task, run.fence);
+                    // Journal replay and recovery may both announce a task: start a fence once.
+                    if !started.insert(key) {
+                        continue;
+                    }
+                    let handle = start(deps, spec, &generators, &events_tx, &mut runs, *run);
+                    in_flight.insert(key, handle);
+                }
+                Action::WakeAt(at) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                Action::Kill { task, fence, pgid } => {
+                    tracing::info!(task = %task, fence = %fence, pgid, "killing process group");
+                    deps.spawner.kill_group(pgid);
+                    if let Some(handle) = in_flight.remove(&(task, fence)) {
+                        handle.abort();
+                    }
+                }
+                Action::AttemptFinished { state, .. } => finished = Some(state),
+            }
+        }
+        if let Some(state) = finished {
+            // Whatever still runs (background tasks) dies with its process group here.
+            runs.shutdown().await;
+            return Ok(state);
+        }
+        if runs.is_empty() && wake.is_none() && events_rx.is_empty() {
+            let engine = deps.engine.clone();
+            let state = blocking(move || engine.attempt_state(attempt)).await?;
+            return match state {
+                AttemptState::Running => Err(Error::Stalled { attempt }),
+                done => Ok(done),
+            };
+        }
+
+        let mut events = Vec::new();
+        let mut journals = Vec::new();
+        let sleep = wake.map(|at| deps.clock.sleep_until(at));
+        tokio::select! {
+            biased;
+            Some(event) = events_rx.recv() => events.push(event),
+            Some(joined) = runs.join_next(), if !runs.is_empty() => {
+                // `Spawned` was sent before the run could finish: record it first.
+                while let Ok(event) = events_rx.try_recv() {
+                    events.push(event);
+                }
+                let mut done = vec![joined];
+                while let Some(more) = runs.try_join_next() {
+                    done.push(more);
+                }
+                for joined in done {
+                    let Ok(f) = joined else { continue }; // aborted by a Kill action
+                    in_flight.remove(&(f.task, f.fence));
+                    report(spec.progress, &f);
+                    journals.extend(f.journal);
+                    events.push(Event::Completed { task: f.task, fence: f.fence, outcome: Box::new(f.outcome) });
+                }
+            }
+            () = async { if let Some(s) = sleep { s.await } }, if wake.is_some() => {
+                wake = None;
+                events.push(Event::Tick);
+            }
+        }
+        while let Ok(event) = events_rx.try_recv() {
+            events.push(event);
+        }
+        pending = call_engine(deps, events).await?;
+        remove_journals(journals);
+    }
+}
+
+/// Once their completions are committed, journals have done their job. One left behind (a
+/// crash right here) is replayed as a stale completion, which the engine ignores.
+fn remove_journals(journals: Vec<PathBuf>) {
+    for path in journals {
+        let _ = std::fs::remove_file(path);
+    }
+}
+
+/// Starts one run as a task of `runs`; its result comes back through `join_next`.
+fn start<E: EngineApi>(
+    deps: &Deps<E>,
+    spec: &AttemptSpec,
+    generators: &Arc<HashMap<String, Arc<TaskDef>>>,
+    events: &mpsc::UnboundedSender<Event>,
+    runs: &mut JoinSet<Finished>,
+    run: TaskRun,
+) -> tokio::task::AbortHandle {
+    let run = Arc::new(run);
+    let name: Arc<str> = Arc::from(run.full_name.as_str());
+    if spec.progress {
+        let _ = writeln!(std::io::stderr().lock(), "{name} started");
+    }
+    tracing::debug!(
+        task = %name,
+        fence = %run.fence,
+        operator = %run.operator,
+        params = %masked_params(&run),
+        "starting run"
+    );
+    let ctx = Context {
+        run: run.clone(),
+        project_dir: spec.project_dir.clone(),
+        run_dir: spec.run_dir.clone(),
+        def: generators.get(&run.full_name).cloned(),
+        clock: deps.clock.clone(),
+        spawner: deps.spawner.clone(),
+        events: events.clone(),
+        pgid: Arc::new(Mutex::new(None)),
+        secrets: spec.secrets.clone(),
+        journal: Arc::new(Mutex::new(None)),
+    };
+    let span = tracing::info_span!("run", task = %name, fence = %run.fence);
+    runs.spawn(run_one(deps.engine.clone(), ctx, name).instrument(span))
+}
+
+/// One run of an operator, bounded by the try timeout and the retry deadline.
+async fn run_one<E: EngineApi>(engine: Arc<E>, mut ctx: Context, name: Arc<str>) -> Finished {
+    if is_generator(&ctx.run.operator) {
+        // Generated generators (an `if>` inside a `loop>`) are not in the file: their `_do:`
+        // comes from the definition the engine stored.
+        let task = ctx.run.task;
+        match tokio::task::spawn_blocking(move || engine.task_def(task)).await {
+            Ok(Ok(Some(def))) => ctx.def = Some(Arc::new(def)),
+            Ok(Ok(None)) => {}
+            Ok(Err(e)) => {
+                tracing::warn!(error = %error_chain(&e), "cannot load the task definition")
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot load the task definition"),
+        }
+    }
+    let clock = ctx.clock.clone();
+    let spawner = ctx.spawner.clone();
+    let pgid = ctx.pgid.clone();
+    let journal = ctx.journal.clone();
+    let run = ctx.run.clone();
+    let started = clock.now();
+    let limit_at = limit_at(&run, started);
+    let work = async move {
+        let Some(op) = operators::find(&ctx.run.operator) else {
+            return operators::unsupported(&ctx.run.operator);
+        };
+        match op.run(ctx).await {
+            Ok(outcome) => outcome,
+            Err(e) => {
+                // The host failed, not the user's command: report it as a retryable failure
+                // so the attempt records why instead of the whole driver stopping.
+                let message = error_chain(&e);
+                tracing::error!(error = %message, "operator error");
+                operators::failed(message, true)
+            }
+        }
+    };
+    let outcome = match limit_at {
+        None => work.await,
+        Some(at) => {
+            tokio::select! {
+                outcome = work => outcome,
+                () = clock.sleep_until(at) => {
+                    // Dropping `work` already kills the group; the explicit kill also reaches
+                    // spawners that track groups themselves.
+                    if let Some(pgid) = *pgid.lock().unwrap_or_else(PoisonError::into_inner) {
+                        spawner.kill_group(pgid);
+                    }
+                    let limit = Duration::try_from(at.duration_since(started)).unwrap_or_default();
+                    Outcome::TimedOut { limit }
+                }
+            }
+        }
+    };
+    let left_journal = journal
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    Finished {
+        task: run.task,
+        fence: run.fence,
+        name,
+        outcome,
+        elapsed: clock.now().duration_since(started),
+        journal: left_journal,
+    }
+}
+
+fn is_generator(operator: &str) -> bool {
+    operators::catalog::lookup(operator).is_some_and(|o| o.generator)
+}
+
+/// The earlier of the try timeout and the retry deadline.
+fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
+    let timeout = run.timeout.map(|t| {
+        let t = SignedDuration::try_from(t).unwrap_or(SignedDuration::MAX);
+        started.checked_add(t).unwrap_or(Timestamp::MAX)
+    });
+    match (timeout, run.deadline_at) {
+        (Some(a), Some(b)) => Some(a.min(b)),
+        (a, b) => a.or(b),
+    }
+}
+
+/// Applies events one by one (one transaction each) on the blocking pool.
+async fn call_engine<E: EngineApi>(
+    deps: &Deps<E>,
+    events: Vec<Event>,
+) -> Result<Vec<Action>, Error> {
+    if events.is_empty() {
+        return Ok(Vec::new());
+    }
+    let engine = deps.engine.clone();
+    let now = deps.clock.now();
+    blocking(move || {
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(engine.apply(now, event)?);
+        }
+        Ok(actions)
+    })
+    .await
+}
+
+async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, crate::engine::Error> + Send + 'static,
+) -> Result<T, Error> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(Error::EngineThread)?
+        .map_err(Error::from)
+}
+
+/// Completions found in journals (`<task>.<fence>.exit.<code>`) of runs that finished before
+/// a crash, with the journals to remove once they are committed. Stale ones are harmless: the
+/// engine ignores a completion whose fence is not current.
+fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return (Vec::new(), Vec::new());
+    };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some((task, fence, status)) = name.to_str().and_then(operators::sh::parse_journal_name)
+        else {
+            continue;
+        };
+        found.push((task, fence, status, entry.path()));
+    }
+    // Apply in task order so replay is deterministic.
+    found.sort_by_key(|(task, fence, _, _)| (*task, *fence));
+    let mut events = Vec::new();
+    let mut paths = Vec::new();
+    for (task, fence, status, path) in found {
+        tracing::info!(task = %task, fence = %fence, ?status, "replaying completion journal");
+        let store = operators::run_file(run_dir, task, fence, "store");
+        events.push(Event::Completed {
+            task,
+            fence,
+            outcome: Box::new(operators::sh::outcome(status, &store)),
+        });
+        paths.push(path);
+    }
+    (events, paths)
+}
+
+/// Static generator tasks by full name (`+wf+a+b`), for their unevaluated `_do` blocks.
+fn generator_defs(workflow: Option<&Workflow>) -> HashMap<String, Arc<TaskDef>> {
+    fn walk(def: &TaskDef, full: String, out: &mut HashMap<String, Arc<TaskDef>>) {
+        match &def.kind {
+            TaskKind::Group(children) => {
+                for child in children {
+                    walk(child, format!("{full}{}", child.name), out);
+                }
+            }
+            TaskKind::Operator(call) => {
+                if call.do_block.is_some() || call.else_do_block.is_some() {
+                    out.insert(full.clone(), Arc::new(def.clone()));
+                }
+            }
+        }
+        for extra in [&def.error, &def.check].into_iter().flatten() {
+            walk(extra, format!("{full}{}", extra.name), out);
+        }
+    }
+    let mut out = HashMap::new();
+    if let Some(wf) = workflow {
+        walk(&wf.root, wf.root.name.clone(), &mut out);
+    }
+    out
+}
+
+/// The params of a run as JSON text with secret values replaced by `***`.
+fn masked_params(run: &TaskRun) -> String {
+    let mut params = run.params.clone();
+    for key in &run.secret_keys {
+        if let Some(v) = params.get_mut(key) {
+            *v = serde_json::Value::String("***".into());
+        }
+    }
+    serde_json::Value::Object(params).to_string()
+}
+
+fn report(progress: bool, f: &Finished) {
+    let took = human(f.elapsed);
+    let line = match &f.outcome {
+        Outcome::Succeeded { .. } => format!("{} succeeded in {took}", f.name),
+        Outcome::Failed { message, .. } => format!("{} failed: {message}", f.name),
+        Outcome::TimedOut { limit } => {
+            format!("{} timed out after {}", f.name, human_std(*limit))
+        }
+        Outcome::Interrupted => format!("{} interrupted", f.name),
+    };
+    tracing::info!("{line}");
+    if progress {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// `12ms` under a second, `1.23s` above.
+pub fn human(d: SignedDuration) -> String {
+    human_std(Duration::try_from(d).unwrap_or_default())
+}
+
+fn human_std(d: Duration) -> String {
+    if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.2}s", d.as_secs_f64())
+    }
+}
+
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        source = s.source();
+    }
+    out
+}
+
+/// Exit statuses as the journal and live runs report them (re-exported for tests).
+pub type RunExit = ExitStatus;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn journal_names() {
+        use crate::operators::sh::parse_journal_name as parse;
+        assert_eq!(
+            parse("12.3.exit.0"),
+            Some((TaskId(12), Fence(3), ExitStatus::Code(0)))
+        );
+        assert_eq!(
+            parse("12.3.exit.-1"),
+            Some((TaskId(12), Fence(3), ExitStatus::Code(-1)))
+        );
+        assert_eq!(parse("12.3.log"), None);
+        assert_eq!(parse("12.3.exit"), None);
+        assert_eq!(parse("a.3.exit.0"), None);
+    }
+
+    #[test]
+    fn replay_reads_finished_runs_only() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("5.2.exit.0"), "").unwrap();
+        std::fs::write(dir.path().join("5.2.store"), "k=v\n").unwrap();
+        std::fs::write(dir.path().join("6.1.log"), "").unwrap();
+        std::fs::write(dir.path().join("4.1.exit.7"), "").unwrap();
+        let (events, paths) = replay_journals(dir.path());
+        assert_eq!(events.len(), 2);
+        assert_eq!(
+            paths,
+            [dir.path().join("4.1.exit.7"), dir.path().join("5.2.exit.0")]
+        );
+        match &events[0] {
+            Event::Completed { task, outcome, .. } => {
+                assert_eq!(*task, TaskId(4));
+                assert!(matches!(
+                    **outcome,
+                    Outcome::Failed {
+                        retryable: true,
+                        ..
+                    }
+                ));
+            }
+            other => panic!("{other:?}"),
+        }
+        match &events[1] {
+            Event::Completed {
+                task,
+                fence,
+                outcome,
+            } => {
+                assert_eq!((*task, *fence), (TaskId(5), Fence(2)));
+                let Outcome::Succeeded { store, .. } = &**outcome else {
+                    panic!()
+                };
+                assert_eq!(store["k"], "v");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn limits_take_the_earlier() {
+        let t0: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let mut run = crate::operators::testkit::run("sh", "true".into(), "{}");
+        assert_eq!(limit_at(&run, t0), None);
+        run.timeout = Some(Duration::from_secs(10));
+        let ten = t0.checked_add(SignedDuration::from_secs(10)).unwrap();
+        assert_eq!(limit_at(&run, t0), Some(ten));
+        let five = t0.checked_add(SignedDuration::from_secs(5)).unwrap();
+        run.deadline_at = Some(five);
+        assert_eq!(limit_at(&run, t0), Some(five));
+    }
+
+    #[test]
+    fn secrets_are_masked() {
+        let mut run =
+            crate::operators::testkit::run("sh", "x".into(), r#"{"pw": "hunter2", "u": "me"}"#);
+        run.secret_keys = vec!["pw".into()];
+        let text = masked_params(&run);
+        assert!(!text.contains("hunter2"));
+        assert!(text.contains("***") && text.contains("me"));
+    }
+
+    /// A scripted engine: tasks run one after another; a failure retries after `interval`
+    /// until `limit` is used up. It logs every event it is given.
+    struct FakeEngine {
+        tasks: Vec<(
+            &'static str,
+            &'static str,
+            serde_json::Value,
+            Option<Duration>,
+        )>,
+        limit: u32,
+        interval: SignedDuration,
+        state: Mutex<FakeState>,
+    }
+
+    #[derive(Default)]
+    struct FakeState {
+        current: usize,
+        fence: i64,
+        retries: u32,
+        wait_until: Option<Timestamp>,
+        log: Vec<String>,
+    }
+
+    impl FakeEngine {
+        fn new(
+            tasks: Vec<(
+                &'static str,
+                &'static str,
+                serde_json::Value,
+                Option<Duration>,
+            )>,
+            limit: u32,
+            interval: i64,
+        ) -> FakeEngine {
+            FakeEngine {
+                tasks,
+                limit,
+                interval: SignedDuration::from_secs(interval),
+                state: Mutex::default(),
+            }
+        }
+
+        fn start(&self, st: &mut FakeState) -> Action {
+            st.fence += 1;
+            let (name, op, command, timeout) = self.tasks[st.current].clone();
+            let mut run = crate::operators::testkit::run(op, command, "{}");
+            run.task = TaskId(st.current as i64);
+            run.fence = Fence(st.fence);
+            run.full_name = format!("+wf+{name}");
+            run.timeout = timeout;
+            Action::Start(Box::new(run))
+        }
+
+        fn log(&self) -> Vec<String> {
+            self.state.lock().unwrap().log.clone()
+        }
+    }
+
+    impl EngineApi for FakeEngine {
+        fn recover(&self, _: AttemptId, _: Timestamp) -> Result<Vec<Action>, EngineError> {
+            let mut st = self.state.lock().unwrap();
+            st.log.push("recover".into());
+            if st.current >= self.tasks.len() {
+                return Ok(vec![]);
+            }
+            let start = self.start(&mut st);
+            Ok(vec![start])
+        }
+
+        fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
+            let mut st = self.state.lock().unwrap();
+            match event {
+                Event::Spawned { task, fence, .. } => {
+                    st.log.push(format!("spawned {task}.{fence}"));
+                    Ok(vec![])
+                }
+                Event::Completed {
+                    task,
+                    fence,
+                    outcome,
+                } => {
+                    let what = match *outcome {
+                        Outcome::Succeeded { .. } => "ok".to_string(),
+                        Outcome::Failed { message, .. } => format!("failed: {message}"),
+                        Outcome::TimedOut { limit } => format!("timed out {}s", limit.as_secs()),
+                        Outcome::Interrupted => "interrupted".into(),
+                    };
+                    st.log.push(format!("completed {task}.{fence} {what}"));
+                    if task != TaskId(st.current as i64) || fence != Fence(st.fence) {
+                        return Ok(vec![]);
+                    }
+                    if what == "ok" {
+                        st.current += 1;
+                        st.retries = 0;
+                        if st.current == self.tasks.len() {
+                            return Ok(vec![Action::AttemptFinished {
+                                attempt: AttemptId(1),
+                                state: AttemptState::Succeeded,
+                            }]);
+                        }
+                        let start = self.start(&mut st);
+                        return Ok(vec![start]);
+                    }
+                    if st.retries == self.limit {
+                        return Ok(vec![Action::AttemptFinished {
+                            attempt: AttemptId(1),
+                            state: AttemptState::Failed,
+                        }]);
+                    }
+                    st.retries += 1;
+                    let at = now.checked_add(self.interval).unwrap();
+                    st.wait_until = Some(at);
+                    Ok(vec![Action::WakeAt(at)])
+                }
+                Event::Tick => {
+                    st.log.push(format!("tick at {now}"));
+                    match st.wait_until {
+                        Some(at) if at <= now => {
+                            st.wait_until = None;
+                            let start = self.start(&mut st);
+                            Ok(vec![start])
+                        }
+                        _ => Ok(vec![]),
+                    }
+                }
+            }
+        }
+
+        fn attempt_state(&self, _: AttemptId) -> Result<AttemptState, EngineError> {
+            let st = self.state.lock().unwrap();
+            Ok(if st.current >= self.tasks.len() {
+                AttemptState::Succeeded
+            } else {
+                AttemptState::Running
+            })
+        }
+    }
+
+    /// Drives an attempt on a manual clock, advancing it whenever the driver sleeps.
+    async fn drive_fake(
+        engine: Arc<FakeEngine>,
+        spawner: Arc<dyn Spawner>,
+        dir: &Path,
+    ) -> (AttemptState, SignedDuration) {
+        let clock = crate::operators::testkit::manual_clock();
+        let start = clock.now();
+        let deps = Deps {
+            clock: clock.clone(),
+            spawner,
+            engine,
+        };
+        let spec = AttemptSpec {
+            attempt: AttemptId(1),
+            project_dir: dir.to_path_buf(),
+            run_dir: dir.join("runs"),
+            workflow: None,
+            progress: false,
+            secrets: Arc::new(crate::expr::EnvSecrets),
+        };
+        let handle = tokio::spawn(async move { drive(&deps, &spec).await });
+        while !handle.is_finished() {
+            if clock.sleepers() > 0 {
+                clock.advance(Duration::from_secs(1));
+            }
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        let state = handle.await.unwrap().unwrap();
+        (state, clock.now().duration_since(start))
+    }
+
+    #[tokio::test]
+    async fn retries_wait_on_the_clock_and_spawned_precedes_completed() {
+        let dir = tempfile::tempdir().unwrap();
+        let fake = spawn::FakeSpawner::new();
+        fake.script([
+            ExitStatus::Code(1),
+            ExitStatus::Code(2),
+            ExitStatus::Code(0),
+        ]);
+        let engine = Arc::new(FakeEngine::new(
+            vec![
+                ("flaky", "sh", "work".into(), None),
+                ("after", "nop", serde_json::Value::Null, None),
+            ],
+            2,
+            10,
+        ));
+        let (state, took) = drive_fake(engine.clone(), Arc::new(fake.clone()), dir.path()).await;
+        assert_eq!(state, AttemptState::Succeeded);
+        assert_eq!(fake.spawned().len(), 3);
+        let log: Vec<String> = engine
+            .log()
+            .into_iter()
+            .filter(|l| !l.starts_with("tick"))
+            .collect();
+        assert_eq!(
+            log,
+            [
+                "recover",
+                "spawned 0.1",
+                "completed 0.1 failed: command failed with code 1",
+                "spawned 0.2",
+                "completed 0.2 failed: command failed with code 2",
+                "spawned 0.3",
+                "completed 0.3 ok",
+                "completed 1.4 ok",
+            ]
+        );
+        // Two retry waits of 10 virtual seconds; the clock only moved while the driver slept.
+        assert_eq!(took.as_secs(), 20);
+        // Committed completions leave no journals behind.
+        let left: Vec<_> = std::fs::read_dir(dir.path().join("runs"))
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().contains(".exit"))
+            .collect();
+        assert!(left.is_empty());
+    }
+
+    #[tokio::test]
+    async fn try_timeout_kills_and_reports_timed_out() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::new(
+            vec![("slow", "wait", "1m".into(), Some(Duration::from_secs(5)))],
+            0,
+            0,
+        ));
+        let (state, took) = drive_fake(
+            engine.clone(),
+            Arc::new(spawn::FakeSpawner::new()),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(state, AttemptState::Failed);
+        assert!(
+            engine
+                .log()
+                .contains(&"completed 0.1 timed out 5s".to_string()),
+            "{:?}",
+            engine.log()
+        );
+        assert_eq!(took.as_secs(), 5);
+    }
+
+    #[tokio::test]
+    async fn unknown_operator_fails_the_task() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Arc::new(FakeEngine::new(
+            vec![("td", "td", "q.sql".into(), None)],
+            0,
+            0,
+        ));
+        let (state, _) = drive_fake(
+            engine.clone(),
+            Arc::new(spawn::FakeSpawner::new()),
+            dir.path(),
+        )
+        .await;
+        assert_eq!(state, AttemptState::Failed);
+        assert!(
+            engine
+                .log()
+                .iter()
+                .any(|l| l.contains("`td>` is not supported")),
+            "{:?}",
+            engine.log()
+        );
+    }
+
+    #[tokio::test]
+    async fn journal_of_a_finished_run_is_replayed_before_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        // Task 0 ran as fence 1 and finished before the crash; the engine still thinks it runs.
+        std::fs::create_dir_all(dir.path().join("runs")).unwrap();
+        std::fs::write(dir.path().join("runs/0.1.exit.0"), "").unwrap();
+        let engine = Arc::new(FakeEngine::new(
+            vec![
+                ("done", "sh", "x".into(), None),
+                ("next", "sh", "y".into(), None),
+            ],
+            0,
+            0,
+        ));
+        engine.state.lock().unwrap().fence = 1;
+        let fake = spawn::FakeSpawner::new();
+        let (state, _) = drive_fake(engine.clone(), Arc::new(fake.clone()), dir.path()).await;
+        assert_eq!(state, AttemptState::Succeeded);
+        // Only `next` ran: `done` was completed from its journal, and the second announcement
+        // of `next` (by recovery) was not started again.
+        assert_eq!(fake.spawned().len(), 1);
+        assert_eq!(fake.spawned()[0].args.last().unwrap(), "y");
+        assert_eq!(engine.log()[0], "completed 0.1 ok");
+        assert!(!dir.path().join("runs/0.1.exit.0").exists());
+    }
+
+    #[test]
+    fn durations_read_well() {
+        assert_eq!(human(SignedDuration::from_millis(12)), "12ms");
+        assert_eq!(human(SignedDuration::from_millis(1234)), "1.23s");
+    }
 }
