@@ -867,7 +867,6 @@ pub(crate) fn parse_date_string(s: &str, zone: &TimeZone) -> Option<f64> {
 fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
     let fmt = expand_long_formats(fmt);
     let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
-    let mut have_date = false;
     let mut pm: Option<bool> = None;
     let mut offset: Option<f64> = None;
     let mut input = s.trim();
@@ -896,12 +895,10 @@ fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
         match *token {
             "YYYY" => {
                 parts[0] = take_num(&mut input, 4)?;
-                have_date = true;
             }
             "YY" => {
                 let y = take_num(&mut input, 2)?;
                 parts[0] = if y > 68.0 { 1900.0 + y } else { 2000.0 + y };
-                have_date = true;
             }
             "MM" | "M" => parts[1] = take_num(&mut input, 2)? - 1.0,
             "MMMM" | "MMM" => {
@@ -954,7 +951,6 @@ fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
             _ => {}
         }
     }
-    let _ = have_date;
     if let Some(pm) = pm {
         if pm && parts[3] < 12.0 {
             parts[3] += 12.0;
