@@ -530,6 +530,14 @@ impl<'a> Interp<'a> {
                 })
             }
             B::Instanceof => Value::Bool(match r {
+                // Error objects are plain `{name, message}` objects here.
+                Value::Global(Global::Error(kind)) => match l {
+                    Value::Object(map) => match map.borrow().get("name") {
+                        Some(Value::Str(name)) => *kind == "Error" || &**name == *kind,
+                        _ => false,
+                    },
+                    _ => false,
+                },
                 Value::Global(g) => matches!(
                     (g, l),
                     (Global::Array, Value::Array(_))

@@ -1156,6 +1156,10 @@ fn switch_throw_try_catch_finally() {
         "raw",
     );
     check(
+        "(function(){ try { null.x } catch (e) { return (e instanceof Error) + ' ' + (e instanceof TypeError) + ' ' + (e instanceof RangeError) } })()",
+        "true true false",
+    );
+    check(
         "(function(){ var log = []; try { log.push('t') } finally { log.push('f') } return log.join() })()",
         "t,f",
     );
