@@ -864,9 +864,11 @@ pub(crate) fn parse_date_string(s: &str, zone: &TimeZone) -> Option<f64> {
 
 /// Parses `s` with a moment format (`YYYY MM DD HH mm ss SSS`, `X`, `x`, `Z`, ...): the tokens
 /// a date format usually has; other characters must match loosely (any non-digit).
-fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
+/// A format without a year takes the current year (`now`), as moment does.
+fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone, now: f64) -> Option<f64> {
     let fmt = expand_long_formats(fmt);
-    let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+    let year = fields(now, zone).map_or(1970.0, |f| f64::from(f.year));
+    let mut parts = [year, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
     let mut pm: Option<bool> = None;
     let mut offset: Option<f64> = None;
     let mut input = s.trim();
@@ -995,12 +997,14 @@ fn make(interp: &mut Interp<'_>, zone: &TimeZone, utc: bool, args: &[Value]) -> 
         }
         [Value::Date(ms), ..] => *ms,
         [Value::Num(n), ..] => *n,
-        [Value::Str(s), Value::Str(fmt), ..] => parse_with_format(s, fmt, zone).unwrap_or(f64::NAN),
+        [Value::Str(s), Value::Str(fmt), ..] => {
+            parse_with_format(s, fmt, zone, now).unwrap_or(f64::NAN)
+        }
         [Value::Str(s), Value::Array(fmts), ..] => {
             let fmts = fmts.borrow().clone();
             fmts.iter()
                 .find_map(|f| match f {
-                    Value::Str(f) => parse_with_format(s, f, zone),
+                    Value::Str(f) => parse_with_format(s, f, zone, now),
                     _ => None,
                 })
                 .unwrap_or(f64::NAN)

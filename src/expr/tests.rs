@@ -677,6 +677,11 @@ fn moment_parsing_and_constructors() {
     );
     check_in(
         "UTC",
+        "moment('03-20', 'MM-DD').format('YYYY-MM-DD')",
+        "2016-03-20",
+    );
+    check_in(
+        "UTC",
         "moment('Sun, 13 Mar 2016 10:00:00 +0900').format()",
         "2016-03-13T01:00:00+00:00",
     );
