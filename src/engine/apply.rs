@@ -780,7 +780,9 @@ impl<'t, 'c> Apply<'t, 'c> {
         let (kind, message) = match &outcome {
             Outcome::Succeeded { .. } => ("succeeded", None),
             Outcome::Failed { message, .. } => ("failed", Some(message.clone())),
-            Outcome::TimedOut { limit } => ("timed_out", Some(retry::timeout_message(*limit))),
+            Outcome::TimedOut { limit } => {
+                ("timed_out", Some(self.timed_out_message(&row, *limit)?))
+            }
             Outcome::Interrupted => ("interrupted", Some("interrupted".to_owned())),
         };
         crate::store::exec(
@@ -811,21 +813,30 @@ impl<'t, 'c> Apply<'t, 'c> {
                 retryable,
             } => self.fail(row, message, error, retryable),
             Outcome::TimedOut { limit } => {
-                // The executor kills at `_timeout` or at the retry deadline, whichever comes
-                // first, and reports the limit it enforced: name the one that fired.
-                let d = self.def_of(row.id)?;
-                let message = if d.timeout == Some(limit) {
-                    retry::timeout_message(limit)
-                } else {
-                    format!(
-                        "try killed at the retry deadline after {}",
-                        retry::fmt_duration(limit)
-                    )
-                };
+                let message = self.timed_out_message(&row, limit)?;
                 self.fail(row, message, JsonMap::new(), true)
             }
             Outcome::Interrupted => self.interrupted(row),
         }
+    }
+
+    /// The executor kills at `_timeout` or at the retry deadline, whichever comes first, and
+    /// reports how long the try ran: name the limit that fired (the run record and the task's
+    /// error must agree).
+    fn timed_out_message(
+        &mut self,
+        row: &TaskRow,
+        ran: std::time::Duration,
+    ) -> Result<String, Error> {
+        let d = self.def_of(row.id)?;
+        Ok(if d.timeout == Some(ran) {
+            retry::timeout_message(ran)
+        } else {
+            format!(
+                "try killed at the retry deadline after {} (_retry.deadline)",
+                retry::fmt_duration(ran)
+            )
+        })
     }
 
     fn interrupted(&mut self, mut row: TaskRow) -> Result<(), Error> {
