@@ -185,8 +185,8 @@ fn error_handlers_cascade_and_check_runs_after_success() {
     );
 }
 
-/// Retry tests run virtual time 10x faster and check the virtual duration: at least the sum of
-/// the waits, and not much more (the slack covers process start-up at 10x).
+/// Retry tests run virtual time 5x faster and check the virtual duration: at least the sum of
+/// the waits, and not much more (the slack covers process start-up at 5x).
 fn assert_waited(ran: &Ran, waits: f64) {
     let secs = ran.seconds();
     assert!(
@@ -198,14 +198,14 @@ fn assert_waited(ran: &Ran, waits: f64) {
 
 #[test]
 fn task_retry_with_constant_interval() {
-    let (_p, ran) = check("retry_constant", &["--time-scale", "10"], 0);
+    let (_p, ran) = check("retry_constant", &["--time-scale", "5"], 0);
     // Two waits of 5 virtual seconds.
     assert_waited(&ran, 10.0);
 }
 
 #[test]
 fn task_retry_with_exponential_interval() {
-    let (_p, ran) = check("retry_exponential", &["--time-scale", "10"], 1);
+    let (_p, ran) = check("retry_exponential", &["--time-scale", "5"], 1);
     // 2 + 4 + 8 virtual seconds between the four tries.
     assert_waited(&ran, 14.0);
 }
