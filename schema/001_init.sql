@@ -84,6 +84,9 @@ CREATE TABLE tasks (
     UNIQUE (parent_id, epoch, child_index)
 );
 CREATE INDEX tasks_by_attempt_state ON tasks (attempt_id, state);
+-- Most attempts store nothing: one seek tells the scope builder to skip the upstream walk.
+CREATE INDEX tasks_with_store ON tasks (attempt_id)
+    WHERE store_params IS NOT NULL OR reset_store IS NOT NULL;
 CREATE INDEX tasks_by_parent_state ON tasks (parent_id, epoch, state, pending_upstreams);
 CREATE INDEX tasks_by_state_retry_at ON tasks (state, retry_at_ms);
 

@@ -21,6 +21,24 @@ use std::rc::Rc;
 /// Tries interrupted in a row (engine crash while running) before the task fails.
 pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
 
+/// Task rows one attempt may hold (Digdag's `executor.task_max_run`), counting generated tasks
+/// and history rows of retries: a generator asking for more fails instead.
+pub(crate) const MAX_TASKS_PER_ATTEMPT: i64 = 1000;
+
+/// Nodes of a definition tree, handlers included.
+fn tree_size(d: &TaskDef) -> i64 {
+    let children: i64 = match &d.kind {
+        TaskKind::Group(c) => c.iter().map(tree_size).sum(),
+        TaskKind::Operator(_) => 0,
+    };
+    let handlers: i64 = [&d.error, &d.check]
+        .into_iter()
+        .flatten()
+        .map(|h| tree_size(h))
+        .sum();
+    1 + children + handlers
+}
+
 /// The working state of one `apply` call: the open transaction and the actions decided.
 pub(crate) struct Apply<'t, 'c> {
     tx: &'t Tx<'c>,
@@ -126,18 +144,18 @@ impl<'t, 'c> Apply<'t, 'c> {
                     | TaskState::GroupError
                     | TaskState::Skipped => AttemptState::Failed,
                 };
-                self.tx
-                    .execute(
-                        "UPDATE attempts SET state = ?1, finished_at = ?2 WHERE id = ?3 \
+                crate::store::exec(
+                    self.tx,
+                    "finish_attempt",
+                    "UPDATE attempts SET state = ?1, finished_at = ?2 WHERE id = ?3 \
                          AND root_task_id = ?4",
-                        params![
-                            state.as_str(),
-                            self.now.to_string(),
-                            row.attempt.0,
-                            row.id.0
-                        ],
-                    )
-                    .map_err(sql("finish_attempt"))?;
+                    params![
+                        state.as_str(),
+                        self.now.to_string(),
+                        row.attempt.0,
+                        row.id.0
+                    ],
+                )?;
                 self.attempts.remove(&row.attempt);
                 tracing::info!(attempt = %row.attempt, state = state.as_str(), "attempt finished");
                 self.actions.push(Action::AttemptFinished {
@@ -186,12 +204,12 @@ impl<'t, 'c> Apply<'t, 'c> {
             },
             self.now,
         )?;
-        self.tx
-            .execute(
-                "UPDATE attempts SET root_task_id = ?1 WHERE id = ?2",
-                params![id.0, attempt.0],
-            )
-            .map_err(sql("set_root"))?;
+        crate::store::exec(
+            self.tx,
+            "set_root",
+            "UPDATE attempts SET root_task_id = ?1 WHERE id = ?2",
+            params![id.0, attempt.0],
+        )?;
         self.attempts.remove(&attempt);
         let row = self.load(id)?;
         self.unblock(row)?;
@@ -355,12 +373,12 @@ impl<'t, 'c> Apply<'t, 'c> {
             }
         };
         let text = rows::to_json(&policy);
-        self.tx
-            .execute(
-                "UPDATE tasks SET retry_policy = ?1 WHERE id = ?2",
-                params![text, row.id.0],
-            )
-            .map_err(sql("set_retry_policy"))?;
+        crate::store::exec(
+            self.tx,
+            "set_retry_policy",
+            "UPDATE tasks SET retry_policy = ?1 WHERE id = ?2",
+            params![text, row.id.0],
+        )?;
         row.retry_policy = Some(text);
         Ok(Ok(()))
     }
@@ -400,12 +418,12 @@ impl<'t, 'c> Apply<'t, 'c> {
     /// A group just planned (first time or after a group retry): resolve `_retry`, instantiate.
     fn plan_group(&mut self, mut row: TaskRow, d: &TaskDef) -> Result<(), Error> {
         if row.first_started.is_none() {
-            self.tx
-                .execute(
-                    "UPDATE tasks SET first_started_ms = ?1, started_at = ?2 WHERE id = ?3",
-                    params![rows::ts_ms(self.now), self.now.to_string(), row.id.0],
-                )
-                .map_err(sql("group_started"))?;
+            crate::store::exec(
+                self.tx,
+                "group_started",
+                "UPDATE tasks SET first_started_ms = ?1, started_at = ?2 WHERE id = ?3",
+                params![rows::ts_ms(self.now), self.now.to_string(), row.id.0],
+            )?;
             row.first_started = Some(self.now);
         }
         if d.retry.is_some() && row.retry_policy.is_none() {
@@ -526,12 +544,12 @@ impl<'t, 'c> Apply<'t, 'c> {
         final_state: TaskState,
     ) -> Result<(), Error> {
         let error_text = rows::to_json(&error);
-        self.tx
-            .execute(
-                "UPDATE tasks SET error = ?1 WHERE id = ?2",
-                params![error_text, row.id.0],
-            )
-            .map_err(sql("set_error"))?;
+        crate::store::exec(
+            self.tx,
+            "set_error",
+            "UPDATE tasks SET error = ?1 WHERE id = ?2",
+            params![error_text, row.id.0],
+        )?;
         let d = self.def_of(row.id)?;
         let reason = error
             .get("message")
@@ -544,12 +562,12 @@ impl<'t, 'c> Apply<'t, 'c> {
                 // ancestor of `^error`.
                 let mut export = rows::json_map("export params", row.export_params.as_deref())?;
                 export.insert("error".into(), serde_json::Value::Object(error));
-                self.tx
-                    .execute(
-                        "UPDATE tasks SET export_params = ?1, pending_state = ?2 WHERE id = ?3",
-                        params![rows::to_json(&export), final_state.as_str(), row.id.0],
-                    )
-                    .map_err(sql("set_pending_error"))?;
+                crate::store::exec(
+                    self.tx,
+                    "set_pending_error",
+                    "UPDATE tasks SET export_params = ?1, pending_state = ?2 WHERE id = ?3",
+                    params![rows::to_json(&export), final_state.as_str(), row.id.0],
+                )?;
                 row.export_params = Some(rows::to_json(&export));
                 row.pending_state = Some(final_state);
                 self.transition(&mut row, TaskEvent::FailedWithHandler, &reason)?;
@@ -581,12 +599,12 @@ impl<'t, 'c> Apply<'t, 'c> {
         at: Timestamp,
         reason: &str,
     ) -> Result<(), Error> {
-        self.tx
-            .execute(
-                "UPDATE tasks SET retry_count = retry_count + 1, retry_at_ms = ?1 WHERE id = ?2",
-                params![rows::ts_ms(at), row.id.0],
-            )
-            .map_err(sql("schedule_retry"))?;
+        crate::store::exec(
+            self.tx,
+            "schedule_retry",
+            "UPDATE tasks SET retry_count = retry_count + 1, retry_at_ms = ?1 WHERE id = ?2",
+            params![rows::ts_ms(at), row.id.0],
+        )?;
         row.retry_count = row.retry_count.saturating_add(1);
         row.retry_at = Some(at);
         self.transition(&mut row, TaskEvent::RetryScheduled, reason)?;
@@ -605,13 +623,13 @@ impl<'t, 'c> Apply<'t, 'c> {
         self.transition(&mut row, TaskEvent::RetryDue, "retry due")?;
         if group_retry {
             // The old epoch's rows stay as history; nothing of them is copied.
-            self.tx
-                .execute(
-                    "UPDATE tasks SET child_epoch = child_epoch + 1, pending_state = NULL, \
+            crate::store::exec(
+                self.tx,
+                "new_epoch",
+                "UPDATE tasks SET child_epoch = child_epoch + 1, pending_state = NULL, \
                      error = NULL WHERE id = ?1",
-                    params![row.id.0],
-                )
-                .map_err(sql("new_epoch"))?;
+                params![row.id.0],
+            )?;
             row.child_epoch += 1;
             row.pending_state = None;
             if row.is_group {
@@ -655,28 +673,28 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         let fence = Fence(row.fence.0 + 1);
         let first = row.first_started.unwrap_or(self.now);
-        self.tx
-            .execute(
-                "UPDATE tasks SET fence = ?1, params = ?2, secret_keys = ?3, \
+        crate::store::exec(
+            self.tx,
+            "start",
+            "UPDATE tasks SET fence = ?1, params = ?2, secret_keys = ?3, \
                  first_started_ms = ?4, started_at = COALESCE(started_at, ?5), pid = NULL, \
                  pgid = NULL, store_params = NULL, reset_store = NULL, export_params = NULL, \
                  error = NULL WHERE id = ?6",
-                params![
-                    fence.0,
-                    rows::to_json(&evaluated.params),
-                    rows::to_json(&evaluated.secret_keys),
-                    rows::ts_ms(first),
-                    self.now.to_string(),
-                    row.id.0
-                ],
-            )
-            .map_err(sql("start"))?;
-        self.tx
-            .execute(
-                "INSERT INTO task_runs (task_id, fence, started_at) VALUES (?1, ?2, ?3)",
-                params![row.id.0, fence.0, self.now.to_string()],
-            )
-            .map_err(sql("insert_run"))?;
+            params![
+                fence.0,
+                rows::to_json(&evaluated.params),
+                rows::to_json(&evaluated.secret_keys),
+                rows::ts_ms(first),
+                self.now.to_string(),
+                row.id.0
+            ],
+        )?;
+        crate::store::exec(
+            self.tx,
+            "insert_run",
+            "INSERT INTO task_runs (task_id, fence, started_at) VALUES (?1, ?2, ?3)",
+            params![row.id.0, fence.0, self.now.to_string()],
+        )?;
         row.fence = fence;
         // Outputs of an earlier successful run (a generator re-run by a group retry) are
         // history: nothing is stored until this run succeeds.
@@ -743,18 +761,17 @@ impl<'t, 'c> Apply<'t, 'c> {
         fence: Fence,
         outcome: Outcome,
     ) -> Result<(), Error> {
-        let n = self
-            .tx
-            .execute(
-                "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND fence = ?3 AND state = ?4",
-                params![
-                    self.now.to_string(),
-                    task.0,
-                    fence.0,
-                    TaskState::Running.as_str()
-                ],
-            )
-            .map_err(sql("fence_check"))?;
+        let n = crate::store::exec(
+            self.tx,
+            "fence_check",
+            "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND fence = ?3 AND state = ?4",
+            params![
+                self.now.to_string(),
+                task.0,
+                fence.0,
+                TaskState::Running.as_str()
+            ],
+        )?;
         if n == 0 {
             tracing::info!(%task, %fence, "ignoring a stale completion (fence no longer current)");
             return Ok(());
@@ -766,20 +783,20 @@ impl<'t, 'c> Apply<'t, 'c> {
             Outcome::TimedOut { limit } => ("timed_out", Some(retry::timeout_message(*limit))),
             Outcome::Interrupted => ("interrupted", Some("interrupted".to_owned())),
         };
-        self.tx
-            .execute(
-                "UPDATE task_runs SET finished_at = ?1, outcome = ?2, message = ?3 \
+        crate::store::exec(
+            self.tx,
+            "finish_run",
+            "UPDATE task_runs SET finished_at = ?1, outcome = ?2, message = ?3 \
                  WHERE task_id = ?4 AND fence = ?5",
-                params![self.now.to_string(), kind, message, task.0, fence.0],
-            )
-            .map_err(sql("finish_run"))?;
+            params![self.now.to_string(), kind, message, task.0, fence.0],
+        )?;
         if !matches!(outcome, Outcome::Interrupted) {
-            self.tx
-                .execute(
-                    "UPDATE tasks SET interrupted_count = 0 WHERE id = ?1",
-                    params![task.0],
-                )
-                .map_err(sql("reset_interrupted"))?;
+            crate::store::exec(
+                self.tx,
+                "reset_interrupted",
+                "UPDATE tasks SET interrupted_count = 0 WHERE id = ?1",
+                params![task.0],
+            )?;
         }
         match outcome {
             Outcome::Succeeded {
@@ -813,12 +830,12 @@ impl<'t, 'c> Apply<'t, 'c> {
 
     fn interrupted(&mut self, mut row: TaskRow) -> Result<(), Error> {
         let count = row.interrupted_count.saturating_add(1);
-        self.tx
-            .execute(
-                "UPDATE tasks SET interrupted_count = ?1 WHERE id = ?2",
-                params![count, row.id.0],
-            )
-            .map_err(sql("interrupted"))?;
+        crate::store::exec(
+            self.tx,
+            "interrupted",
+            "UPDATE tasks SET interrupted_count = ?1 WHERE id = ?2",
+            params![count, row.id.0],
+        )?;
         row.interrupted_count = count;
         if count >= MAX_INTERRUPTIONS {
             let message = format!(
@@ -865,18 +882,33 @@ impl<'t, 'c> Apply<'t, 'c> {
                 }
             },
         };
-        self.tx
-            .execute(
-                "UPDATE tasks SET store_params = ?1, reset_store = ?2, export_params = ?3 \
+        if let Some(sub) = &sub {
+            let existing: i64 = self
+                .tx
+                .prepare_cached("SELECT COUNT(*) FROM tasks WHERE attempt_id = ?1")
+                .and_then(|mut s| s.query_row(params![row.attempt.0], |r| r.get(0)))
+                .map_err(sql("count_tasks"))?;
+            let wanted = tree_size(sub);
+            if existing.saturating_add(wanted) > MAX_TASKS_PER_ATTEMPT {
+                let message = format!(
+                    "generating {wanted} tasks would exceed the limit of {MAX_TASKS_PER_ATTEMPT} \
+                     tasks per attempt ({existing} exist)"
+                );
+                return self.fail(row, message, JsonMap::new(), false);
+            }
+        }
+        crate::store::exec(
+            self.tx,
+            "save_outputs",
+            "UPDATE tasks SET store_params = ?1, reset_store = ?2, export_params = ?3 \
                  WHERE id = ?4",
-                params![
-                    (!store.is_empty()).then(|| rows::to_json(&store)),
-                    (!reset_store.is_empty()).then(|| rows::to_json(&reset_store)),
-                    (!export.is_empty()).then(|| rows::to_json(&export)),
-                    row.id.0
-                ],
-            )
-            .map_err(sql("save_outputs"))?;
+            params![
+                (!store.is_empty()).then(|| rows::to_json(&store)),
+                (!reset_store.is_empty()).then(|| rows::to_json(&reset_store)),
+                (!export.is_empty()).then(|| rows::to_json(&export)),
+                row.id.0
+            ],
+        )?;
         if !export.is_empty() {
             row.export_params = Some(rows::to_json(&export));
         }
@@ -920,13 +952,12 @@ impl<'t, 'c> Apply<'t, 'c> {
         pid: u32,
         pgid: u32,
     ) -> Result<(), Error> {
-        let n = self
-            .tx
-            .execute(
-                "UPDATE tasks SET pid = ?1, pgid = ?2 WHERE id = ?3 AND fence = ?4 AND state = ?5",
-                params![pid, pgid, task.0, fence.0, TaskState::Running.as_str()],
-            )
-            .map_err(sql("spawned"))?;
+        let n = crate::store::exec(
+            self.tx,
+            "spawned",
+            "UPDATE tasks SET pid = ?1, pgid = ?2 WHERE id = ?3 AND fence = ?4 AND state = ?5",
+            params![pid, pgid, task.0, fence.0, TaskState::Running.as_str()],
+        )?;
         if n == 0 {
             tracing::info!(%task, %fence, "ignoring a stale spawn report");
         }
@@ -977,6 +1008,43 @@ impl<'t, 'c> Apply<'t, 'c> {
                 self.actions.push(Action::WakeAt(at));
             }
         }
+        Ok(())
+    }
+
+    /// Kills an attempt: every unfinished live task is canceled, children before parents, and
+    /// running process groups are returned as `Action::Kill`. Late completions of the killed
+    /// runs are stale (the task is no longer `running`) and ignored.
+    pub(crate) fn kill(&mut self, attempt: AttemptId) -> Result<(), Error> {
+        let a = self.attempt(attempt)?;
+        if a.state != AttemptState::Running.as_str() {
+            return Ok(());
+        }
+        let mut open: Vec<TaskRow> = rows::select_tasks(
+            self.tx,
+            "kill_attempt",
+            "attempt_id = ?1",
+            params![attempt.0],
+        )?
+        .into_iter()
+        .filter(|r| !r.state.is_terminal())
+        .collect();
+        // Every non-terminal row is live (a finished group leaves no open child behind), and
+        // ids grow downwards in the tree: descending id cancels children first.
+        open.reverse();
+        for mut row in open {
+            if row.state == TaskState::Running {
+                if let Some(pgid) = row.pgid {
+                    self.actions.push(Action::Kill {
+                        task: row.id,
+                        fence: row.fence,
+                        pgid,
+                    });
+                }
+            }
+            self.transition(&mut row, TaskEvent::Cancel, "attempt killed")?;
+        }
+        // Parents are canceled explicitly, so there is nothing left to settle.
+        self.dirty.clear();
         Ok(())
     }
 

@@ -116,6 +116,7 @@ pub struct PreparedAttempt {
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TaskSummary {
     pub id: TaskId,
+    pub parent: Option<TaskId>,
     pub full_name: String,
     pub state: TaskState,
     pub retry_count: u32,
@@ -231,6 +232,16 @@ impl Engine {
         })
     }
 
+    /// Kills a running attempt: unfinished tasks become `canceled`, running process groups
+    /// come back as `Action::Kill`, and the attempt ends `killed` (`Action::AttemptFinished`).
+    pub fn kill_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
+        self.store.write("kill_attempt", |tx| {
+            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            a.kill(attempt)?;
+            Ok(a.actions)
+        })
+    }
+
     pub fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, Error> {
         self.store.read("attempt_state", |tx| {
             let a = store::rows::load_attempt(tx, attempt)?;
@@ -270,6 +281,7 @@ impl Engine {
                             })
                     }),
                     id: r.id,
+                    parent: r.parent,
                     full_name: r.full_name,
                     state: r.state,
                     retry_count: r.retry_count,

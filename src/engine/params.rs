@@ -109,14 +109,23 @@ impl Scope {
                 layers.push(Owned::Plain(map));
                 Ok(())
             };
+        let any_store: bool = tx
+            .prepare_cached(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE attempt_id = ?1 \
+                 AND (store_params IS NOT NULL OR reset_store IS NOT NULL))",
+            )
+            .and_then(|mut s| s.query_row(params![task.attempt.0], |r| r.get(0)))
+            .map_err(sql("any_store"))?;
         let chain: Vec<&TaskRow> = ancestors
             .iter()
             .map(|(r, _)| r)
             .chain(std::iter::once(task))
             .collect();
         for (depth, node) in chain.iter().enumerate() {
-            for (store, reset) in upstream_stores(tx, node.id)? {
-                apply_store(&mut layers, &store, reset.as_deref())?;
+            if any_store {
+                for (store, reset) in upstream_stores(tx, node.id)? {
+                    apply_store(&mut layers, &store, reset.as_deref())?;
+                }
             }
             if let Some((row, export)) = ancestors.get(depth) {
                 layers.push(Owned::Raw(export.clone()));
@@ -216,8 +225,8 @@ pub(super) fn builtins(attempt: &AttemptRow, task_name: &str) -> JsonMap {
         task_name: task_name.to_owned(),
         retry_attempt_name: (!attempt.attempt_name.is_empty())
             .then(|| attempt.attempt_name.clone()),
-        last_session_time: None,
-        next_session_time: None,
+        last_session_time: attempt.last_session_time,
+        next_session_time: attempt.next_session_time,
         last_executed_session_time: None,
     })
 }

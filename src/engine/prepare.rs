@@ -102,12 +102,14 @@ pub(super) fn prepare(
         .map_err(sql("select_session"))?;
 
     let name = req.attempt_name.clone().unwrap_or_default();
+    let (last_session_time, next_session_time) = schedule_neighbours(wf, req.session_time);
     let params_json = to_json(&req.params);
     // The schema decides whether the attempt is new: no read-then-write race.
     let inserted: Option<i64> = tx
         .query_row(
             "INSERT INTO attempts (session_id, attempt_name, revision_id, params, state, \
-             created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) \
+             created_at, last_session_time, next_session_time) \
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8) \
              ON CONFLICT (session_id, attempt_name) DO NOTHING RETURNING id",
             params![
                 session,
@@ -115,7 +117,9 @@ pub(super) fn prepare(
                 revision,
                 params_json,
                 AttemptState::Running.as_str(),
-                now_s
+                now_s,
+                last_session_time.map(|t| t.to_string()),
+                next_session_time.map(|t| t.to_string()),
             ],
             |r| r.get(0),
         )
@@ -173,4 +177,24 @@ pub(super) fn prepare(
         created: false,
         state,
     })
+}
+
+/// `last_session_time` and `next_session_time` of a session of a scheduled workflow: the
+/// schedule's slots just before and after it (Digdag computes them for every attempt of a
+/// workflow with `schedule:`, manual ones included). `None` without a schedule.
+fn schedule_neighbours(
+    wf: &crate::dig::Workflow,
+    session_time: Timestamp,
+) -> (Option<Timestamp>, Option<Timestamp>) {
+    let Some(def) = &wf.schedule else {
+        return (None, None);
+    };
+    // The loader validated the schedule; a failure here leaves the variables absent.
+    let Ok(schedule) = crate::schedule::Schedule::from_def(def, &wf.timezone) else {
+        return (None, None);
+    };
+    (
+        schedule.previous(session_time).map(|s| s.session_time),
+        schedule.next(session_time).map(|s| s.session_time),
+    )
 }

@@ -1027,6 +1027,28 @@ fn random_workflows_always_finish_consistently() {
             if t.state == TaskState::Skipped {
                 assert_eq!(t.fence.0, 0, "a skipped task never ran: {ctx}");
             }
+            let kids: Vec<_> = live.iter().filter(|c| c.parent == Some(t.id)).collect();
+            if kids.is_empty() {
+                continue;
+            }
+            // `^error` children never change their parent's outcome; others decide it.
+            let deciding: Vec<_> = kids
+                .iter()
+                .filter(|c| !c.full_name.ends_with("^error"))
+                .collect();
+            match t.state {
+                TaskState::Succeeded => assert!(
+                    deciding.iter().all(|c| c.state == TaskState::Succeeded),
+                    "{} succeeded with a failed child: {ctx}",
+                    t.full_name
+                ),
+                TaskState::GroupError => assert!(
+                    deciding.iter().any(|c| c.state.is_error()),
+                    "{} failed with no failed child: {ctx}",
+                    t.full_name
+                ),
+                _ => {}
+            }
         }
         assert!(h.pending.is_empty() && h.held.is_empty(), "{ctx}");
         generated += h.starts_of("^sub+g0");
@@ -1035,4 +1057,92 @@ fn random_workflows_always_finish_consistently() {
         generated > 0,
         "seed {seed}: no generator ran; the test lost its teeth"
     );
+}
+
+#[test]
+fn killing_an_attempt_cancels_open_tasks_and_kills_running_groups() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            parallel(group("+p", vec![op("+a", "sh", "a"), op("+b", "sh", "b")])),
+            op("+c", "sh", "c"),
+        ],
+    ));
+    let mut h = Harness::new(dir.path(), wf);
+    h.script("+a", vec![Script::Succeed]);
+    h.script("+b", vec![Script::Hold]);
+    h.step();
+    h.step();
+    let run = h.held.pop().unwrap();
+    h.apply(Event::Spawned {
+        task: run.task,
+        fence: run.fence,
+        pid: 42,
+        pgid: 42,
+    });
+    let actions = h.engine.kill_attempt(h.attempt, h.now).unwrap();
+    assert!(
+        matches!(actions[0], super::Action::Kill { pgid: 42, .. }),
+        "{actions:?}"
+    );
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        super::Action::AttemptFinished {
+            state: AttemptState::Killed,
+            ..
+        }
+    )));
+    assert_eq!(
+        h.engine.attempt_state(h.attempt).unwrap(),
+        AttemptState::Killed
+    );
+    assert_eq!(state_of(&h, "+wf+p+a"), "succeeded");
+    assert_eq!(state_of(&h, "+wf+p+b"), "canceled");
+    assert_eq!(state_of(&h, "+wf+c"), "canceled");
+    assert_eq!(state_of(&h, "+wf"), "canceled");
+    // The killed run's late result is stale.
+    h.apply(Event::Completed {
+        task: run.task,
+        fence: run.fence,
+        outcome: Box::new(Outcome::Failed {
+            message: "killed".into(),
+            error: JsonMap::new(),
+            retryable: true,
+        }),
+    });
+    assert_eq!(state_of(&h, "+wf+p+b"), "canceled");
+    assert!(h.pending.is_empty());
+}
+
+#[test]
+fn generating_past_the_task_limit_fails_the_generator() {
+    let dir = tempfile::tempdir().unwrap();
+    let children: Vec<(String, crate::dig::Value)> = (0..1000)
+        .map(|i| (format!("+c{i}"), v_map(vec![("echo>", v_str("x"))])))
+        .collect();
+    let body = v_map(
+        children
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect(),
+    );
+    let mut h = Harness::new(
+        dir.path(),
+        workflow(group("+wf", vec![op("+gen", "for_each", "x")])),
+    );
+    h.script("+gen", vec![Script::Generate(body)]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    let gen = h
+        .tasks()
+        .into_iter()
+        .find(|t| t.full_name == "+wf+gen")
+        .unwrap();
+    assert!(
+        gen.error
+            .unwrap()
+            .contains("exceed the limit of 1000 tasks per attempt"),
+        "generator fails instead"
+    );
+    assert_eq!(h.started, ["+wf+gen"]);
 }

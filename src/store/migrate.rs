@@ -5,7 +5,13 @@ use rusqlite::{Connection, TransactionBehavior};
 use std::path::Path;
 
 /// Every migration in order; migration `i` (0-based) brings the schema to version `i + 1`.
-const MIGRATIONS: &[(&str, &str)] = &[("001_init", include_str!("../../schema/001_init.sql"))];
+const MIGRATIONS: &[(&str, &str)] = &[
+    ("001_init", include_str!("../../schema/001_init.sql")),
+    (
+        "002_schedule_times",
+        include_str!("../../schema/002_schedule_times.sql"),
+    ),
+];
 
 /// The version this binary writes and understands.
 pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;

@@ -104,6 +104,19 @@ pub fn sql(op: &'static str) -> impl Fn(rusqlite::Error) -> Error {
     move |e| Error::sqlite(op, e)
 }
 
+/// Executes one statement through the connection's statement cache (a transaction runs the
+/// same few statements many times).
+pub fn exec(
+    tx: &Tx<'_>,
+    op: &'static str,
+    statement: &str,
+    params: impl rusqlite::Params,
+) -> Result<usize, Error> {
+    tx.prepare_cached(statement)
+        .and_then(|mut s| s.execute(params))
+        .map_err(sql(op))
+}
+
 /// Open options; tests shorten `busy_timeout`.
 #[derive(Clone, Copy, Debug)]
 pub struct Options {

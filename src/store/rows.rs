@@ -387,13 +387,17 @@ pub struct AttemptRow {
     pub state: String,
     pub root: Option<TaskId>,
     pub generation: i64,
+    /// The schedule's previous and next session times, fixed when the attempt was created.
+    pub last_session_time: Option<Timestamp>,
+    pub next_session_time: Option<Timestamp>,
 }
 
 pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
     let row = tx
         .query_row(
             "SELECT a.id, s.id, s.project_id, s.workflow, s.session_time, s.session_uuid, \
-             a.attempt_name, r.timezone, a.params, a.state, a.root_task_id, a.generation \
+             a.attempt_name, r.timezone, a.params, a.state, a.root_task_id, a.generation, \
+             a.last_session_time, a.next_session_time \
              FROM attempts a JOIN sessions s ON s.id = a.session_id \
              JOIN revisions r ON r.id = a.revision_id WHERE a.id = ?1",
             params![id.0],
@@ -411,6 +415,8 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
                     r.get::<_, String>(9)?,
                     r.get::<_, Option<i64>>(10)?,
                     r.get::<_, i64>(11)?,
+                    r.get::<_, Option<String>>(12)?,
+                    r.get::<_, Option<String>>(13)?,
                 ))
             },
         )
@@ -437,5 +443,17 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         state: row.9,
         root: row.10.map(TaskId),
         generation: row.11,
+        last_session_time: optional_time("last_session_time", row.12.as_deref())?,
+        next_session_time: optional_time("next_session_time", row.13.as_deref())?,
     })
+}
+
+fn optional_time(what: &'static str, text: Option<&str>) -> Result<Option<Timestamp>, Error> {
+    text.map(|t| {
+        t.parse().map_err(|e: jiff::Error| Error::Corrupt {
+            what,
+            detail: e.to_string(),
+        })
+    })
+    .transpose()
 }

@@ -9,5 +9,6 @@ mod eval_conformance;
 mod nopanic;
 mod run;
 mod schedule_conformance;
+mod schedule_params;
 mod tidy;
 mod util;
