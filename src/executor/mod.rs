@@ -15,7 +15,7 @@ use crate::engine::{Action, AttemptState, Engine, Event, Outcome, TaskRun};
 use crate::ids::{AttemptId, Fence, TaskId};
 use crate::operators::{self, Context};
 use jiff::{SignedDuration, Timestamp};
-use spawn::{ExitStatus, Spawner};
+use spawn::Spawner;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -512,12 +512,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Exit statuses as the journal and live runs report them (re-exported for tests).
-pub type RunExit = ExitStatus;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spawn::ExitStatus;
 
     #[test]
     fn journal_names() {
