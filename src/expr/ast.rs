@@ -72,6 +72,9 @@ pub(crate) enum Expr {
     Update(bool, bool, Box<Expr>),
     Function(Rc<FunctionDef>),
     Comma(Vec<Expr>),
+    /// A `${...}` body made of statements (`${var x = 1; x + 1}`), run like a function body
+    /// whose `this` is the params.
+    Program(Rc<FunctionDef>),
 }
 
 #[derive(Debug)]
@@ -98,6 +101,15 @@ pub(crate) enum Stmt {
     While(Expr, Box<Stmt>),
     DoWhile(Box<Stmt>, Expr),
     Block(Vec<Stmt>),
+    /// `switch (x) { case a: ... default: ... }`: the cases in order, `None` for `default`.
+    Switch(Expr, Vec<(Option<Expr>, Vec<Stmt>)>),
+    Throw(Expr),
+    /// `try { } catch (e) { } finally { }`.
+    Try {
+        body: Vec<Stmt>,
+        catch: Option<(Rc<str>, Vec<Stmt>)>,
+        finally: Option<Vec<Stmt>>,
+    },
     Function(Rc<FunctionDef>),
     Break,
     Continue,

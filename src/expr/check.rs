@@ -7,7 +7,7 @@ use super::parse::parse_expression;
 use super::stdlib::is_global_name;
 use crate::diag::{Diagnostic, Span};
 use crate::dig::{Map, TaskDef, TaskKind, TemplatePart, Value, ValueKind, Workflow};
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 use std::rc::Rc;
 
 /// Operators that never store or export params: a workflow made only of these has all its
@@ -40,7 +40,7 @@ const RUNTIME_NAMES: &[&str] = &[
 ];
 
 pub(crate) fn check_workflow(workflow: &Workflow) -> Vec<Diagnostic> {
-    let mut defined: HashSet<String> = HashSet::new();
+    let mut defined: BTreeSet<String> = BTreeSet::new();
     let mut storing = false;
     collect_task(&workflow.root, &mut defined, &mut storing);
     let mut checker = Checker {
@@ -54,7 +54,7 @@ pub(crate) fn check_workflow(workflow: &Workflow) -> Vec<Diagnostic> {
 
 /// Every key of every task in the file (exports, params, `_do` bodies, for_each keys): a name
 /// defined anywhere counts as defined everywhere, which keeps the check conservative.
-fn collect_task(task: &TaskDef, defined: &mut HashSet<String>, storing: &mut bool) {
+fn collect_task(task: &TaskDef, defined: &mut BTreeSet<String>, storing: &mut bool) {
     collect_map(&task.export, defined);
     collect_map(&task.params, defined);
     match &task.kind {
@@ -78,14 +78,14 @@ fn collect_task(task: &TaskDef, defined: &mut HashSet<String>, storing: &mut boo
     }
 }
 
-fn collect_map(map: &Map, defined: &mut HashSet<String>) {
+fn collect_map(map: &Map, defined: &mut BTreeSet<String>) {
     for (k, v) in &map.entries {
         defined.insert(k.name.clone());
         collect_value(v, defined);
     }
 }
 
-fn collect_value(v: &Value, defined: &mut HashSet<String>) {
+fn collect_value(v: &Value, defined: &mut BTreeSet<String>) {
     match &v.kind {
         ValueKind::Map(m) => collect_map(m, defined),
         ValueKind::Seq(items) => {
@@ -98,7 +98,8 @@ fn collect_value(v: &Value, defined: &mut HashSet<String>) {
 }
 
 struct Checker {
-    defined: HashSet<String>,
+    /// Sorted, so "did you mean" picks the same name on every run.
+    defined: BTreeSet<String>,
     check_names: bool,
     out: Vec<Diagnostic>,
 }
@@ -177,14 +178,23 @@ impl Checker {
             if !seen.insert(name.clone()) || self.is_defined(&name) {
                 continue;
             }
+            let candidates = self
+                .defined
+                .iter()
+                .map(String::as_str)
+                .chain(NAMES.iter().copied());
+            let help = match crate::dig::suggest::did_you_mean(&name, candidates) {
+                Some(known) => format!("did you mean `{known}`?"),
+                None => format!(
+                    "pass it with `-p {name}=...`, define it in `_export:`, or guard it with `typeof {name} == 'undefined'`"
+                ),
+            };
             self.out.push(
                 Diagnostic::warning(
                     span,
-                    format!("`{name}` is not defined by any param, `_export` or built-in variable"),
+                    format!("`{name}` is not defined by any param, `_export` or built-in variable of this workflow"),
                 )
-                .with_help(format!(
-                    "define it in `_export:`, pass it with `-p {name}=...`, or guard it with `typeof {name} == 'undefined'`"
-                )),
+                .with_help(help),
             );
         }
     }
@@ -247,7 +257,7 @@ fn free_names(e: &Expr, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
             go(b, locals);
             go(c, locals);
         }
-        Expr::Function(def) => function_free_names(def, locals, out),
+        Expr::Function(def) | Expr::Program(def) => function_free_names(def, locals, out),
     }
 }
 
@@ -291,14 +301,64 @@ fn declared(body: &[Stmt], locals: &mut Vec<Rc<str>>) {
                 declared(std::slice::from_ref(&**body), locals);
             }
             Stmt::Block(body) => declared(body, locals),
-            Stmt::Expr(_) | Stmt::Return(_) | Stmt::Break | Stmt::Continue | Stmt::Empty => {}
+            Stmt::Switch(_, cases) => {
+                for (_, body) in cases {
+                    declared(body, locals);
+                }
+            }
+            Stmt::Try {
+                body,
+                catch,
+                finally,
+            } => {
+                declared(body, locals);
+                if let Some((name, handler)) = catch {
+                    // Block-scoped in JavaScript; treating it as a local only hides warnings.
+                    locals.push(name.clone());
+                    declared(handler, locals);
+                }
+                if let Some(finally) = finally {
+                    declared(finally, locals);
+                }
+            }
+            Stmt::Expr(_)
+            | Stmt::Return(_)
+            | Stmt::Throw(_)
+            | Stmt::Break
+            | Stmt::Continue
+            | Stmt::Empty => {}
         }
     }
 }
 
 fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
     match s {
-        Stmt::Expr(e) | Stmt::Return(Some(e)) => free_names(e, locals, out),
+        Stmt::Expr(e) | Stmt::Return(Some(e)) | Stmt::Throw(e) => free_names(e, locals, out),
+        Stmt::Switch(subject, cases) => {
+            free_names(subject, locals, out);
+            for (test, body) in cases {
+                if let Some(test) = test {
+                    free_names(test, locals, out);
+                }
+                for s in body {
+                    stmt_free_names(s, locals, out);
+                }
+            }
+        }
+        Stmt::Try {
+            body,
+            catch,
+            finally,
+        } => {
+            let blocks = std::iter::once(body)
+                .chain(catch.iter().map(|(_, h)| h))
+                .chain(finally.iter());
+            for block in blocks {
+                for s in block {
+                    stmt_free_names(s, locals, out);
+                }
+            }
+        }
         Stmt::Var(decls) => {
             for (_, init) in decls {
                 if let Some(e) = init {
@@ -378,8 +438,8 @@ mod tests {
     #[test]
     fn warns_on_provably_undefined_variable() {
         check(
-            "_export:\n  known: 1\n+a:\n  echo>: ${known} ${unknwon}\n",
-            "w.dig:4:21: warning: `unknwon` is not defined by any param, `_export` or built-in variable\n  |\n4 |   echo>: ${known} ${unknwon}\n  |                     ^^^^^^^\n  = help: define it in `_export:`, pass it with `-p unknwon=...`, or guard it with `typeof unknwon == 'undefined'`\n",
+            "_export:\n  known: 1\n+a:\n  echo>: ${known} ${outdir} ${sesion_date}\n",
+            "w.dig:4:21: warning: `outdir` is not defined by any param, `_export` or built-in variable of this workflow\n  |\n4 |   echo>: ${known} ${outdir} ${sesion_date}\n  |                     ^^^^^^\n  = help: pass it with `-p outdir=...`, define it in `_export:`, or guard it with `typeof outdir == 'undefined'`\nw.dig:4:31: warning: `sesion_date` is not defined by any param, `_export` or built-in variable of this workflow\n  |\n4 |   echo>: ${known} ${outdir} ${sesion_date}\n  |                               ^^^^^^^^^^^\n  = help: did you mean `session_date`?\n",
         );
     }
 

@@ -1,7 +1,7 @@
 //! The tree-walking interpreter: operators with ES5 coercions, functions, statements and the
 //! sandbox limits (time, call depth, string and array sizes).
 
-use super::ast::{BinaryOp, Expr, LogicalOp, Stmt, UnaryOp};
+use super::ast::{BinaryOp, Expr, FunctionDef, LogicalOp, Stmt, UnaryOp};
 use super::stdlib;
 use super::value::{
     number_to_string, string_to_number, to_display, to_int32, Closure, Env, Global, Value,
@@ -23,33 +23,91 @@ pub(crate) const MAX_ARRAY_LEN: usize = 1 << 20;
 /// Sized so the deepest evaluation fits a 2 MiB thread stack even in debug builds (the
 /// `sandbox_survives_deep_nesting_on_a_small_stack` test).
 pub(crate) const MAX_NESTING: usize = 200;
+/// Bytes of strings, arrays and objects one evaluation may allocate in total (freed or not):
+/// with the per-value size limits this keeps a loop from exhausting memory within its second.
+pub(crate) const MAX_ALLOCATED: usize = 256 << 20;
 /// The clock is read every this many steps.
 const CHECK_EVERY: u64 = 1024;
 
 /// A JavaScript exception or a sandbox stop, as text (`TypeError: ...`).
+///
+/// Boxed so `Result<Value, JsError>` stays two words: results sit in every interpreter
+/// frame, and frame size decides how deep evaluation can nest on a 2 MiB stack.
 #[derive(Debug, Clone)]
-pub(crate) struct JsError {
+pub(crate) struct JsError(Box<JsErrorData>);
+
+#[derive(Debug, Clone)]
+pub(crate) struct JsErrorData {
     pub(crate) message: String,
+    /// The value a `throw` threw (`None` for errors the interpreter raised itself).
+    pub(crate) thrown: Option<Value>,
+    /// Sandbox stops (time, nesting, memory) cannot be caught by `try`, so they always end
+    /// the evaluation.
+    pub(crate) fatal: bool,
+}
+
+impl std::ops::Deref for JsError {
+    type Target = JsErrorData;
+
+    fn deref(&self) -> &JsErrorData {
+        &self.0
+    }
 }
 
 impl JsError {
+    fn new(message: String) -> JsError {
+        JsError(Box::new(JsErrorData {
+            message,
+            thrown: None,
+            fatal: false,
+        }))
+    }
+
     pub(crate) fn type_error(msg: impl std::fmt::Display) -> JsError {
-        JsError {
-            message: format!("TypeError: {msg}"),
-        }
+        JsError::new(format!("TypeError: {msg}"))
     }
 
     pub(crate) fn range_error(msg: impl std::fmt::Display) -> JsError {
-        JsError {
-            message: format!("RangeError: {msg}"),
-        }
+        JsError::new(format!("RangeError: {msg}"))
     }
 
     pub(crate) fn other(msg: impl Into<String>) -> JsError {
-        JsError {
-            message: msg.into(),
-        }
+        JsError::new(msg.into())
     }
+
+    pub(crate) fn fatal(msg: impl Into<String>) -> JsError {
+        JsError(Box::new(JsErrorData {
+            message: msg.into(),
+            thrown: None,
+            fatal: true,
+        }))
+    }
+
+    pub(crate) fn into_message(self) -> String {
+        self.0.message
+    }
+
+    /// The value a `catch (e)` binds: the thrown value, or an error object for errors the
+    /// interpreter raised (`{name: "TypeError", message: "..."}`).
+    fn caught_value(self) -> Value {
+        let data = *self.0;
+        if let Some(v) = data.thrown {
+            return v;
+        }
+        let (name, message) = match data.message.split_once(": ") {
+            Some((n, m)) if n.ends_with("Error") => (n.to_string(), m.to_string()),
+            _ => ("Error".to_string(), data.message.clone()),
+        };
+        error_object(&name, &message)
+    }
+}
+
+/// An `Error`-like object: `{name, message}`.
+pub(crate) fn error_object(name: &str, message: &str) -> Value {
+    let mut map = IndexMap::new();
+    map.insert(Rc::from("name"), Value::str(name));
+    map.insert(Rc::from("message"), Value::str(message));
+    Value::object(map)
 }
 
 /// Supplies the params (the `with(params)` scope) by name, evaluating them on demand.
@@ -79,8 +137,8 @@ impl Host {
     pub(crate) fn enter(&self, weight: usize) -> R<()> {
         let n = self.nesting.get() + weight;
         if n > MAX_NESTING {
-            return Err(JsError::range_error(
-                "expression nested too deeply (maximum call stack size exceeded)",
+            return Err(JsError::fatal(
+                "RangeError: expression nested too deeply (maximum call stack size exceeded)",
             ));
         }
         self.nesting.set(n);
@@ -108,6 +166,8 @@ pub(crate) struct Interp<'a> {
     started: Instant,
     /// JavaScript call depth.
     depth: usize,
+    /// Text passed to `print(...)`: Digdag's template puts it before the placeholder's value.
+    pub(crate) printed: String,
 }
 
 type R<T> = Result<T, JsError>;
@@ -121,6 +181,7 @@ impl<'a> Interp<'a> {
             steps: 0,
             started: Instant::now(),
             depth: 0,
+            printed: String::new(),
         }
     }
 
@@ -131,8 +192,14 @@ impl<'a> Interp<'a> {
 
     pub(crate) fn tick(&mut self) -> R<()> {
         self.steps += 1;
+        if super::value::allocated() > MAX_ALLOCATED {
+            return Err(JsError::fatal(format!(
+                "RangeError: expression allocated more than {} MiB",
+                MAX_ALLOCATED >> 20
+            )));
+        }
         if self.steps % CHECK_EVERY == 0 && self.started.elapsed() > TIME_LIMIT {
-            return Err(JsError::other(format!(
+            return Err(JsError::fatal(format!(
                 "expression stopped after running longer than {} s",
                 TIME_LIMIT.as_secs()
             )));
@@ -161,11 +228,16 @@ impl<'a> Interp<'a> {
             return Ok(v.clone());
         }
         if let Some(v) = self.resolver.lookup(name)? {
+            // Within one expression a param is one object, as with Digdag's `with(params)`:
+            // `arr.push(4); arr.length` sees the push, and big params are converted once.
+            // (Primitives are immutable, so only containers need remembering.)
+            if !v.is_primitive() {
+                self.globals.insert(name.into(), v.clone());
+            }
             return Ok(v);
         }
-        stdlib::global(name).ok_or_else(|| JsError {
-            message: format!("ReferenceError: \"{name}\" is not defined"),
-        })
+        stdlib::global(name)
+            .ok_or_else(|| JsError::other(format!("ReferenceError: \"{name}\" is not defined")))
     }
 
     fn assign_name(&mut self, name: &Rc<str>, value: Value, env: Option<&Rc<Env>>) {
@@ -205,7 +277,7 @@ impl<'a> Interp<'a> {
             Expr::Str(s) => Value::Str(s.clone()),
             Expr::Bool(b) => Value::Bool(*b),
             Expr::Null => Value::Null,
-            Expr::Regex { source, flags } => stdlib::make_regex(source, flags)?,
+            Expr::Regex { source, flags } => super::strings::make_regex(source, flags)?,
             Expr::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
@@ -302,6 +374,7 @@ impl<'a> Interp<'a> {
                 def: def.clone(),
                 env: env.cloned(),
             })),
+            Expr::Program(def) => self.run_program(def)?,
             Expr::Comma(items) => {
                 let mut last = Value::Undefined;
                 for item in items {
@@ -339,6 +412,8 @@ impl<'a> Interp<'a> {
     fn set_property(&mut self, obj: &Value, key: &str, value: Value) -> R<()> {
         match obj {
             Value::Object(map) => {
+                super::value::charge(key.len());
+                super::value::charge_elements(2);
                 map.borrow_mut().insert(key.into(), value);
             }
             Value::Array(items) => {
@@ -346,12 +421,14 @@ impl<'a> Interp<'a> {
                 if key == "length" {
                     let n = self.js_number(&value)?;
                     let n = array_len(n)?;
+                    super::value::charge_elements(n.saturating_sub(items.len()));
                     items.resize(n, Value::Undefined);
                 } else if let Ok(i) = key.parse::<usize>() {
                     if i >= MAX_ARRAY_LEN {
                         return Err(JsError::range_error("array too long"));
                     }
                     if i >= items.len() {
+                        super::value::charge_elements(i + 1 - items.len());
                         items.resize(i + 1, Value::Undefined);
                     }
                     items[i] = value;
@@ -453,6 +530,14 @@ impl<'a> Interp<'a> {
                 })
             }
             B::Instanceof => Value::Bool(match r {
+                // Error objects are plain `{name, message}` objects here.
+                Value::Global(Global::Error(kind)) => match l {
+                    Value::Object(map) => match map.borrow().get("name") {
+                        Some(Value::Str(name)) => *kind == "Error" || &**name == *kind,
+                        _ => false,
+                    },
+                    _ => false,
+                },
                 Value::Global(g) => matches!(
                     (g, l),
                     (Global::Array, Value::Array(_))
@@ -701,6 +786,104 @@ impl<'a> Interp<'a> {
         })
     }
 
+    /// Runs top-level statements in their own scope (no `this` binding, so `this` is the
+    /// params).
+    #[inline(never)]
+    fn run_program(&mut self, def: &FunctionDef) -> R<Value> {
+        let env = Rc::new(Env {
+            vars: RefCell::new(IndexMap::new()),
+            parent: None,
+        });
+        hoist(&def.body, &env);
+        Ok(match self.exec_block(&def.body, &env)? {
+            Flow::Return(v) => v,
+            Flow::Normal | Flow::Break | Flow::Continue => Value::Undefined,
+        })
+    }
+
+    #[inline(never)]
+    fn exec_switch(
+        &mut self,
+        subject: &Expr,
+        cases: &[(Option<Expr>, Vec<Stmt>)],
+        env: &Rc<Env>,
+    ) -> R<Flow> {
+        let e = Some(env);
+        let v = self.eval(subject, e)?;
+        let mut start = None;
+        for (i, (test, _)) in cases.iter().enumerate() {
+            if let Some(test) = test {
+                let t = self.eval(test, e)?;
+                if strict_eq(&v, &t) {
+                    start = Some(i);
+                    break;
+                }
+            }
+        }
+        let start = start.or_else(|| cases.iter().position(|(t, _)| t.is_none()));
+        if let Some(start) = start {
+            // Cases fall through until a `break`.
+            for (_, body) in cases.iter().skip(start) {
+                match self.exec_block(body, env)? {
+                    Flow::Normal => {}
+                    Flow::Break => break,
+                    other => return Ok(other),
+                }
+            }
+        }
+        Ok(Flow::Normal)
+    }
+
+    /// The error a `throw x` raises, with a message for when nothing catches it.
+    #[inline(never)]
+    fn throw_value(&mut self, x: &Expr, env: &Rc<Env>) -> R<JsError> {
+        let v = self.eval(x, Some(env))?;
+        let message = match &v {
+            Value::Object(map) => {
+                let map = map.borrow();
+                match (map.get("name"), map.get("message")) {
+                    (Some(Value::Str(n)), Some(Value::Str(m))) => format!("{n}: {m}"),
+                    (_, Some(Value::Str(m))) => format!("Error: {m}"),
+                    _ => "uncaught exception: [object Object]".to_string(),
+                }
+            }
+            other => format!("uncaught exception: {}", self.js_string(other)?),
+        };
+        Ok(JsError(Box::new(JsErrorData {
+            message,
+            thrown: Some(v),
+            fatal: false,
+        })))
+    }
+
+    #[inline(never)]
+    fn exec_try(
+        &mut self,
+        body: &[Stmt],
+        catch: Option<&(Rc<str>, Vec<Stmt>)>,
+        finally: Option<&[Stmt]>,
+        env: &Rc<Env>,
+    ) -> R<Flow> {
+        let mut result = self.exec_block(body, env);
+        if let (Err(err), Some((name, handler))) = (&result, catch) {
+            if !err.fatal {
+                let caught = err.clone().caught_value();
+                env.vars.borrow_mut().insert(name.clone(), caught);
+                result = self.exec_block(handler, env);
+            }
+        }
+        if let Some(finally) = finally {
+            // A sandbox stop skips `finally` too: nothing may run after it.
+            if !matches!(&result, Err(err) if err.fatal) {
+                match self.exec_block(finally, env)? {
+                    Flow::Normal => {}
+                    other => return Ok(other),
+                }
+            }
+        }
+        result
+    }
+
     fn exec_block(&mut self, body: &[Stmt], env: &Rc<Env>) -> R<Flow> {
         for s in body {
             match self.exec(s, env)? {
@@ -815,6 +998,15 @@ impl<'a> Interp<'a> {
                 }
             },
             Stmt::Block(body) => return self.exec_block(body, env),
+            // Separate functions keep this frame small: it is on the stack once per nesting
+            // level, and the 2 MiB stack budget depends on it.
+            Stmt::Switch(subject, cases) => return self.exec_switch(subject, cases, env),
+            Stmt::Throw(x) => return Err(self.throw_value(x, env)?),
+            Stmt::Try {
+                body,
+                catch,
+                finally,
+            } => return self.exec_try(body, catch.as_ref(), finally.as_deref(), env),
             // Declarations were hoisted when the function was entered.
             Stmt::Function(_) | Stmt::Empty => {}
             Stmt::Break => return Ok(Flow::Break),
@@ -866,7 +1058,30 @@ fn hoist(body: &[Stmt], env: &Rc<Env>) {
                 hoist(std::slice::from_ref(&**body), env);
             }
             Stmt::Block(body) => hoist(body, env),
-            Stmt::Expr(_) | Stmt::Return(_) | Stmt::Break | Stmt::Continue | Stmt::Empty => {}
+            Stmt::Switch(_, cases) => {
+                for (_, body) in cases {
+                    hoist(body, env);
+                }
+            }
+            Stmt::Try {
+                body,
+                catch,
+                finally,
+            } => {
+                hoist(body, env);
+                if let Some((_, handler)) = catch {
+                    hoist(handler, env);
+                }
+                if let Some(finally) = finally {
+                    hoist(finally, env);
+                }
+            }
+            Stmt::Expr(_)
+            | Stmt::Return(_)
+            | Stmt::Throw(_)
+            | Stmt::Break
+            | Stmt::Continue
+            | Stmt::Empty => {}
         }
     }
 }

@@ -17,6 +17,8 @@ pub(crate) enum Tok {
 pub(crate) struct Token {
     pub(crate) tok: Tok,
     pub(crate) offset: usize,
+    /// A line break comes before this token (automatic semicolon insertion needs it).
+    pub(crate) newline_before: bool,
 }
 
 /// A lexing failure at a byte offset of the expression source.
@@ -38,9 +40,11 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
     let bytes = src.as_bytes();
     let mut out: Vec<Token> = Vec::new();
     let mut i = 0;
+    let mut newline = false;
     while i < bytes.len() {
         let c = bytes[i];
         if c.is_ascii_whitespace() {
+            newline |= c == b'\n';
             i += 1;
             continue;
         }
@@ -53,9 +57,11 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
                 offset: i,
                 message: "unterminated comment".into(),
             })?;
+            newline |= src[i..i + end + 4].contains('\n');
             i += end + 4;
             continue;
         }
+        let newline_before = std::mem::take(&mut newline);
         let start = i;
         if c.is_ascii_digit() || (c == b'.' && bytes.get(i + 1).is_some_and(u8::is_ascii_digit)) {
             let (n, len) = lex_number(&src[i..]).ok_or_else(|| LexError {
@@ -66,6 +72,7 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
             out.push(Token {
                 tok: Tok::Num(n),
                 offset: start,
+                newline_before,
             });
             continue;
         }
@@ -76,6 +83,7 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
             out.push(Token {
                 tok: Tok::Str(s.into()),
                 offset: start,
+                newline_before,
             });
             continue;
         }
@@ -88,6 +96,7 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
             out.push(Token {
                 tok: Tok::Ident(src[i..i + len].into()),
                 offset: start,
+                newline_before,
             });
             i += len;
             continue;
@@ -101,6 +110,7 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
             out.push(Token {
                 tok: Tok::Regex(source.into(), flags.into()),
                 offset: start,
+                newline_before,
             });
             continue;
         }
@@ -118,11 +128,13 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
         out.push(Token {
             tok: Tok::Punct(p),
             offset: start,
+            newline_before,
         });
     }
     out.push(Token {
         tok: Tok::Eof,
         offset: src.len(),
+        newline_before: newline,
     });
     Ok(out)
 }

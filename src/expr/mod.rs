@@ -1,20 +1,25 @@
 //! `${...}` evaluation: a sandboxed JavaScript subset with moment, built-ins and secrets; pure.
 //!
-//! Pipeline: `template` splits strings into literal text and placeholders, `lexer` and `parse`
-//! turn a placeholder into an `ast`, `eval` runs it (with `stdlib` and `moment`) against a
-//! `scope` that merges the param layers and evaluates referenced params on demand. The
+//! Pipeline: `dig::template::split` cuts strings into literal text and placeholders; `lexer`
+//! and `parse` turn a placeholder into an `ast`; `eval` runs it (with `stdlib`, `strings`,
+//! `numbers`, `arrays`, `json` and `moment`) against a `scope` that merges the param layers
+//! and evaluates referenced params on demand; `template` renders the value as text. The
 //! grammar and the evaluation rules are in `grammar/expr.md`.
 
+mod arrays;
 mod ast;
 mod builtins;
 mod check;
 mod eval;
+mod json;
 mod lexer;
 mod moment;
+mod numbers;
 mod parse;
 mod scope;
 mod secrets;
 mod stdlib;
+mod strings;
 mod template;
 mod value;
 
@@ -149,6 +154,7 @@ pub fn eval_params(layers: &[Layer<'_>], ctx: &EvalContext<'_>) -> Result<Evalua
 }
 
 fn host(ctx: &EvalContext<'_>) -> eval::Host {
+    value::reset_allocated();
     eval::Host::new(ctx.timezone.clone(), ctx.now)
 }
 
@@ -156,7 +162,10 @@ fn holds_secret(v: &serde_json::Value) -> bool {
     match v {
         serde_json::Value::String(s) => template::has_secret_reference(s),
         serde_json::Value::Array(items) => items.iter().any(holds_secret),
-        serde_json::Value::Object(map) => map.values().any(holds_secret),
+        // http> also takes secrets as header and query *names*.
+        serde_json::Value::Object(map) => map
+            .iter()
+            .any(|(k, v)| template::has_secret_reference(k) || holds_secret(v)),
         _ => false,
     }
 }

@@ -847,20 +847,28 @@ pub(crate) fn parse_iso(s: &str, zone: &TimeZone) -> Option<f64> {
     Some(utc_from_parts(&parts) - offset_ms)
 }
 
+/// moment falls back to RFC 2822 (`Sun, 13 Mar 2016 10:00:00 +0000`) when ISO fails.
+fn parse_rfc2822(s: &str) -> Option<f64> {
+    let parser = jiff::fmt::rfc2822::DateTimeParser::new();
+    let ts = parser.parse_timestamp(s.trim()).ok()?;
+    Some(ts.as_millisecond() as f64)
+}
+
 /// `new Date(string)` / `Date.parse`: ISO forms; date-only strings are UTC as in ES5.
 pub(crate) fn parse_date_string(s: &str, zone: &TimeZone) -> Option<f64> {
     let t = s.trim();
     let date_only = t.len() <= 10 && !t.contains(['T', ' ']);
     let zone = if date_only { &TimeZone::UTC } else { zone };
-    parse_iso(t, zone)
+    parse_iso(t, zone).or_else(|| parse_rfc2822(t))
 }
 
 /// Parses `s` with a moment format (`YYYY MM DD HH mm ss SSS`, `X`, `x`, `Z`, ...): the tokens
 /// a date format usually has; other characters must match loosely (any non-digit).
-fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
+/// A format without a year takes the current year (`now`), as moment does.
+fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone, now: f64) -> Option<f64> {
     let fmt = expand_long_formats(fmt);
-    let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
-    let mut have_date = false;
+    let year = fields(now, zone).map_or(1970.0, |f| f64::from(f.year));
+    let mut parts = [year, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
     let mut pm: Option<bool> = None;
     let mut offset: Option<f64> = None;
     let mut input = s.trim();
@@ -889,12 +897,10 @@ fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
         match *token {
             "YYYY" => {
                 parts[0] = take_num(&mut input, 4)?;
-                have_date = true;
             }
             "YY" => {
                 let y = take_num(&mut input, 2)?;
                 parts[0] = if y > 68.0 { 1900.0 + y } else { 2000.0 + y };
-                have_date = true;
             }
             "MM" | "M" => parts[1] = take_num(&mut input, 2)? - 1.0,
             "MMMM" | "MMM" => {
@@ -947,7 +953,6 @@ fn parse_with_format(s: &str, fmt: &str, zone: &TimeZone) -> Option<f64> {
             _ => {}
         }
     }
-    let _ = have_date;
     if let Some(pm) = pm {
         if pm && parts[3] < 12.0 {
             parts[3] += 12.0;
@@ -992,17 +997,21 @@ fn make(interp: &mut Interp<'_>, zone: &TimeZone, utc: bool, args: &[Value]) -> 
         }
         [Value::Date(ms), ..] => *ms,
         [Value::Num(n), ..] => *n,
-        [Value::Str(s), Value::Str(fmt), ..] => parse_with_format(s, fmt, zone).unwrap_or(f64::NAN),
+        [Value::Str(s), Value::Str(fmt), ..] => {
+            parse_with_format(s, fmt, zone, now).unwrap_or(f64::NAN)
+        }
         [Value::Str(s), Value::Array(fmts), ..] => {
             let fmts = fmts.borrow().clone();
             fmts.iter()
                 .find_map(|f| match f {
-                    Value::Str(f) => parse_with_format(s, f, zone),
+                    Value::Str(f) => parse_with_format(s, f, zone, now),
                     _ => None,
                 })
                 .unwrap_or(f64::NAN)
         }
-        [Value::Str(s), ..] => parse_iso(s, zone).unwrap_or(f64::NAN),
+        [Value::Str(s), ..] => parse_iso(s, zone)
+            .or_else(|| parse_rfc2822(s))
+            .unwrap_or(f64::NAN),
         [Value::Array(items), ..] => {
             let items = items.borrow().clone();
             let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];

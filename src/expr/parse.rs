@@ -42,8 +42,10 @@ const RESERVED: &[&str] = &[
     "class",
     "switch",
     "case",
+    "default",
     "try",
     "catch",
+    "finally",
     "throw",
 ];
 
@@ -84,11 +86,20 @@ pub(crate) fn parse_expression(src: &str) -> Result<Expr, ParseError> {
         pos: 0,
         depth: 0,
     };
-    let e = p.expression()?;
-    if p.peek() != &Tok::Eof {
-        return Err(p.error("expected end of expression"));
+    let expr_error = match p.expression() {
+        Ok(e) if p.peek() == &Tok::Eof => return Ok(e),
+        Ok(_) => p.error("expected end of expression"),
+        Err(e) => e,
+    };
+    // Digdag hands the text to JavaScript's `eval`, so statements work too
+    // (`${var x = 1; x + 1}`); report whichever reading got further.
+    p.pos = 0;
+    p.depth = 0;
+    match p.program() {
+        Ok(program) => Ok(program),
+        Err(e) if e.offset > expr_error.offset => Err(e),
+        Err(_) => Err(expr_error),
     }
-    Ok(e)
 }
 
 struct Parser {
@@ -476,9 +487,35 @@ impl Parser {
         Ok(Rc::new(FunctionDef { name, params, body }))
     }
 
-    /// Semicolons are optional: a lenient form of automatic semicolon insertion.
-    fn end_statement(&mut self) {
-        self.eat_punct(";");
+    /// Statements up to the end: the body of an [`Expr::Program`]. The last statement, when
+    /// it is an expression, gives the value (JavaScript's completion value, simplified).
+    fn program(&mut self) -> Result<Expr, ParseError> {
+        let mut body = Vec::new();
+        while self.peek() != &Tok::Eof {
+            body.push(self.statement()?);
+        }
+        if let Some(Stmt::Expr(_)) = body.last() {
+            if let Some(Stmt::Expr(e)) = body.pop() {
+                body.push(Stmt::Return(Some(e)));
+            }
+        }
+        Ok(Expr::Program(Rc::new(FunctionDef {
+            name: None,
+            params: Vec::new(),
+            body,
+        })))
+    }
+
+    /// A statement ends at `;`, or (automatic semicolon insertion) before `}`, at the end,
+    /// or at a line break.
+    fn end_statement(&mut self) -> Result<(), ParseError> {
+        if self.eat_punct(";") || self.is_punct("}") || self.peek() == &Tok::Eof {
+            return Ok(());
+        }
+        if self.tokens.get(self.pos).is_some_and(|t| t.newline_before) {
+            return Ok(());
+        }
+        Err(self.error("expected `;`"))
     }
 
     fn statement(&mut self) -> Result<Stmt, ParseError> {
@@ -510,7 +547,7 @@ impl Parser {
             "var" => {
                 self.pos += 1;
                 let s = self.var_declarations()?;
-                self.end_statement();
+                self.end_statement()?;
                 Ok(s)
             }
             "function" if matches!(self.peek_at(1), Tok::Ident(_)) => {
@@ -525,7 +562,7 @@ impl Parser {
                 } else {
                     Some(self.expression()?)
                 };
-                self.end_statement();
+                self.end_statement()?;
                 Ok(Stmt::Return(value))
             }
             "if" => {
@@ -557,7 +594,7 @@ impl Parser {
                 self.expect_punct("(")?;
                 let test = self.expression()?;
                 self.expect_punct(")")?;
-                self.end_statement();
+                self.end_statement()?;
                 Ok(Stmt::DoWhile(Box::new(body), test))
             }
             "for" => {
@@ -566,20 +603,99 @@ impl Parser {
             }
             "break" => {
                 self.pos += 1;
-                self.end_statement();
+                self.end_statement()?;
                 Ok(Stmt::Break)
+            }
+            "switch" => {
+                self.pos += 1;
+                self.switch_statement()
+            }
+            "throw" => {
+                self.pos += 1;
+                let value = self.expression()?;
+                self.end_statement()?;
+                Ok(Stmt::Throw(value))
+            }
+            "try" => {
+                self.pos += 1;
+                self.try_statement()
             }
             "continue" => {
                 self.pos += 1;
-                self.end_statement();
+                self.end_statement()?;
                 Ok(Stmt::Continue)
             }
             _ => {
                 let e = self.expression()?;
-                self.end_statement();
+                self.end_statement()?;
                 Ok(Stmt::Expr(e))
             }
         }
+    }
+
+    /// A `{ statement* }` block, as `try`, `catch` and `finally` require.
+    fn block(&mut self) -> Result<Vec<Stmt>, ParseError> {
+        self.expect_punct("{")?;
+        let mut body = Vec::new();
+        while !self.eat_punct("}") {
+            if self.peek() == &Tok::Eof {
+                return Err(self.error("expected `}`"));
+            }
+            body.push(self.statement()?);
+        }
+        Ok(body)
+    }
+
+    fn switch_statement(&mut self) -> Result<Stmt, ParseError> {
+        self.expect_punct("(")?;
+        let subject = self.expression()?;
+        self.expect_punct(")")?;
+        self.expect_punct("{")?;
+        let mut cases = Vec::new();
+        while !self.eat_punct("}") {
+            let test = if self.eat_word("case") {
+                Some(self.expression()?)
+            } else if self.eat_word("default") {
+                None
+            } else {
+                return Err(self.error("expected `case` or `default`"));
+            };
+            self.expect_punct(":")?;
+            let mut body = Vec::new();
+            while !(self.is_word("case") || self.is_word("default") || self.is_punct("}")) {
+                if self.peek() == &Tok::Eof {
+                    return Err(self.error("expected `}`"));
+                }
+                body.push(self.statement()?);
+            }
+            cases.push((test, body));
+        }
+        Ok(Stmt::Switch(subject, cases))
+    }
+
+    fn try_statement(&mut self) -> Result<Stmt, ParseError> {
+        let body = self.block()?;
+        let catch = if self.eat_word("catch") {
+            self.expect_punct("(")?;
+            let name = self.expect_name()?;
+            self.expect_punct(")")?;
+            Some((name, self.block()?))
+        } else {
+            None
+        };
+        let finally = if self.eat_word("finally") {
+            Some(self.block()?)
+        } else {
+            None
+        };
+        if catch.is_none() && finally.is_none() {
+            return Err(self.error("expected `catch` or `finally`"));
+        }
+        Ok(Stmt::Try {
+            body,
+            catch,
+            finally,
+        })
     }
 
     fn var_declarations(&mut self) -> Result<Stmt, ParseError> {

@@ -2,7 +2,7 @@
 //! `dig::template::split`, shared with the `.dig` parser.
 
 use super::eval::{Interp, JsError};
-use super::stdlib::json_stringify;
+use super::json::json_stringify;
 use super::value::{number_to_string, Value};
 
 /// True when `s` holds a `${secret:...}` reference an operator must resolve.

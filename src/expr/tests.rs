@@ -242,7 +242,9 @@ fn number_methods_and_globals() {
     check("decodeURIComponent('a%20b')", "a b");
     check("Boolean('')", "false");
     check("Array.isArray(arr)", "true");
+    check("print('a', 1), 'b'", "a1b");
     check("Object.keys(obj)", "[\"k\",\"n\"]");
+    check("print('a', 1), 'b'", "a1b");
 }
 
 #[test]
@@ -336,7 +338,7 @@ fn runaway_expression_is_stopped_within_a_second() {
     let mut raw = JsonMap::new();
     raw.insert(
         "x".into(),
-        serde_json::Value::String("${(function(){ while(true){} })()}".into()),
+        serde_json::Value::String("${while(true){}}".into()),
     );
     let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
     assert!(err.to_string().contains("stopped"), "{err}");
@@ -361,6 +363,33 @@ fn sandbox_limits_recursion_and_sizes() {
         "(function(){ var s = 'xxxxxxxxxxxxxxxx'; while (true) { s = s + s } })()",
         "error: failed to evaluate `${(function(){ var s = 'xxxxxxxxxxxxxxxx'; while (true) { s = s + s } })()}`: RangeError: string longer than 8388608 bytes",
     );
+}
+
+#[test]
+fn allocation_budget_stops_memory_hungry_loops() {
+    let expr = "(function(){ var s = 'x'.repeat(8000000), a = []; while (true) { a.push(s + a.length) } })()";
+    check(
+        expr,
+        &format!("error: failed to evaluate `${{{expr}}}`: RangeError: expression allocated more than 256 MiB"),
+    );
+    let expr = "(function(){ var o = {}; for (var i = 0; ; i++) { o['k' + i] = i } })()";
+    let mut raw = JsonMap::new();
+    raw.insert(
+        "x".into(),
+        serde_json::Value::String(format!("${{{expr}}}")),
+    );
+    let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
+    // Either bound may trip first, depending on the machine's speed.
+    assert!(
+        err.to_string().contains("allocated more than") || err.to_string().contains("stopped"),
+        "{err}"
+    );
+}
+
+#[test]
+fn a_param_is_one_object_within_an_expression() {
+    check("(function(){ arr.push(4); return arr.length })()", "4");
+    check("arr.length", "3");
 }
 
 #[test]
@@ -627,6 +656,41 @@ fn moment_parsing_and_constructors() {
     );
     check_in("UTC", "moment(new Date(0)).valueOf()", "0");
     check_in(
+        "Asia/Tokyo",
+        "moment('20160313', 'YYYYMMDD').format()",
+        "2016-03-13T00:00:00+09:00",
+    );
+    check_in(
+        "UTC",
+        "moment('13 Mar 2016', 'DD MMM YYYY').format('YYYY-MM-DD')",
+        "2016-03-13",
+    );
+    check_in(
+        "UTC",
+        "moment('2016-03-13 10:00 +0900', 'YYYY-MM-DD HH:mm Z').format()",
+        "2016-03-13T01:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "moment('1457863200', 'X').format()",
+        "2016-03-13T10:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "moment('03-20', 'MM-DD').format('YYYY-MM-DD')",
+        "2016-03-20",
+    );
+    check_in(
+        "UTC",
+        "moment('Sun, 13 Mar 2016 10:00:00 +0900').format()",
+        "2016-03-13T01:00:00+00:00",
+    );
+    check_in(
+        "UTC",
+        "new Date('Sun, 13 Mar 2016 10:00:00 GMT').getTime()",
+        "1457863200000",
+    );
+    check_in(
         "UTC",
         "moment.tz('2016-03-13 10:00', 'America/New_York').format()",
         "2016-03-13T10:00:00-04:00",
@@ -828,21 +892,40 @@ fn secrets_stay_literal_and_their_keys_are_listed() {
     assert_eq!(got.params["pw"], "${secret:db.password}");
     assert_eq!(got.params["_env"]["TOKEN"], "x${secret:token}");
     assert_eq!(got.secret_keys, vec!["pw".to_string(), "_env".to_string()]);
+    let got = eval_dig(
+        "headers:\n  - \"${secret:h}\": v\nplain: x\n",
+        &JsonMap::new(),
+    )
+    .unwrap();
+    assert_eq!(got.secret_keys, vec!["headers".to_string()]);
 }
 
 #[test]
 fn random_values_are_evaluated_once_and_stored_results_are_never_reevaluated() {
-    let doc = dig_map("r: ${Math.random()}\nlater: ${'$'}{Math.random()}\n");
+    let doc = dig_map(
+        "copy: ${retry_attempt_name}\nretry_attempt_name: ${Math.random()}\nlater: ${'$'}{Math.random()}\nagain: ${retry_attempt_name}\n",
+    );
     let map = doc.as_map().unwrap();
     let first = eval_params(&[Layer::Raw(map)], &ctx_in("UTC")).unwrap();
-    let r = first.params["r"].as_str().unwrap().to_string();
+    let r = first.params["retry_attempt_name"]
+        .as_str()
+        .unwrap()
+        .to_string();
     assert!(r.parse::<f64>().unwrap() < 1.0);
+    // Evaluated once per call: every reference sees the same value, before or after it.
+    assert_eq!(first.params["copy"], r.as_str());
+    assert_eq!(first.params["again"], r.as_str());
     // `${'$'}{...}` is Digdag's escape for a literal `${`: the result holds template text.
     assert_eq!(first.params["later"], "${Math.random()}");
     // The engine stores the result and passes it back as a plain layer: nothing changes.
     let again = eval_params(&[Layer::Plain(&first.params)], &ctx_in("UTC")).unwrap();
     assert_eq!(again.params, first.params);
-    let value = eval_value(&dig_map("v: ${r}\n"), &first.params, &ctx_in("UTC")).unwrap();
+    let value = eval_value(
+        &dig_map("v: ${retry_attempt_name}\n"),
+        &first.params,
+        &ctx_in("UTC"),
+    )
+    .unwrap();
     assert_eq!(value, json(&format!(r#"{{"v": "{r}"}}"#)));
 }
 
@@ -994,12 +1077,115 @@ fn sandbox_survives_deep_nesting_on_a_small_stack() {
             }
             let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
             assert!(err.to_string().contains("too deeply"), "{err}");
-            // 50,000 nested arrays (far more than a recursive drop fits in 2 MiB) are freed without recursion.
+            // 20,000 nested arrays (far more than a recursive drop fits in 2 MiB) are freed without recursion.
             check(
-                "(function(){ var a = []; for (var i = 0; i < 50000; i++) { a = [a] } return 1 })()",
+                "(function(){ var a = []; for (var i = 0; i < 20000; i++) { a = [a] } return 1 })()",
                 "1",
             );
         })
         .unwrap();
     handle.join().unwrap();
+}
+
+#[test]
+fn javascript_idioms_behave_like_javascript() {
+    check("'a/b'.replace(/\\//g, '-')", "a-b");
+    check("(-0.0001).toFixed(2)", "-0.00");
+    check("'2016-01-30'.split('-').join('')", "20160130");
+    check(
+        "JSON.stringify(moment(session_time))",
+        "\"2016-03-13T10:00:00.000Z\"",
+    );
+    check(
+        "moment(session_time).add(1, 'days') > moment(session_time)",
+        "true",
+    );
+    check("moment(session_time) + 1", "1457863200001");
+    check("[1,2,3].map(String)", "[\"1\",\"2\",\"3\"]");
+    check("['1','2'].map(Number)", "[1,2]");
+    check("['10','10'].map(parseInt)", "[10,null]");
+    check("typeof Math.floor", "function");
+    check("obj.hasOwnProperty('k')", "true");
+    check(
+        "(function(){ var o = {}; o.x = {y: 1}; o.x.y += 2; return o.x.y })()",
+        "3",
+    );
+    check("s[0] + s.charAt(2)", "sr");
+    check("a == 1 && s == 'str' ? 'yes' : 'no'", "yes");
+    check(
+        "session_time.substring(0, 10).replace(/-/g, '')",
+        "20160313",
+    );
+}
+
+#[test]
+fn statements_are_allowed_like_javascripts_eval() {
+    check("var x = 1; x + 1", "2");
+    check("var t = 0; for (var i = 0; i < 4; i++) { t += i } t", "6");
+    check("if (a == 1) { 'x' }", "");
+    check("this['s']; s", "str");
+    check(
+        "var = 1",
+        "error: failed to evaluate `${var = 1}`: syntax error at offset 4: expected a name, found `=`",
+    );
+}
+
+#[test]
+fn switch_throw_try_catch_finally() {
+    check(
+        "(function(x){ switch (x) { case 1: return 'one'; case 2: case 3: return 'few'; default: return 'many' } })(3)",
+        "few",
+    );
+    check(
+        "(function(){ var r = ''; switch ('b') { case 'a': r += 'a'; case 'b': r += 'b'; case 'c': r += 'c'; break; default: r += 'd' } return r })()",
+        "bc",
+    );
+    check(
+        "(function(){ switch (9) { case 1: return 1 } return 'none' })()",
+        "none",
+    );
+    check(
+        "(function(){ try { return JSON.parse('nope') } catch (e) { return e.name } })()",
+        "SyntaxError",
+    );
+    check(
+        "(function(){ try { null.x } catch (e) { return e.name + ' ' + (e.message.length > 0) } })()",
+        "TypeError true",
+    );
+    check(
+        "(function(){ try { throw new Error('boom') } catch (e) { return e.message } })()",
+        "boom",
+    );
+    check(
+        "(function(){ try { throw 'raw' } catch (e) { return e } })()",
+        "raw",
+    );
+    check(
+        "(function(){ try { null.x } catch (e) { return (e instanceof Error) + ' ' + (e instanceof TypeError) + ' ' + (e instanceof RangeError) } })()",
+        "true true false",
+    );
+    check(
+        "(function(){ var log = []; try { log.push('t') } finally { log.push('f') } return log.join() })()",
+        "t,f",
+    );
+    check(
+        "(function(){ throw new TypeError('bad') })()",
+        "error: failed to evaluate `${(function(){ throw new TypeError('bad') })()}`: TypeError: bad",
+    );
+}
+
+#[test]
+fn sandbox_stops_cannot_be_caught() {
+    let started = std::time::Instant::now();
+    let expr = "(function(){ while (true) { try { while (true) {} } catch (e) {} } })()";
+    check(
+        expr,
+        &format!("error: failed to evaluate `${{{expr}}}`: expression stopped after running longer than 1 s"),
+    );
+    assert!(started.elapsed() < std::time::Duration::from_secs(2));
+    let expr = "(function(){ try { var a = []; while (true) { a.push('x'.repeat(8000000) + a.length) } } catch (e) { return 'caught' } })()";
+    check(
+        expr,
+        &format!("error: failed to evaluate `${{{expr}}}`: RangeError: expression allocated more than 256 MiB"),
+    );
 }

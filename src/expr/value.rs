@@ -40,6 +40,8 @@ pub(crate) enum Global {
     Array,
     RegExp,
     Boolean,
+    /// `Error`, `TypeError`, `RangeError`: constructors of `{name, message}` objects.
+    Error(&'static str),
     /// `this` at the top of an expression: the params object (Digdag's `with(params)` scope).
     Scope,
 }
@@ -62,6 +64,30 @@ pub(crate) enum Value {
     /// A `Date`: epoch milliseconds (NaN when invalid).
     Date(f64),
     Regex(Rc<JsRegex>),
+}
+
+thread_local! {
+    /// Bytes allocated by the evaluation running on this thread (see `eval::MAX_ALLOCATED`).
+    static ALLOCATED: std::cell::Cell<usize> = const { std::cell::Cell::new(0) };
+}
+
+/// Counts `bytes` against the current evaluation's allocation budget.
+pub(crate) fn charge(bytes: usize) {
+    ALLOCATED.with(|a| a.set(a.get().saturating_add(bytes)));
+}
+
+/// Counts `n` array or object slots.
+pub(crate) fn charge_elements(n: usize) {
+    charge(n.saturating_mul(std::mem::size_of::<Value>()));
+}
+
+pub(crate) fn allocated() -> usize {
+    ALLOCATED.with(std::cell::Cell::get)
+}
+
+/// Starts a new budget; called once per `eval_params`/`eval_value`.
+pub(crate) fn reset_allocated() {
+    ALLOCATED.with(|a| a.set(0));
 }
 
 /// Dropping a deeply nested array or object (built by a loop like `a = [a]`) would recurse
@@ -103,18 +129,22 @@ impl std::fmt::Debug for Value {
 
 impl Value {
     pub(crate) fn str(s: &str) -> Value {
+        charge(s.len());
         Value::Str(s.into())
     }
 
     pub(crate) fn string(s: String) -> Value {
+        charge(s.len());
         Value::Str(s.into())
     }
 
     pub(crate) fn array(items: Vec<Value>) -> Value {
+        charge_elements(items.len());
         Value::Array(Rc::new(RefCell::new(items)))
     }
 
     pub(crate) fn object(map: ObjectMap) -> Value {
+        charge_elements(map.len() * 2);
         Value::Object(Rc::new(RefCell::new(map)))
     }
 

@@ -132,3 +132,63 @@ fn eval_rows_of_cases_table_match_digdag() {
         failures.join("\n")
     );
 }
+
+/// Every `${...}` of the Digdag corpus, and every prefix of each, evaluates to a value or an
+/// error, never a panic (the evaluator's no-panic test).
+#[test]
+fn corpus_expressions_and_their_prefixes_never_panic() {
+    let Some(shared) = util::shared() else { return };
+    let mut dirs = vec![shared.join("corpus/digdag")];
+    let mut exprs = std::collections::BTreeSet::new();
+    while let Some(dir) = dirs.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                dirs.push(path);
+            } else if path.extension().is_some_and(|e| e == "dig") {
+                let text = std::fs::read_to_string(&path).unwrap_or_default();
+                for line in text.lines() {
+                    let t = spade::dig::template::split(line, spade::diag::Span::NONE);
+                    for part in t.parts {
+                        if let spade::dig::TemplatePart::Expr { source, .. } = part {
+                            exprs.insert(source);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    assert!(exprs.len() > 100, "found only {} expressions", exprs.len());
+    let plain: JsonMap = serde_json::from_str(
+        r#"{"session_time": "2016-01-30T00:00:00-08:00", "i": 1, "n": 2, "val": "1",
+            "td": {"last_results": {"cnt": 3}}, "http": {"last_content": "{\"query\": 1}"}}"#,
+    )
+    .unwrap();
+    let ctx = EvalContext {
+        timezone: jiff::tz::TimeZone::get("America/Los_Angeles").unwrap(),
+        now: "2016-01-30T08:00:00Z".parse().unwrap(),
+        secrets: &NoSecrets,
+    };
+    let (mut ok, mut failed) = (0, 0);
+    for source in &exprs {
+        let cuts = source
+            .char_indices()
+            .map(|(i, _)| i)
+            .chain(std::iter::once(source.len()));
+        for cut in cuts {
+            let mut raw = JsonMap::new();
+            raw.insert(
+                "x".into(),
+                serde_json::Value::String(format!("${{{}}}", &source[..cut])),
+            );
+            match expr::eval_params(&[Layer::Plain(&plain), Layer::RawJson(&raw)], &ctx) {
+                Ok(_) => ok += 1,
+                Err(_) => failed += 1,
+            }
+        }
+    }
+    eprintln!(
+        "{} corpus expressions: {ok} prefixes evaluated, {failed} gave errors",
+        exprs.len()
+    );
+}
