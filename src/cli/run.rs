@@ -70,7 +70,12 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         ))
     })?;
     let now = clock.now();
-    let session_time = parse_session(args.session.as_deref().unwrap_or("daily"), &tz, now)?;
+    let session_arg = args.session.as_deref().unwrap_or("daily");
+    // `last` needs the database; every other form is checked before anything is opened.
+    let parsed_session = match session_arg.trim() {
+        "last" => None,
+        text => Some(parse_session(text, &tz, now)?),
+    };
     let params = collect_params(&args)?;
 
     // Absolute, because run files derived from it are handed to commands that may `cd`.
@@ -95,6 +100,13 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         ))
     })?;
     let engine = Arc::new(Engine::open(&db)?);
+    let session_time = match parsed_session {
+        Some(t) => t,
+        None => match last_session_time(&engine, &project_dir, &workflow.name)? {
+            Some(t) => t,
+            None => parse_session("daily", &tz, now)?,
+        },
+    };
     let sources = project
         .sources
         .get(workflow.span.file)
@@ -155,12 +167,38 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         AttemptState::Killed => ("killed", 1),
         AttemptState::Running => ("is still running", 1),
     };
-    let _ = writeln!(
-        std::io::stderr().lock(),
-        "attempt {} {word} in {took:.2}s",
-        prepared.attempt
-    );
+    let mut stderr = std::io::stderr().lock();
+    if state != AttemptState::Succeeded {
+        // Like `digdag run`, end with what failed and why.
+        if let Ok(summary) = deps.engine.attempt_summary(prepared.attempt) {
+            for (task, message) in &summary.failures {
+                let _ = writeln!(stderr, "failed: {task}: {message}");
+            }
+        }
+    }
+    let _ = writeln!(stderr, "attempt {} {word} in {took:.2}s", prepared.attempt);
     Ok(code)
+}
+
+/// The newest session time of this workflow in the database, for `--session last`.
+fn last_session_time(
+    engine: &Engine,
+    project_dir: &Path,
+    workflow: &str,
+) -> Result<Option<Timestamp>, Error> {
+    // The store keys projects by canonical directory and keeps times as RFC 3339 UTC text,
+    // which sorts chronologically.
+    let dir = std::fs::canonicalize(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
+    let newest: Option<String> = engine.store().read("last_session_time", |tx| {
+        tx.query_row(
+            "SELECT max(s.session_time) FROM sessions s JOIN projects p ON p.id = s.project_id \
+             WHERE p.dir = ?1 AND s.workflow = ?2",
+            rusqlite::params![dir.to_string_lossy(), workflow],
+            |r| r.get(0),
+        )
+        .map_err(crate::store::sql("last_session_time"))
+    })?;
+    Ok(newest.and_then(|t| t.parse().ok()))
 }
 
 /// The project directory and the workflow name the arguments point at.
@@ -265,8 +303,8 @@ pub fn parse_session(text: &str, tz: &TimeZone, now: Timestamp) -> Result<Timest
     let today = || local(now.to_zoned(tz.clone()).start_of_day());
     match text.trim() {
         "now" => return Ok(now),
-        // The store keeps no per-workflow index of session times yet, so `last` is the
-        // default (today's midnight) until it does.
+        // `last` is looked up in the database by the caller; with no session yet it is the
+        // default, today's midnight.
         "daily" | "last" => return today(),
         "hourly" => {
             let z = now.to_zoned(tz.clone());

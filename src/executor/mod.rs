@@ -15,7 +15,7 @@ use crate::engine::{Action, AttemptState, Engine, Event, Outcome, TaskRun};
 use crate::ids::{AttemptId, Fence, TaskId};
 use crate::operators::{self, Context};
 use jiff::{SignedDuration, Timestamp};
-use spawn::{ExitStatus, Spawner};
+use spawn::Spawner;
 use std::collections::{HashMap, HashSet};
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -166,6 +166,9 @@ async fn drive_inner<E: EngineApi>(
     let engine = deps.engine.clone();
     pending.extend(blocking(move || engine.recover(attempt, now)).await?);
 
+    // Journals whose completions are committed; removed once the next runs have started, so
+    // the unlinks stay off the path from one task to the next.
+    let mut committed_journals: Vec<PathBuf> = Vec::new();
     loop {
         let mut finished = None;
         for action in pending.drain(..) {
@@ -190,6 +193,7 @@ async fn drive_inner<E: EngineApi>(
                 Action::AttemptFinished { state, .. } => finished = Some(state),
             }
         }
+        remove_journals(std::mem::take(&mut committed_journals));
         if let Some(state) = finished {
             // Whatever still runs (background tasks) dies with its process group here.
             runs.shutdown().await;
@@ -236,7 +240,7 @@ async fn drive_inner<E: EngineApi>(
             events.push(event);
         }
         pending = call_engine(deps, events).await?;
-        remove_journals(journals);
+        committed_journals = journals;
     }
 }
 
@@ -508,12 +512,10 @@ fn error_chain(e: &dyn std::error::Error) -> String {
     out
 }
 
-/// Exit statuses as the journal and live runs report them (re-exported for tests).
-pub type RunExit = ExitStatus;
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use spawn::ExitStatus;
 
     #[test]
     fn journal_names() {

@@ -51,12 +51,6 @@ pub enum SpawnError {
         #[source]
         source: std::io::Error,
     },
-    #[error("cannot open task log {}", path.display())]
-    Log {
-        path: PathBuf,
-        #[source]
-        source: std::io::Error,
-    },
     #[error("cannot wait for process {pid}")]
     Wait {
         pid: u32,
@@ -89,17 +83,9 @@ impl Spawner for TokioSpawner {
         set_parent_death_signal(&mut cmd);
         let log = match &spec.log_path {
             Some(path) => {
-                let file = std::fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(path)
-                    .map_err(|source| SpawnError::Log {
-                        path: path.clone(),
-                        source,
-                    })?;
                 cmd.stdout(std::process::Stdio::piped())
                     .stderr(std::process::Stdio::piped());
-                Some(Arc::new(Mutex::new(file)))
+                Some(Arc::new(Mutex::new(LazyLog::new(path.clone()))))
             }
             None => None,
         };
@@ -133,6 +119,44 @@ impl Spawner for TokioSpawner {
 
     fn kill_group(&self, pgid: u32) {
         kill_group(pgid);
+    }
+}
+
+/// A task log created on the first output: most commands print nothing, and creating a file
+/// per run is the most expensive step of a short task on slow file systems.
+struct LazyLog {
+    path: PathBuf,
+    file: Option<std::fs::File>,
+    failed: bool,
+}
+
+impl LazyLog {
+    fn new(path: PathBuf) -> LazyLog {
+        LazyLog {
+            path,
+            file: None,
+            failed: false,
+        }
+    }
+
+    fn write(&mut self, chunk: &[u8]) {
+        if self.file.is_none() && !self.failed {
+            match std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&self.path)
+            {
+                Ok(f) => self.file = Some(f),
+                Err(e) => {
+                    // Output still reaches spade's own streams; say once why the log is empty.
+                    self.failed = true;
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot open task log");
+                }
+            }
+        }
+        if let Some(f) = &mut self.file {
+            let _ = f.write_all(chunk);
+        }
     }
 }
 
@@ -208,7 +232,7 @@ enum Stream {
 /// Copies a child's pipe into the task log and, when asked, to spade's own stream.
 async fn tee<R: tokio::io::AsyncRead + Unpin>(
     pipe: Option<R>,
-    log: Option<Arc<Mutex<std::fs::File>>>,
+    log: Option<Arc<Mutex<LazyLog>>>,
     pass: Option<Stream>,
 ) {
     let Some(mut pipe) = pipe else { return };
@@ -223,8 +247,9 @@ async fn tee<R: tokio::io::AsyncRead + Unpin>(
         // cheaper than a round trip through the blocking pool. A failed write of output must
         // not fail the task, so errors are dropped here.
         if let Some(log) = &log {
-            let mut file = log.lock().unwrap_or_else(PoisonError::into_inner);
-            let _ = file.write_all(chunk);
+            log.lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .write(chunk);
         }
         match pass {
             Some(Stream::Stdout) => {

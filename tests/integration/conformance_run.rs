@@ -8,9 +8,9 @@ use crate::run::Project;
 use crate::util;
 use std::path::Path;
 
-/// Virtual time runs this much faster: retry waits of seconds take tenths of a second, and the
+/// Virtual time runs this much faster: retry waits of seconds take a fifth of a second, and the
 /// bounds are checked against the virtual duration the binary reports.
-const TIME_SCALE: &str = "10";
+const TIME_SCALE: &str = "5";
 
 /// Rows that must run (not be skipped) for the test to pass.
 const REQUIRED: &[&str] = &[
