@@ -106,9 +106,9 @@ fn read_float(text: &str) -> Option<Plain> {
             .first()
             .is_some_and(|b| (b'1'..=b'9').contains(b))
             && int.bytes().all(|b| b.is_ascii_digit() || b == b'_')
-            && frac.map_or(true, |f| f.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
+            && frac.is_none_or(|f| f.bytes().all(|b| b.is_ascii_digit() || b == b'_'))
     };
-    let exponent_ok = exponent.map_or(true, |e| {
+    let exponent_ok = exponent.is_none_or(|e| {
         let (_, digits) = split_sign(e);
         !digits.is_empty() && digits.bytes().all(|b| b.is_ascii_digit())
     });

@@ -797,7 +797,7 @@ impl<'a> Cursor<'a> {
                 if breaks == 0 {
                     text.push(' ');
                 } else {
-                    text.extend(std::iter::repeat('\n').take(breaks));
+                    text.extend(std::iter::repeat_n('\n', breaks));
                 }
                 text.push_str(&self.src[content..line_end]);
                 end = line_end;
@@ -1327,7 +1327,7 @@ fn fold_lines(text: &str) -> String {
             if breaks == 0 {
                 out.push(' ');
             } else {
-                out.extend(std::iter::repeat('\n').take(breaks));
+                out.extend(std::iter::repeat_n('\n', breaks));
             }
             breaks = 0;
         }
@@ -1343,7 +1343,7 @@ fn block_text(lines: &[Option<&str>], header: BlockHeader) -> String {
     let mut out = String::new();
     if content_len == 0 {
         if header.chomp == Chomp::Keep {
-            out.extend(std::iter::repeat('\n').take(lines.len()));
+            out.extend(std::iter::repeat_n('\n', lines.len()));
         }
         return out;
     }
@@ -1358,12 +1358,12 @@ fn block_text(lines: &[Option<&str>], header: BlockHeader) -> String {
             };
             let more = text.starts_with([' ', '\t']);
             match prev {
-                None => out.extend(std::iter::repeat('\n').take(breaks)),
+                None => out.extend(std::iter::repeat_n('\n', breaks)),
                 Some(prev_more) if prev_more || more => {
-                    out.extend(std::iter::repeat('\n').take(breaks + 1));
+                    out.extend(std::iter::repeat_n('\n', breaks + 1));
                 }
                 Some(_) if breaks == 0 => out.push(' '),
-                Some(_) => out.extend(std::iter::repeat('\n').take(breaks)),
+                Some(_) => out.extend(std::iter::repeat_n('\n', breaks)),
             }
             out.push_str(text);
             prev = Some(more);
@@ -1380,7 +1380,7 @@ fn block_text(lines: &[Option<&str>], header: BlockHeader) -> String {
     match header.chomp {
         Chomp::Strip => {}
         Chomp::Clip => out.push('\n'),
-        Chomp::Keep => out.extend(std::iter::repeat('\n').take(trailing + 1)),
+        Chomp::Keep => out.extend(std::iter::repeat_n('\n', trailing + 1)),
     }
     out
 }

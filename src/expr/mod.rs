@@ -1,7 +1,31 @@
 //! `${...}` evaluation: a sandboxed JavaScript subset with moment, built-ins and secrets; pure.
+//!
+//! Pipeline: `template` splits strings into literal text and placeholders, `lexer` and `parse`
+//! turn a placeholder into an `ast`, `eval` runs it (with `stdlib` and `moment`) against a
+//! `scope` that merges the param layers and evaluates referenced params on demand. The
+//! grammar and the evaluation rules are in `grammar/expr.md`.
+
+mod ast;
+mod builtins;
+mod check;
+mod eval;
+mod lexer;
+mod moment;
+mod parse;
+mod scope;
+mod secrets;
+mod stdlib;
+mod template;
+mod value;
+
+#[cfg(test)]
+mod tests;
 
 use crate::diag::{Diagnostic, Span};
 use crate::dig;
+use std::path::PathBuf;
+
+pub use secrets::{resolve_secrets, EnvSecrets, FileSecrets, Secret};
 
 pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 
@@ -14,12 +38,33 @@ pub enum Error {
         message: String,
         span: Span,
     },
+    /// Params that reference each other: `a -> b -> a`.
+    #[error("reference cycle between params: `{chain}`")]
+    Cycle { chain: String },
+    #[error("unknown secret `{name}`")]
+    UnknownSecret { name: String },
+    #[error("invalid secret reference `${{{reference}}}`: only `${{secret:NAME}}` is supported")]
+    SecretReference { reference: String },
+    #[error("cannot read secrets file {}", path.display())]
+    SecretsFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{}:{line}: expected `name: value` or `name=value`", path.display())]
+    SecretsSyntax { path: PathBuf, line: usize },
 }
 
 impl Error {
+    /// Where the failing expression is; [`Span::NONE`] for errors without one.
     pub fn span(&self) -> Span {
         match self {
             Error::Eval { span, .. } => *span,
+            Error::Cycle { .. }
+            | Error::UnknownSecret { .. }
+            | Error::SecretReference { .. }
+            | Error::SecretsFile { .. }
+            | Error::SecretsSyntax { .. } => Span::NONE,
         }
     }
 }
@@ -78,14 +123,45 @@ pub struct SessionInfo {
 
 /// The built-in variables (`session_time`, `session_date`, ...) in Digdag's exact formats.
 pub fn builtins(info: &SessionInfo) -> JsonMap {
-    let _ = info;
-    JsonMap::new()
+    builtins::builtins(info)
 }
 
 /// Merges the layers (later wins, objects deep-merged) and evaluates every `${...}`.
+///
+/// Strings of `Raw` and `RawJson` layers are templates; `Plain` strings are data. A param that
+/// an expression references is evaluated first (memoised), so key order does not matter; a
+/// reference cycle is [`Error::Cycle`]. `_do`/`_else_do` blocks stay unevaluated at any depth
+/// and top-level `_error`/`_check` are dropped (they are tasks, not params). `${secret:...}`
+/// stays literal, and the top-level keys holding one are listed in `secret_keys`.
 pub fn eval_params(layers: &[Layer<'_>], ctx: &EvalContext<'_>) -> Result<Evaluated, Error> {
-    let _ = (layers, ctx);
-    Ok(Evaluated::default())
+    let host = host(ctx);
+    let scope = scope::Scope::new(scope::merge(layers), &host);
+    let params = scope.evaluate_all()?;
+    let secret_keys = params
+        .iter()
+        .filter(|(_, v)| holds_secret(v))
+        .map(|(k, _)| k.clone())
+        .collect();
+    Ok(Evaluated {
+        params,
+        secret_keys,
+    })
+}
+
+fn host(ctx: &EvalContext<'_>) -> eval::Host {
+    eval::Host {
+        timezone: ctx.timezone.clone(),
+        now: ctx.now,
+    }
+}
+
+fn holds_secret(v: &serde_json::Value) -> bool {
+    match v {
+        serde_json::Value::String(s) => template::has_secret_reference(s),
+        serde_json::Value::Array(items) => items.iter().any(holds_secret),
+        serde_json::Value::Object(map) => map.values().any(holds_secret),
+        _ => false,
+    }
 }
 
 /// Evaluates one value (e.g. `_retry: ${n}`, `if>: ${x}`) against plain params.
@@ -94,13 +170,14 @@ pub fn eval_value(
     params: &JsonMap,
     ctx: &EvalContext<'_>,
 ) -> Result<serde_json::Value, Error> {
-    let _ = (params, ctx);
-    Ok(value.to_json_raw())
+    let host = host(ctx);
+    let layers = [Layer::Plain(params)];
+    let scope = scope::Scope::new(scope::merge(&layers), &host);
+    scope.eval_dig(value)
 }
 
 /// Static checks for `spade check`: expressions that cannot parse, and references to
 /// variables that are provably undefined, as warnings.
 pub fn check_workflow(workflow: &dig::Workflow) -> Vec<Diagnostic> {
-    let _ = workflow;
-    Vec::new()
+    check::check_workflow(workflow)
 }

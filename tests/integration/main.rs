@@ -2,5 +2,8 @@
 
 mod check;
 mod corpus;
+mod eval_conformance;
 mod nopanic;
+mod schedule_conformance;
+mod tidy;
 mod util;

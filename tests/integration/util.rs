@@ -28,3 +28,9 @@ pub(crate) fn shared() -> Option<PathBuf> {
 pub(crate) fn spade_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_spade"))
 }
+
+/// A `Command` for the built `spade` binary: the one place integration tests create processes.
+pub(crate) fn spade() -> std::process::Command {
+    #[allow(clippy::disallowed_methods)] // tests run the real binary directly
+    std::process::Command::new(spade_bin())
+}

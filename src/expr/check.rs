@@ -1,0 +1,398 @@
+//! Static checks for `spade check`: `${...}` that cannot parse, and references to variables
+//! that are provably undefined. Both are warnings; the checker stays conservative.
+
+use super::ast::{Expr, FunctionDef, Stmt, UnaryOp};
+use super::builtins::NAMES;
+use super::parse::parse_expression;
+use super::stdlib::is_global_name;
+use crate::diag::{Diagnostic, Span};
+use crate::dig::{Map, TaskDef, TaskKind, TemplatePart, Value, ValueKind, Workflow};
+use std::collections::HashSet;
+use std::rc::Rc;
+
+/// Operators that never store or export params: a workflow made only of these has all its
+/// variables visible in the file. Any other operator (`py>`, `td>`, `http>`, `param_get>`,
+/// `call>` ...) may define names at run time, and then no name is provably undefined.
+const NON_STORING: &[&str] = &[
+    "sh",
+    "echo",
+    "fail",
+    "nop",
+    "wait",
+    "if",
+    "for_each",
+    "for_range",
+    "loop",
+    "require",
+    "mail",
+    "notify",
+];
+
+/// Names that exist at run time without being written in the file.
+const RUNTIME_NAMES: &[&str] = &[
+    "error",
+    "_workdir",
+    "_project_path",
+    "i",
+    "range",
+    "print",
+    "template",
+];
+
+pub(crate) fn check_workflow(workflow: &Workflow) -> Vec<Diagnostic> {
+    let mut defined: HashSet<String> = HashSet::new();
+    let mut storing = false;
+    collect_task(&workflow.root, &mut defined, &mut storing);
+    let mut checker = Checker {
+        defined,
+        check_names: !storing,
+        out: Vec::new(),
+    };
+    checker.task(&workflow.root);
+    checker.out
+}
+
+/// Every key of every task in the file (exports, params, `_do` bodies, for_each keys): a name
+/// defined anywhere counts as defined everywhere, which keeps the check conservative.
+fn collect_task(task: &TaskDef, defined: &mut HashSet<String>, storing: &mut bool) {
+    collect_map(&task.export, defined);
+    collect_map(&task.params, defined);
+    match &task.kind {
+        TaskKind::Group(children) => {
+            for c in children {
+                collect_task(c, defined, storing);
+            }
+        }
+        TaskKind::Operator(op) => {
+            if !NON_STORING.contains(&op.name.as_str()) {
+                *storing = true;
+            }
+            collect_value(&op.command, defined);
+            for block in [&op.do_block, &op.else_do_block].into_iter().flatten() {
+                collect_value(block, defined);
+            }
+        }
+    }
+    for t in [&task.error, &task.check].into_iter().flatten() {
+        collect_task(t, defined, storing);
+    }
+}
+
+fn collect_map(map: &Map, defined: &mut HashSet<String>) {
+    for (k, v) in &map.entries {
+        defined.insert(k.name.clone());
+        collect_value(v, defined);
+    }
+}
+
+fn collect_value(v: &Value, defined: &mut HashSet<String>) {
+    match &v.kind {
+        ValueKind::Map(m) => collect_map(m, defined),
+        ValueKind::Seq(items) => {
+            for i in items {
+                collect_value(i, defined);
+            }
+        }
+        _ => {}
+    }
+}
+
+struct Checker {
+    defined: HashSet<String>,
+    check_names: bool,
+    out: Vec<Diagnostic>,
+}
+
+impl Checker {
+    fn task(&mut self, task: &TaskDef) {
+        self.map(&task.export);
+        self.map(&task.params);
+        if let Some(crate::dig::RetryDef::Expr(v)) = &task.retry {
+            self.value(v);
+        }
+        if let Some(crate::dig::ParallelDef::Expr(v)) = &task.parallel {
+            self.value(v);
+        }
+        match &task.kind {
+            TaskKind::Group(children) => {
+                for c in children {
+                    self.task(c);
+                }
+            }
+            TaskKind::Operator(op) => {
+                self.value(&op.command);
+                for block in [&op.do_block, &op.else_do_block].into_iter().flatten() {
+                    self.value(block);
+                }
+            }
+        }
+        for t in [&task.error, &task.check].into_iter().flatten() {
+            self.task(t);
+        }
+    }
+
+    fn map(&mut self, map: &Map) {
+        for (_, v) in &map.entries {
+            self.value(v);
+        }
+    }
+
+    fn value(&mut self, v: &Value) {
+        match &v.kind {
+            ValueKind::Str(t) => {
+                for part in &t.parts {
+                    if let TemplatePart::Expr { source, span } = part {
+                        self.expr(source, *span);
+                    }
+                }
+            }
+            ValueKind::Seq(items) => {
+                for i in items {
+                    self.value(i);
+                }
+            }
+            ValueKind::Map(m) => self.map(m),
+            _ => {}
+        }
+    }
+
+    fn expr(&mut self, source: &str, span: Span) {
+        let ast = match parse_expression(source) {
+            Ok(ast) => ast,
+            Err(e) => {
+                self.out.push(Diagnostic::warning(
+                    span,
+                    format!("`${{{source}}}` cannot be parsed: {}", e.message),
+                ));
+                return;
+            }
+        };
+        if !self.check_names {
+            return;
+        }
+        let mut free = Vec::new();
+        free_names(&ast, &mut Vec::new(), &mut free);
+        let mut seen = HashSet::new();
+        for name in free {
+            if !seen.insert(name.clone()) || self.is_defined(&name) {
+                continue;
+            }
+            self.out.push(
+                Diagnostic::warning(
+                    span,
+                    format!("`{name}` is not defined by any param, `_export` or built-in variable"),
+                )
+                .with_help(format!(
+                    "define it in `_export:`, pass it with `-p {name}=...`, or guard it with `typeof {name} == 'undefined'`"
+                )),
+            );
+        }
+    }
+
+    fn is_defined(&self, name: &str) -> bool {
+        self.defined.contains(name)
+            || NAMES.contains(&name)
+            || RUNTIME_NAMES.contains(&name)
+            || is_global_name(name)
+    }
+}
+
+/// Identifiers an expression reads from its scope, except under `typeof` (a guard).
+fn free_names(e: &Expr, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
+    let mut go = |e: &Expr, locals: &mut Vec<Rc<str>>| free_names(e, locals, out);
+    match e {
+        Expr::Ident(name) => {
+            if !locals.contains(name) {
+                out.push(name.to_string());
+            }
+        }
+        Expr::Unary(UnaryOp::Typeof, inner) if matches!(**inner, Expr::Ident(_)) => {}
+        Expr::Num(_)
+        | Expr::Str(_)
+        | Expr::Bool(_)
+        | Expr::Null
+        | Expr::Regex { .. }
+        | Expr::This => {}
+        Expr::Array(items) | Expr::Comma(items) => {
+            for i in items {
+                go(i, locals);
+            }
+        }
+        Expr::Object(props) => {
+            for (_, v) in props {
+                go(v, locals);
+            }
+        }
+        Expr::Member(o, _) => go(o, locals),
+        Expr::Index(a, b) | Expr::Binary(_, a, b) | Expr::Logical(_, a, b) => {
+            go(a, locals);
+            go(b, locals);
+        }
+        Expr::Assign(target, _, value) => {
+            // An assignment defines a global; only its value is read.
+            if !matches!(**target, Expr::Ident(_)) {
+                go(target, locals);
+            }
+            go(value, locals);
+        }
+        Expr::Call(f, args) | Expr::New(f, args) => {
+            go(f, locals);
+            for a in args {
+                go(a, locals);
+            }
+        }
+        Expr::Unary(_, a) | Expr::Update(_, _, a) => go(a, locals),
+        Expr::Cond(a, b, c) => {
+            go(a, locals);
+            go(b, locals);
+            go(c, locals);
+        }
+        Expr::Function(def) => function_free_names(def, locals, out),
+    }
+}
+
+fn function_free_names(def: &FunctionDef, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
+    let mark = locals.len();
+    locals.extend(def.params.iter().cloned());
+    locals.push("arguments".into());
+    if let Some(n) = &def.name {
+        locals.push(n.clone());
+    }
+    declared(&def.body, locals);
+    for s in &def.body {
+        stmt_free_names(s, locals, out);
+    }
+    locals.truncate(mark);
+}
+
+/// `var` and function names of a body (hoisted).
+fn declared(body: &[Stmt], locals: &mut Vec<Rc<str>>) {
+    for s in body {
+        match s {
+            Stmt::Var(decls) => locals.extend(decls.iter().map(|(n, _)| n.clone())),
+            Stmt::Function(def) => locals.extend(def.name.clone()),
+            Stmt::ForIn(name, _, body) => {
+                locals.push(name.clone());
+                declared(std::slice::from_ref(&**body), locals);
+            }
+            Stmt::If(_, a, b) => {
+                declared(std::slice::from_ref(&**a), locals);
+                if let Some(b) = b {
+                    declared(std::slice::from_ref(&**b), locals);
+                }
+            }
+            Stmt::For { init, body, .. } => {
+                if let Some(init) = init {
+                    declared(std::slice::from_ref(&**init), locals);
+                }
+                declared(std::slice::from_ref(&**body), locals);
+            }
+            Stmt::While(_, body) | Stmt::DoWhile(body, _) => {
+                declared(std::slice::from_ref(&**body), locals);
+            }
+            Stmt::Block(body) => declared(body, locals),
+            Stmt::Expr(_) | Stmt::Return(_) | Stmt::Break | Stmt::Continue | Stmt::Empty => {}
+        }
+    }
+}
+
+fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
+    match s {
+        Stmt::Expr(e) | Stmt::Return(Some(e)) => free_names(e, locals, out),
+        Stmt::Var(decls) => {
+            for (_, init) in decls {
+                if let Some(e) = init {
+                    free_names(e, locals, out);
+                }
+            }
+        }
+        Stmt::If(test, a, b) => {
+            free_names(test, locals, out);
+            stmt_free_names(a, locals, out);
+            if let Some(b) = b {
+                stmt_free_names(b, locals, out);
+            }
+        }
+        Stmt::For {
+            init,
+            test,
+            update,
+            body,
+        } => {
+            if let Some(init) = init {
+                stmt_free_names(init, locals, out);
+            }
+            for e in [test, update].into_iter().flatten() {
+                free_names(e, locals, out);
+            }
+            stmt_free_names(body, locals, out);
+        }
+        Stmt::ForIn(_, obj, body) => {
+            free_names(obj, locals, out);
+            stmt_free_names(body, locals, out);
+        }
+        Stmt::While(test, body) | Stmt::DoWhile(body, test) => {
+            free_names(test, locals, out);
+            stmt_free_names(body, locals, out);
+        }
+        Stmt::Block(body) => {
+            for s in body {
+                stmt_free_names(s, locals, out);
+            }
+        }
+        Stmt::Function(def) => function_free_names(def, locals, out),
+        Stmt::Return(None) | Stmt::Break | Stmt::Continue | Stmt::Empty => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::diag::SourceMap;
+    use std::path::Path;
+
+    /// Loads `text` as `w.dig`, runs the checker and renders its warnings.
+    fn check(text: &str, expected: &str) {
+        let mut sources = SourceMap::new();
+        let (wf, diags) = crate::dig::load_source(
+            &mut sources,
+            Path::new("."),
+            Path::new("w.dig"),
+            text.as_bytes().to_vec(),
+        );
+        assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}");
+        let got: String = super::check_workflow(&wf.unwrap())
+            .iter()
+            .map(|d| d.render(&sources))
+            .collect();
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn warns_on_unparsable_expression_with_caret() {
+        check(
+            "+a:\n  echo>: ${1 +}\n",
+            "w.dig:2:12: warning: `${1 +}` cannot be parsed: expected an expression, found end of expression\n  |\n2 |   echo>: ${1 +}\n  |            ^^^\n",
+        );
+    }
+
+    #[test]
+    fn warns_on_provably_undefined_variable() {
+        check(
+            "_export:\n  known: 1\n+a:\n  echo>: ${known} ${unknwon}\n",
+            "w.dig:4:21: warning: `unknwon` is not defined by any param, `_export` or built-in variable\n  |\n4 |   echo>: ${known} ${unknwon}\n  |                     ^^^^^^^\n  = help: define it in `_export:`, pass it with `-p unknwon=...`, or guard it with `typeof unknwon == 'undefined'`\n",
+        );
+    }
+
+    #[test]
+    fn accepts_builtins_locals_loop_variables_and_typeof_guards() {
+        check(
+            "+a:\n  for_each>:\n    fruit: [apple]\n  _do:\n    echo>: ${fruit} ${i} ${session_date}\n+b:\n  echo>: \"${typeof maybe == 'undefined' ? '' : 1} ${[1].map(function(x){ var y = x; return y })} ${Math.max(1, 2)} ${moment().format()}\"\n",
+            "",
+        );
+    }
+
+    #[test]
+    fn stays_quiet_when_an_operator_may_store_params() {
+        check("+a:\n  py>: tasks.run\n+b:\n  echo>: ${stored.value}\n", "");
+    }
+}
