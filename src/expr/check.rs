@@ -176,9 +176,7 @@ impl Checker {
         let mut seen = HashSet::new();
         for name in names.free {
             // `typeof x` anywhere in the expression means its author handles a missing `x`.
-            if names.guarded.contains(&name)
-                || !seen.insert(name.clone())
-                || self.is_defined(&name)
+            if names.guarded.contains(&name) || !seen.insert(name.clone()) || self.is_defined(&name)
             {
                 continue;
             }
