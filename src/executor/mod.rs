@@ -396,6 +396,15 @@ async fn call_engine<E: EngineApi>(
 async fn blocking<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, crate::engine::Error> + Send + 'static,
 ) -> Result<T, Error> {
+    // On a current-thread runtime (`spade run`) the driver is the only task that matters while
+    // the engine commits, so the call runs inline: a hop to the blocking pool and back costs
+    // two context switches per batch and kept new threads (and their memory, which every
+    // `fork` copies) alive. Other runtimes keep their workers free.
+    if tokio::runtime::Handle::current().runtime_flavor()
+        == tokio::runtime::RuntimeFlavor::CurrentThread
+    {
+        return f().map_err(Error::from);
+    }
     tokio::task::spawn_blocking(f)
         .await
         .map_err(Error::EngineThread)?
