@@ -181,6 +181,9 @@ impl Store {
             .map_err(|e| Error::at_path(path, "set synchronous", e))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| Error::at_path(path, "set foreign_keys", e))?;
+        // One event's transaction runs a few dozen distinct statements; rusqlite's default
+        // cache of 16 evicted some of them on every event, so they were parsed again each time.
+        conn.set_prepared_statement_cache_capacity(128);
         let mut conn = conn;
         migrate::migrate(&mut conn, path)?;
         Ok(Store {
