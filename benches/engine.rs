@@ -10,9 +10,15 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary under test: `SPADE_BENCH_BIN` (an older build, for before/after figures measured
+/// in one sitting) or the one this benchmark was built with.
+fn spade_bin() -> std::ffi::OsString {
+    std::env::var_os("SPADE_BENCH_BIN").unwrap_or_else(|| env!("CARGO_BIN_EXE_spade").into())
+}
+
 fn spade(project: &Path, workflow: &str) -> Duration {
     let start = Instant::now();
-    let status = Command::new(env!("CARGO_BIN_EXE_spade"))
+    let status = Command::new(spade_bin())
         .args(["run", workflow, "--session", "2026-01-01", "--project"])
         .arg(project)
         .stdout(Stdio::null())
@@ -97,7 +103,10 @@ fn main() {
     );
 
     let ms = |d: Duration| d.as_secs_f64() * 1000.0;
-    println!("engine benchmarks (release binary; goals in brackets)");
+    println!(
+        "engine benchmarks ({}; goals in brackets)",
+        std::path::PathBuf::from(spade_bin()).display()
+    );
     println!(
         "(a) 1000-task sh> chain: {:.0} ms vs {:.0} ms for 1000 plain /bin/sh spawns = {:.2}x  [< 1.5x]",
         ms(a),

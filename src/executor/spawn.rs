@@ -72,6 +72,29 @@ pub struct TokioSpawner;
 
 impl Spawner for TokioSpawner {
     fn spawn(&self, spec: ProcessSpec) -> Result<Spawned, SpawnError> {
+        #[cfg(target_os = "linux")]
+        match vfork::spawn(&spec) {
+            Ok(Some(spawned)) => return Ok(spawned),
+            Ok(None) => {} // this process or spec cannot use the vfork path
+            Err(source) => {
+                return Err(SpawnError::Start {
+                    program: spec.program.clone(),
+                    source,
+                })
+            }
+        }
+        forked(spec)
+    }
+
+    fn kill_group(&self, pgid: u32) {
+        kill_group(pgid);
+    }
+}
+
+/// The portable path: std's `fork` + `exec` (forced by the `pre_exec` hook that sets the
+/// parent-death signal), through tokio's child handling.
+fn forked(spec: ProcessSpec) -> Result<Spawned, SpawnError> {
+    {
         #[allow(clippy::disallowed_methods)] // the single real Spawner
         let mut cmd = tokio::process::Command::new(&spec.program);
         cmd.args(&spec.args)
@@ -115,10 +138,6 @@ impl Spawner for TokioSpawner {
             pgid: pid,
             exit: Box::pin(exit),
         })
-    }
-
-    fn kill_group(&self, pgid: u32) {
-        kill_group(pgid);
     }
 }
 
@@ -186,6 +205,369 @@ fn kill_group(pgid: u32) {
         unsafe {
             libc::killpg(pgid, libc::SIGKILL);
         }
+    }
+}
+
+/// The fast path on Linux: `clone(CLONE_VM | CLONE_VFORK)` runs a small child function on its
+/// own stack that sets up the process (stdio, directory, group, parent-death signal) and
+/// `exec`s, like glibc's `posix_spawn`. A `fork` instead copies spade's page tables and then
+/// takes a copy-on-write fault for every page spade touches afterwards, which was the largest
+/// per-task cost of a `sh>` chain (see `docs-notes/exec.md`, "Performance"). std only takes its
+/// `posix_spawn` path without a `pre_exec` hook, and the parent-death signal needs one.
+#[cfg(target_os = "linux")]
+mod vfork {
+    #![allow(unsafe_code)] // raw process creation; every block states why it is sound
+
+    use super::{tee, to_exit_status, ExitStatus, GroupGuard, LazyLog, ProcessSpec, Spawned};
+    use super::{SpawnError, Stream};
+    use std::collections::HashSet;
+    use std::ffi::{CString, OsStr, OsString};
+    use std::os::fd::{AsRawFd as _, FromRawFd as _, OwnedFd, RawFd};
+    use std::os::unix::ffi::OsStrExt as _;
+    use std::os::unix::process::ExitStatusExt as _;
+    use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+
+    /// Everything the child needs, prepared by the parent: the child only reads it (and writes
+    /// `errno` when it fails), because it shares the parent's memory until it `exec`s.
+    struct ChildArgs {
+        program: *const libc::c_char,
+        argv: *const *const libc::c_char,
+        envp: *const *const libc::c_char,
+        cwd: *const libc::c_char,
+        /// Sources for fds 0, 1 and 2; -1 keeps spade's own.
+        stdio: [RawFd; 3],
+        parent: libc::pid_t,
+        /// The parent's signal mask, restored in the child just before `exec`.
+        mask: libc::sigset_t,
+        /// Set by the child when a step fails; read by the parent after `clone` returns.
+        errno: libc::c_int,
+    }
+
+    const STACK: usize = 64 * 1024;
+
+    /// Children whose exit future was dropped before they were reaped (their group was killed):
+    /// reaped without blocking at the next spawn, so they do not stay zombies for long.
+    static ORPHANS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
+
+    /// Starts the process, or `Ok(None)` when this path cannot be used (a relative program
+    /// that needs a `PATH` search, a kernel without `pidfd_open`, odd argument bytes).
+    pub(super) fn spawn(spec: &ProcessSpec) -> std::io::Result<Option<Spawned>> {
+        if !spec.program.is_absolute() || !pidfd_supported() {
+            return Ok(None);
+        }
+        reap_orphans();
+        let Some(program) = cstring(spec.program.as_os_str()) else {
+            return Ok(None);
+        };
+        let mut argv = vec![program.clone()];
+        for arg in &spec.args {
+            let Some(arg) = cstring(OsStr::new(arg)) else {
+                return Ok(None);
+            };
+            argv.push(arg);
+        }
+        let Some(envp) = environment(&spec.env) else {
+            return Ok(None);
+        };
+        let Some(cwd) = cstring(spec.cwd.as_os_str()) else {
+            return Ok(None);
+        };
+        let argv_ptrs = pointers(&argv);
+        let envp_ptrs = pointers(&envp);
+
+        let stdin = OwnedFd::from(std::fs::File::open("/dev/null")?);
+        let pipes = match &spec.log_path {
+            Some(_) => Some((pipe()?, pipe()?)),
+            None => None,
+        };
+        let mut stdio = [stdin.as_raw_fd(), -1, -1];
+        if let Some(((_, out_w), (_, err_w))) = &pipes {
+            stdio[1] = out_w.as_raw_fd();
+            stdio[2] = err_w.as_raw_fd();
+        }
+        // A source fd below 3 would be overwritten by an earlier dup2 (spade started with a
+        // standard stream closed): leave that rare case to the portable path.
+        if stdio.iter().any(|&fd| (0..3).contains(&fd)) {
+            return Ok(None);
+        }
+
+        let mut args = ChildArgs {
+            program: program.as_ptr(),
+            argv: argv_ptrs.as_ptr(),
+            envp: envp_ptrs.as_ptr(),
+            cwd: cwd.as_ptr(),
+            stdio,
+            // SAFETY: getpid has no preconditions.
+            parent: unsafe { libc::getpid() },
+            // SAFETY: sigset_t is plain data; all-zero is a valid (empty) value.
+            mask: unsafe { std::mem::zeroed() },
+            errno: 0,
+        };
+        let mut stack = vec![0u8; STACK];
+        // SAFETY: the pointer stays inside (one past the end of) the allocation; the stack
+        // grows down from there, aligned to 16 bytes as the x86-64 and aarch64 ABIs require.
+        let top = unsafe { stack.as_mut_ptr().add(STACK) };
+        let top = top.wrapping_sub(top as usize % 16);
+        // SAFETY: all signals are blocked around clone so that no handler of spade's runs in
+        // the child while it shares spade's memory (the child resets handlers before
+        // unblocking). CLONE_VFORK suspends this thread until the child has exec'd or exited,
+        // so `args`, `stack` and every string the pointers refer to outlive the child's use of
+        // them; the child function only makes raw syscalls and writes `args.errno`.
+        let pid = unsafe {
+            let mut all: libc::sigset_t = std::mem::zeroed();
+            libc::sigfillset(&mut all);
+            libc::pthread_sigmask(libc::SIG_SETMASK, &all, &mut args.mask);
+            let pid = libc::clone(
+                child_main,
+                top.cast(),
+                libc::CLONE_VM | libc::CLONE_VFORK | libc::SIGCHLD,
+                std::ptr::addr_of_mut!(args).cast(),
+            );
+            let clone_error = std::io::Error::last_os_error();
+            libc::pthread_sigmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut());
+            if pid < 0 {
+                return Err(clone_error);
+            }
+            pid
+        };
+        // SAFETY: the child has exec'd or exited (CLONE_VFORK), so nothing writes `errno`
+        // any more; the volatile read keeps the compiler from assuming it is still 0.
+        let errno = unsafe { std::ptr::read_volatile(std::ptr::addr_of!(args.errno)) };
+        drop(stack);
+        if errno != 0 {
+            reap_blocking(pid);
+            return Err(std::io::Error::from_raw_os_error(errno));
+        }
+        let pidfd = match pidfd_open(pid) {
+            Ok(fd) => fd,
+            Err(e) => {
+                super::kill_group(pid.unsigned_abs());
+                reap_blocking(pid);
+                return Err(e);
+            }
+        };
+        // The write ends now belong to the child only: close ours so the reads see EOF.
+        let (stdout, stderr) = match pipes {
+            Some(((out_r, out_w), (err_r, err_w))) => {
+                drop((out_w, err_w));
+                (
+                    Some(tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)?),
+                    Some(tokio::net::unix::pipe::Receiver::from_owned_fd(err_r)?),
+                )
+            }
+            None => (None, None),
+        };
+        drop(stdin);
+        let log = spec
+            .log_path
+            .clone()
+            .map(|path| Arc::new(Mutex::new(LazyLog::new(path))));
+        let passthrough = spec.passthrough;
+        let pid_u32 = pid.unsigned_abs();
+        // Created before the future so that dropping it unpolled still kills the group.
+        let guard = GroupGuard { pgid: pid_u32 };
+        let reaper = Reaper { pid, reaped: false };
+        let exit = async move {
+            let mut guard = guard;
+            let mut reaper = reaper;
+            let out = tee(stdout, log.clone(), passthrough.then_some(Stream::Stdout));
+            let err = tee(stderr, log, passthrough.then_some(Stream::Stderr));
+            let (status, (), ()) = tokio::join!(wait(pid, pidfd), out, err);
+            if status.is_ok() {
+                // The leader is reaped: its pgid may be reused, so never kill it later.
+                guard.pgid = 0;
+                reaper.reaped = true;
+            }
+            let status = status.map_err(|source| SpawnError::Wait {
+                pid: pid_u32,
+                source,
+            })?;
+            Ok::<ExitStatus, SpawnError>(status)
+        };
+        Ok(Some(Spawned {
+            pid: pid_u32,
+            pgid: pid_u32,
+            exit: Box::pin(exit),
+        }))
+    }
+
+    /// Runs in the child, on its own stack, sharing the parent's memory: raw syscalls only,
+    /// no allocation, no locks, nothing that could leave the parent's state inconsistent.
+    extern "C" fn child_main(arg: *mut libc::c_void) -> libc::c_int {
+        // SAFETY: `arg` is the parent's `ChildArgs`, alive and unaliased while the parent is
+        // suspended; every pointer in it refers to a NUL-terminated string or a NULL-terminated
+        // array of them, owned by the parent's frame.
+        unsafe {
+            let args = &mut *arg.cast::<ChildArgs>();
+            let fail = |args: &mut ChildArgs| -> libc::c_int {
+                args.errno = *libc::__errno_location();
+                if args.errno == 0 {
+                    args.errno = libc::EINVAL;
+                }
+                libc::_exit(127)
+            };
+            // Handlers are spade's code: reset them, and SIGPIPE (which Rust ignores) too, as
+            // std does for its children; other ignored signals stay ignored across exec.
+            for sig in 1..65 {
+                if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+                    continue;
+                }
+                let mut old: libc::sigaction = std::mem::zeroed();
+                if libc::sigaction(sig, std::ptr::null(), &mut old) != 0 {
+                    continue;
+                }
+                if old.sa_sigaction != libc::SIG_DFL
+                    && (old.sa_sigaction != libc::SIG_IGN || sig == libc::SIGPIPE)
+                {
+                    let mut new: libc::sigaction = std::mem::zeroed();
+                    new.sa_sigaction = libc::SIG_DFL;
+                    libc::sigaction(sig, &new, std::ptr::null_mut());
+                }
+            }
+            for (target, &source) in args.stdio.iter().enumerate() {
+                if source >= 0 && libc::dup2(source, target as libc::c_int) < 0 {
+                    return fail(args);
+                }
+            }
+            if libc::chdir(args.cwd) != 0 || libc::setpgid(0, 0) != 0 {
+                return fail(args);
+            }
+            // Task processes must die with the engine (see `set_parent_death_signal`).
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0) != 0 {
+                return fail(args);
+            }
+            // The parent may have died before prctl: then nobody would signal us.
+            if libc::getppid() != args.parent {
+                *libc::__errno_location() = libc::ESRCH;
+                return fail(args);
+            }
+            libc::sigprocmask(libc::SIG_SETMASK, &args.mask, std::ptr::null_mut());
+            libc::execve(args.program, args.argv, args.envp);
+            fail(args)
+        }
+    }
+
+    /// Waits for the exit without blocking the runtime: a pidfd becomes readable when the
+    /// process exits, then `waitpid` reaps it.
+    async fn wait(pid: libc::pid_t, pidfd: OwnedFd) -> std::io::Result<ExitStatus> {
+        // SAFETY: an `OwnedFd` keeps its fd open and unchanged until the `AsyncFd` drops it.
+        let fd = unsafe {
+            tokio::io::unix::AsyncFd::register_with_interest(pidfd, tokio::io::Interest::READABLE)
+        }
+        .map_err(std::io::Error::from)?;
+        loop {
+            let mut ready = fd.readable().await?;
+            let mut status: libc::c_int = 0;
+            // SAFETY: waitpid writes one int through a valid pointer.
+            let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+            if r == pid {
+                return Ok(to_exit_status(std::process::ExitStatus::from_raw(status)));
+            }
+            if r < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() != std::io::ErrorKind::Interrupted {
+                    return Err(e);
+                }
+            }
+            ready.clear_ready();
+        }
+    }
+
+    /// Hands a child that was not reaped (its exit future was dropped) to `reap_orphans`.
+    struct Reaper {
+        pid: libc::pid_t,
+        reaped: bool,
+    }
+
+    impl Drop for Reaper {
+        fn drop(&mut self) {
+            if !self.reaped {
+                ORPHANS
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(self.pid);
+            }
+        }
+    }
+
+    fn reap_orphans() {
+        ORPHANS
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .retain(|&pid| {
+                let mut status = 0;
+                // SAFETY: waitpid writes one int through a valid pointer.
+                let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+                r == 0
+            });
+    }
+
+    /// Reaps a child that already exited (or was just killed).
+    fn reap_blocking(pid: libc::pid_t) {
+        let mut status = 0;
+        // SAFETY: waitpid writes one int through a valid pointer.
+        unsafe { libc::waitpid(pid, &mut status, 0) };
+    }
+
+    fn pidfd_open(pid: libc::pid_t) -> std::io::Result<OwnedFd> {
+        // SAFETY: pidfd_open takes two integers and returns a new fd or -1.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd < 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        let fd = RawFd::try_from(fd).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+        // SAFETY: the kernel just returned this fd, and nothing else owns it.
+        Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+    }
+
+    /// Whether this kernel has `pidfd_open` (Linux 5.3+); checked once.
+    fn pidfd_supported() -> bool {
+        static SUPPORTED: OnceLock<bool> = OnceLock::new();
+        // SAFETY: getpid has no preconditions.
+        *SUPPORTED.get_or_init(|| pidfd_open(unsafe { libc::getpid() }).is_ok())
+    }
+
+    fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {
+        let mut fds = [0 as RawFd; 2];
+        // SAFETY: pipe2 writes two fds into the array it is given.
+        if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        // SAFETY: both fds were just created and are owned by nothing else.
+        Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    }
+
+    fn cstring(text: &OsStr) -> Option<CString> {
+        CString::new(text.as_bytes()).ok()
+    }
+
+    /// spade's environment with `extra` added; a later entry of `extra` wins, as with
+    /// `Command::envs`.
+    fn environment(extra: &[(String, String)]) -> Option<Vec<CString>> {
+        let mut seen: HashSet<OsString> = HashSet::new();
+        let mut out = Vec::new();
+        let extra = extra
+            .iter()
+            .rev()
+            .map(|(k, v)| (OsString::from(k), OsString::from(v)));
+        for (key, value) in extra.chain(std::env::vars_os()) {
+            if key.is_empty() || key.as_bytes().contains(&b'=') || !seen.insert(key.clone()) {
+                continue;
+            }
+            let mut entry = key;
+            entry.push("=");
+            entry.push(&value);
+            out.push(cstring(&entry)?);
+        }
+        Some(out)
+    }
+
+    fn pointers(strings: &[CString]) -> Vec<*const libc::c_char> {
+        strings
+            .iter()
+            .map(|s| s.as_ptr())
+            .chain(std::iter::once(std::ptr::null()))
+            .collect()
     }
 }
 
@@ -385,6 +767,94 @@ mod tests {
         })
         .await;
         assert!(gone.is_ok(), "grandchild {pid} survived the group kill");
+    }
+
+    /// Field `n` (1-based, after the command name) of `/proc/PID/stat`.
+    fn stat_field(pid: u32, n: usize) -> Option<String> {
+        let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+        let (_, rest) = stat.rsplit_once(") ")?;
+        rest.split(' ').nth(n - 3).map(str::to_string)
+    }
+
+    #[tokio::test]
+    async fn child_leads_its_group_in_its_directory_with_its_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sh(
+            "echo \"$SPADE_TEST_VALUE|$SPADE_B|$(pwd -P)\"; read -r _ || echo eof",
+            dir.path(),
+        );
+        // A later entry wins, as with `Command::envs`.
+        spec.env.push(("SPADE_B".into(), "first".into()));
+        spec.env.push(("SPADE_B".into(), "second".into()));
+        let spawned = TokioSpawner.spawn(spec).unwrap();
+        #[cfg(target_os = "linux")]
+        if let Some(pgrp) = stat_field(spawned.pid, 5) {
+            assert_eq!(pgrp, spawned.pid.to_string());
+        }
+        assert_eq!(spawned.exit.await.unwrap(), ExitStatus::Code(0));
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        let real = dir.path().canonicalize().unwrap();
+        assert_eq!(log, format!("a b;c|second|{}\neof\n", real.display()));
+    }
+
+    #[tokio::test]
+    async fn a_program_that_cannot_start_is_a_start_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sh("true", dir.path());
+        spec.program = dir.path().join("missing");
+        assert!(matches!(
+            TokioSpawner.spawn(spec),
+            Err(SpawnError::Start { .. })
+        ));
+        let mut spec = sh("true", dir.path());
+        spec.cwd = dir.path().join("missing-dir");
+        assert!(matches!(
+            TokioSpawner.spawn(spec),
+            Err(SpawnError::Start { .. })
+        ));
+    }
+
+    /// The parent-death signal is bound to the spawning thread: when that thread ends, the
+    /// child gets SIGKILL even though nobody dropped its exit future.
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn child_dies_with_the_thread_that_spawned_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let spec = sh("sleep 30", dir.path());
+        let pid = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            rt.block_on(async {
+                let spawned = TokioSpawner.spawn(spec).unwrap();
+                let pid = spawned.pid;
+                // Neither kill the group nor reap: only the parent-death signal may end it.
+                std::mem::forget(spawned.exit);
+                pid
+            })
+        })
+        .join()
+        .unwrap();
+        let start = std::time::Instant::now();
+        loop {
+            match stat_field(pid, 3).as_deref() {
+                None | Some("Z") => break,
+                Some(_) => {}
+            }
+            assert!(
+                start.elapsed() < std::time::Duration::from_secs(10),
+                "child {pid} outlived the thread that spawned it"
+            );
+            #[allow(clippy::disallowed_methods)] // polls another process, on real time
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let mut status = 0;
+        #[allow(unsafe_code)]
+        // SAFETY: waitpid writes one int through a valid pointer (reaps the zombie).
+        unsafe {
+            libc::waitpid(i32::try_from(pid).unwrap(), &mut status, 0);
+        }
     }
 
     #[tokio::test]
