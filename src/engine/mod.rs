@@ -98,7 +98,8 @@ pub struct NewAttempt {
     pub attempt_name: Option<String>,
     /// `-p`/`-P` params.
     pub params: crate::expr::JsonMap,
-    /// `--rerun`: start a new attempt even if the session already has a finished one.
+    /// `--rerun`: a finished attempt starts over with a fresh tree. Without it a failed or
+    /// killed attempt resumes (its succeeded tasks are kept) and a succeeded one stays done.
     pub rerun: bool,
 }
 
@@ -107,9 +108,14 @@ pub struct NewAttempt {
 pub struct PreparedAttempt {
     pub session: SessionId,
     pub attempt: AttemptId,
-    /// False when an attempt with that name already existed (resume).
+    /// False when an attempt with that name already existed and is returned as it is (an
+    /// unfinished one continues, a succeeded one stays finished); true when a tree was
+    /// instantiated (a new attempt, a `--rerun`, or a resume).
     pub created: bool,
     pub state: AttemptState,
+    /// `Some(kept)` when a failed or killed attempt resumes: the previous try's succeeded
+    /// operator tasks that will not run again.
+    pub resumed: Option<usize>,
 }
 
 /// One task as tests and reports see it.

@@ -76,6 +76,47 @@ fn remove_dotted(map: &mut JsonMap, key: &str) {
     }
 }
 
+/// Later wins; two objects merge deeply (as the scope merges its layers).
+fn deep_merge(into: &mut JsonMap, from: JsonMap) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                deep_merge(old, new);
+            }
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Folds store updates `(store, reset keys)`, in the order the scope applies them, into one
+/// update with the same effect on every later scope: each reset drops its keys from what was
+/// folded so far and is kept for the layers before the fold; each store merges in.
+pub(super) fn fold_stores(
+    items: &[(String, Option<String>)],
+) -> Result<(JsonMap, Vec<String>), Error> {
+    let mut store = JsonMap::new();
+    let mut resets: Vec<String> = Vec::new();
+    for (text, reset) in items {
+        let reset: Vec<String> = match reset {
+            Some(r) => serde_json::from_str(r).map_err(|source| Error::Json {
+                what: "reset_store",
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        for key in reset {
+            remove_dotted(&mut store, &key);
+            if !resets.contains(&key) {
+                resets.push(key);
+            }
+        }
+        deep_merge(&mut store, rows::json_map("store params", Some(text))?);
+    }
+    Ok((store, resets))
+}
+
 impl Scope {
     /// Builds the chain for `task` (whose ancestors, root first, are `ancestors`).
     pub(super) fn build(
