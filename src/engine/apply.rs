@@ -87,6 +87,11 @@ impl<'t, 'c> Apply<'t, 'c> {
         self
     }
 
+    /// Ends `deferring_starts`: later steps (`recover`) start ready operators again.
+    pub(crate) fn stop_deferring(&mut self) {
+        self.defer_starts = false;
+    }
+
     fn attempt(&mut self, id: AttemptId) -> Result<AttemptRow, Error> {
         if let Some(a) = self.attempts.get(&id) {
             return Ok(a.clone());

@@ -203,6 +203,56 @@ impl Engine {
         })
     }
 
+    /// `recover` preceded, in the same transaction, by events replayed from before a restart
+    /// (the executor's completion journals). The tasks those completions unblock are left
+    /// `ready` rather than started, and `recover` then starts every ready task once: a task is
+    /// never announced twice, and no run exists that `recover` would count as interrupted
+    /// although it never reached a process.
+    pub fn replay(
+        &self,
+        attempt: AttemptId,
+        now: Timestamp,
+        events: Vec<Event>,
+    ) -> Result<Vec<Action>, Error> {
+        self.store.write("replay", |tx| {
+            let mut a = apply::Apply::new(tx, now)
+                .with_lowerer(self.lower)
+                .deferring_starts();
+            for event in events {
+                match event {
+                    Event::Spawned {
+                        task,
+                        fence,
+                        pid,
+                        pgid,
+                    } => a.spawned(task, fence, pid, pgid)?,
+                    Event::Completed {
+                        task,
+                        fence,
+                        outcome,
+                    } => {
+                        a.complete(task, fence, *outcome)?;
+                        a.settle_all()?;
+                    }
+                    // `recover` ends with a tick of this attempt.
+                    Event::Tick => {}
+                }
+            }
+            a.stop_deferring();
+            let replayed = std::mem::take(&mut a.actions);
+            a.recover(attempt)?;
+            // A replayed completion that finished the attempt already said so; `recover` of
+            // the finished attempt says it again.
+            let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
+            if replayed.iter().any(finished) {
+                a.actions.retain(|x| !finished(x));
+            }
+            let mut actions = replayed;
+            actions.append(&mut a.actions);
+            Ok(actions)
+        })
+    }
+
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
         self.store.write("apply", |tx| {
             let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);

@@ -1367,3 +1367,102 @@ fn generating_past_the_task_limit_fails_the_generator() {
     );
     assert_eq!(h.started, ["+wf+gen"]);
 }
+
+/// `(interrupted_count, runs)` of a live task, read from the store.
+fn interruptions_and_runs(h: &Harness, name: &str) -> (u32, Vec<(i64, Option<String>)>) {
+    let id = task_id(h, name);
+    h.engine
+        .store()
+        .read("test", |tx| {
+            let count: u32 = tx
+                .query_row(
+                    "SELECT interrupted_count FROM tasks WHERE id = ?1",
+                    [id.0],
+                    |r| r.get(0),
+                )
+                .map_err(crate::store::sql("test"))?;
+            let mut stmt = tx
+                .prepare("SELECT fence, outcome FROM task_runs WHERE task_id = ?1 ORDER BY fence")
+                .map_err(crate::store::sql("test"))?;
+            let runs = stmt
+                .query_map([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(crate::store::sql("test"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(crate::store::sql("test"))?;
+            Ok::<_, super::Error>((count, runs))
+        })
+        .unwrap()
+}
+
+/// docs-notes/exec.md used to list "one extra interruption per restart": a journaled
+/// completion replayed before `recover` started the next task, `recover` then counted that
+/// never-spawned run as interrupted and started it again under a new fence.
+#[test]
+fn replayed_completion_starts_its_successor_once_and_counts_no_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(parallel(group(
+        "+wf",
+        vec![
+            op("+x", "sh", "x"),
+            group("+chain", vec![op("+a", "sh", "a"), op("+b", "sh", "b")]),
+        ],
+    )));
+    let mut h = Harness::new(dir.path(), wf);
+    assert_eq!(h.started, ["+wf+x", "+wf+chain+a"]);
+    let x = h.pending.pop_front().unwrap();
+    let a = h.pending.pop_front().unwrap();
+    h.apply(Event::Spawned {
+        task: x.task,
+        fence: x.fence,
+        pid: 7,
+        pgid: 7,
+    });
+    // spade dies; `+a` left a completion journal, `+x` (spawned) did not.
+    h.restart_without_recover();
+    let actions = h
+        .engine
+        .replay(
+            h.attempt,
+            h.now,
+            vec![Event::Completed {
+                task: a.task,
+                fence: a.fence,
+                outcome: Box::new(Outcome::Succeeded {
+                    store: JsonMap::new(),
+                    reset_store: Vec::new(),
+                    export: JsonMap::new(),
+                    subtasks: None,
+                }),
+            }],
+        )
+        .unwrap();
+    let starts: Vec<(String, i64)> = actions
+        .iter()
+        .filter_map(|act| match act {
+            super::Action::Start(run) => Some((run.full_name.clone(), run.fence.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [("+wf+x".to_owned(), 2), ("+wf+chain+b".to_owned(), 1)],
+        "`+b` is started once, under its first fence"
+    );
+    assert!(actions
+        .iter()
+        .any(|act| matches!(act, super::Action::Kill { pgid: 7, .. })));
+    assert_eq!(
+        interruptions_and_runs(&h, "+wf+chain+b"),
+        (0, vec![(1, None)]),
+        "a run that never reached a process is not an interruption"
+    );
+    assert_eq!(
+        interruptions_and_runs(&h, "+wf+x"),
+        (1, vec![(1, Some("interrupted".to_owned())), (2, None)]),
+        "a spawned run in flight is"
+    );
+    assert_eq!(
+        interruptions_and_runs(&h, "+wf+chain+a").1,
+        [(1, Some("succeeded".to_owned()))]
+    );
+}
