@@ -134,7 +134,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
     let session_text = session_time.to_zoned(tz).to_string();
     let verb = match (prepared.resumed, prepared.created) {
         (Some(kept), _) => format!(
-            "resumes its failed try: {kept} succeeded task{} kept, the rest runs again",
+            "resumes: {kept} succeeded task{} kept, the rest runs again",
             if kept == 1 { "" } else { "s" }
         ),
         (None, true) => "started".to_owned(),

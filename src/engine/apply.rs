@@ -242,6 +242,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 |r| r.get(0),
             )
             .map_err(sql("count_children"))?;
+        let resuming = self.attempt(parent.attempt)?.resume_root.is_some();
         let mut ids = Vec::with_capacity(children.len());
         for (i, (child, role)) in children.iter().enumerate() {
             let definition = def::to_json(child);
@@ -267,7 +268,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 }
             }
             // Kept before the next sibling's edges exist, so they never count it as pending.
-            if *role != Role::Error {
+            if resuming && *role != Role::Error {
                 let row = self.load(id)?;
                 if let Some(old) = self.previous_of(&row)? {
                     if old.state == TaskState::Succeeded {
