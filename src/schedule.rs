@@ -693,11 +693,31 @@ mod tests {
     }
 
     #[test]
+    fn well_formed_values_parse() {
+        for (kind, value) in [
+            ("daily>", "07:00:00"),
+            // Past 23 hours runs the next day, as in Digdag.
+            ("daily>", "30:00:00"),
+            ("hourly>", "30:00"),
+            ("weekly>", "Sun,09:00:00"),
+            ("weekly>", "3,09:00:00"),
+            ("monthly>", "1,09:00:00"),
+            ("minutes_interval>", "15"),
+            ("cron>", "*/5 * * * *"),
+            ("cron>", "0 0 * * 0"),
+            ("cron>", "0 0 * * 1-5"),
+        ] {
+            assert!(Rule::parse(kind, value).is_ok(), "{kind} {value}");
+        }
+    }
+
+    #[test]
     fn malformed_values_are_rejected_with_the_expected_shape() {
         for (kind, value) in [
             ("daily>", "7am"),
             ("daily>", "07:61:00"),
             ("hourly>", "5"),
+            ("hourly>", "10:11:12"),
             ("weekly>", "Funday,09:00:00"),
             ("monthly>", "32,04:00:00"),
             ("minutes_interval>", "0"),

@@ -77,22 +77,31 @@ fn write_out(w: &mut impl std::io::Write, text: &str) -> Result<(), crate::Error
 }
 
 fn load(path: &Path) -> Result<Loaded, crate::Error> {
-    if path.is_dir() {
+    let mut loaded = if path.is_dir() {
         let project = dig::load_project(path)?;
-        return Ok(Loaded {
+        Loaded {
             sources: project.sources,
             workflows: project.workflows,
             diagnostics: project.diagnostics,
-        });
+        }
+    } else {
+        let mut sources = SourceMap::new();
+        let dir = path.parent().unwrap_or(Path::new(""));
+        let (workflow, diagnostics) = dig::load_file(&mut sources, dir, path);
+        Loaded {
+            sources,
+            workflows: workflow.into_iter().collect(),
+            diagnostics,
+        }
+    };
+    // Expressions are checked only in workflows that loaded: their spans are then trustworthy.
+    for workflow in &loaded.workflows {
+        loaded
+            .diagnostics
+            .extend(crate::expr::check_workflow(workflow));
     }
-    let mut sources = SourceMap::new();
-    let dir = path.parent().unwrap_or(Path::new(""));
-    let (workflow, diagnostics) = dig::load_file(&mut sources, dir, path);
-    Ok(Loaded {
-        sources,
-        workflows: workflow.into_iter().collect(),
-        diagnostics,
-    })
+    crate::diag::sort(&mut loaded.diagnostics);
+    Ok(loaded)
 }
 
 fn count(loaded: &[Loaded], severity: Severity) -> usize {

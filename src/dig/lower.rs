@@ -885,27 +885,27 @@ impl Lower {
             );
             return None;
         };
-        let shape = match key.name.as_str() {
-            "daily>" => check_clock(&text, 3)
-                .then_some(())
-                .ok_or("`HH:MM:SS`, e.g. `07:00:00`"),
-            "hourly>" => check_clock(&text, 2)
-                .then_some(())
-                .ok_or("`MM:SS`, e.g. `30:00`"),
-            "weekly>" => check_weekly(&text)
-                .then_some(())
-                .ok_or("`Day,HH:MM:SS`, e.g. `Mon,09:00:00`"),
-            "monthly>" => check_monthly(&text)
-                .then_some(())
-                .ok_or("`D,HH:MM:SS`, e.g. `1,09:00:00`"),
-            "minutes_interval>" | "seconds_interval>" => text
-                .trim()
+        // `schedule::Rule::parse` is the one judge of a schedule's shape (the same code fires
+        // it); this only adds the example users need to fix it.
+        let expected = match key.name.as_str() {
+            "daily>" => "`HH:MM:SS`, e.g. `07:00:00`",
+            "hourly>" => "`MM:SS`, e.g. `30:00`",
+            "weekly>" => "`Day,HH:MM:SS`, e.g. `Mon,09:00:00`",
+            "monthly>" => "`D,HH:MM:SS`, e.g. `1,09:00:00`",
+            "minutes_interval>" | "seconds_interval>" => "a whole number of at least 1, e.g. `15`",
+            _ => "five cron fields, e.g. `'0 * * * *'`",
+        };
+        let shape = if key.name == "seconds_interval>" {
+            text.trim()
                 .parse::<u32>()
                 .ok()
                 .filter(|&n| n >= 1)
                 .map(|_| ())
-                .ok_or("a whole number of at least 1, e.g. `15`"),
-            _ => check_cron(&text).ok_or("five cron fields, e.g. `'0 * * * *'`"),
+                .ok_or(expected)
+        } else {
+            crate::schedule::Rule::parse(&key.name, &text)
+                .map(|_| ())
+                .map_err(|_| expected)
         };
         if let Err(expected) = shape {
             self.error_help(
@@ -1043,87 +1043,6 @@ pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
         rest = rest[unit.len_utf8()..].trim_start();
     }
     Some(Duration::from_secs(total))
-}
-
-/// `parts` colon-separated two-digit fields: `HH:MM:SS` (hours 0-23) or `MM:SS`.
-fn check_clock(text: &str, parts: usize) -> bool {
-    let fields: Vec<&str> = text.split(':').collect();
-    fields.len() == parts
-        && fields.iter().enumerate().all(|(i, f)| {
-            let max = if parts == 3 && i == 0 { 23 } else { 59 };
-            (1..=2).contains(&f.len())
-                && f.bytes().all(|b| b.is_ascii_digit())
-                && f.parse::<u32>().is_ok_and(|n| n <= max)
-        })
-}
-
-fn check_weekly(text: &str) -> bool {
-    const DAYS: &[&str] = &["sun", "mon", "tue", "wed", "thu", "fri", "sat"];
-    const FULL: &[&str] = &[
-        "sunday",
-        "monday",
-        "tuesday",
-        "wednesday",
-        "thursday",
-        "friday",
-        "saturday",
-    ];
-    let Some((day, time)) = text.split_once(',') else {
-        return false;
-    };
-    let day = day.trim().to_ascii_lowercase();
-    let day_ok = DAYS.contains(&day.as_str())
-        || FULL.contains(&day.as_str())
-        || day.parse::<u32>().is_ok_and(|d| d <= 6);
-    day_ok && check_clock(time.trim(), 3)
-}
-
-fn check_monthly(text: &str) -> bool {
-    let Some((day, time)) = text.split_once(',') else {
-        return false;
-    };
-    day.trim()
-        .parse::<u32>()
-        .is_ok_and(|d| (1..=31).contains(&d))
-        && check_clock(time.trim(), 3)
-}
-
-/// Validates a 5-field cron4j expression with the `cron` crate, which wants a seconds field
-/// first and numbers days of the week 1-7 from Sunday where cron4j uses 0-6.
-fn check_cron(text: &str) -> Option<()> {
-    use std::str::FromStr as _;
-    let fields: Vec<&str> = text.split_whitespace().collect();
-    let [minute, hour, dom, month, dow] = fields.as_slice() else {
-        return None;
-    };
-    let dow = shift_days(dow)?;
-    let expr = format!("0 {minute} {hour} {dom} {month} {dow}");
-    cron::Schedule::from_str(&expr).ok().map(|_| ())
-}
-
-/// Adds one to every number of a day-of-week field (`0-6` -> `1-7`), leaving names alone.
-fn shift_days(field: &str) -> Option<String> {
-    let mut out = String::new();
-    let mut digits = String::new();
-    let mut after_slash = false;
-    for c in field.chars().chain(std::iter::once('\0')) {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        if !digits.is_empty() {
-            let n: u32 = digits.parse().ok()?;
-            // A step (`*/2`) is a count, not a day.
-            let shifted = if after_slash { n } else { (n % 7) + 1 };
-            out.push_str(&shifted.to_string());
-            digits.clear();
-        }
-        after_slash = c == '/';
-        if c != '\0' {
-            out.push(c);
-        }
-    }
-    Some(out)
 }
 
 #[cfg(test)]
@@ -1308,23 +1227,5 @@ mod tests {
         check("5x", None);
         check("m", None);
         check("-5", None);
-    }
-
-    #[test]
-    fn schedule_shapes() {
-        assert!(check_clock("07:00:00", 3));
-        assert!(!check_clock("24:00:00", 3));
-        assert!(!check_clock("10:11:12", 2));
-        assert!(check_clock("30:00", 2));
-        assert!(check_weekly("Sun,09:00:00"));
-        assert!(check_weekly("3,09:00:00"));
-        assert!(!check_weekly("Funday,09:00:00"));
-        assert!(check_monthly("1,09:00:00"));
-        assert!(!check_monthly("32,09:00:00"));
-        assert!(check_cron("*/5 * * * *").is_some());
-        assert!(check_cron("0 0 * * 0").is_some());
-        assert!(check_cron("0 0 * * 1-5").is_some());
-        assert!(check_cron("0 0 * *").is_none());
-        assert!(check_cron("61 0 * * *").is_none());
     }
 }

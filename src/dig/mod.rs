@@ -270,3 +270,102 @@ pub fn lower_task(name: &str, body: &Value) -> Result<TaskDef, Vec<Diagnostic>> 
         Ok(task)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Writes `files` into a temp project, loads `main.dig` and returns the root's raw JSON
+    /// (without lowering details) or the rendered diagnostics.
+    fn check_include(files: &[(&str, &str)], expect: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        for (name, text) in files {
+            let path = dir.path().join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, text).unwrap();
+        }
+        let main = dir.path().join("main.dig");
+        let mut sources = SourceMap::new();
+        let bytes = std::fs::read(&main).unwrap();
+        let root = parse_bytes(&mut sources, main.clone(), bytes)
+            .unwrap()
+            .unwrap();
+        let mut diags = Vec::new();
+        let mut stack = vec![std::fs::canonicalize(&main).unwrap()];
+        let root = include::resolve(&mut sources, root, dir.path(), &mut stack, &mut diags);
+        let got = if diags.is_empty() {
+            serde_json::to_string(&root.to_json_raw()).unwrap()
+        } else {
+            diags
+                .iter()
+                .map(|d| d.message.clone())
+                .collect::<Vec<_>>()
+                .join("; ")
+        };
+        assert_eq!(got, expect);
+    }
+
+    #[test]
+    fn includes_merge_in_place_and_later_keys_win() {
+        check_include(
+            &[
+                (
+                    "main.dig",
+                    "_export: {a: 1, n: {x: 1}}\n!include : sub/inc.dig\n+last: {echo>: z}\n",
+                ),
+                (
+                    "sub/inc.dig",
+                    "_export: {b: 2, n: {y: 2}}\n+t: {echo>: t}\n+last: {echo>: from_inc}\n",
+                ),
+            ],
+            r#"{"_export":{"a":1,"n":{"x":1,"y":2},"b":2},"+t":{"echo>":"t"},"+last":{"echo>":"z"}}"#,
+        );
+        // Nested includes resolve against the including file's directory.
+        check_include(
+            &[
+                ("main.dig", "+g:\n  !include : a/one.dig\n"),
+                ("a/one.dig", "!include : two.dig\n+one: {echo>: 1}\n"),
+                ("a/two.dig", "+two: {echo>: 2}\n"),
+            ],
+            r#"{"+g":{"+two":{"echo>":2},"+one":{"echo>":1}}}"#,
+        );
+    }
+
+    #[test]
+    fn include_errors() {
+        check_include(
+            &[("main.dig", "!include : missing.dig\n")],
+            "cannot include `missing.dig`: file not found",
+        );
+        check_include(
+            &[("main.dig", "!include : ../x.dig\n")],
+            "`!include` path `../x.dig` leaves the including file's directory",
+        );
+        check_include(
+            &[("main.dig", "!include : main.dig\n")],
+            "`!include` cycle: main.dig -> main.dig",
+        );
+        check_include(
+            &[("main.dig", "!include : list.dig\n"), ("list.dig", "- a\n")],
+            "an included file must be a mapping of keys",
+        );
+    }
+
+    #[test]
+    fn workflow_names_follow_the_project_path() {
+        assert_eq!(
+            workflow_name(Path::new("proj"), Path::new("proj/etl.dig")),
+            "etl"
+        );
+        assert_eq!(workflow_name(Path::new("."), Path::new("./etl.dig")), "etl");
+        assert_eq!(
+            workflow_name(Path::new("p"), Path::new("p/sub/wf.dig")),
+            "sub/wf"
+        );
+        assert_eq!(
+            workflow_name_problem("1wf"),
+            Some("it must not start with a digit")
+        );
+        assert_eq!(workflow_name_problem("etl"), None);
+    }
+}

@@ -493,6 +493,17 @@ impl<'a> Cursor<'a> {
                     None => self.node(ValueKind::Null, colon_end, colon_end),
                 }
             } else {
+                if self.is_seq_entry(self.pos) {
+                    return self.fail_help(
+                        self.pos,
+                        self.pos + 1,
+                        "a sequence cannot start on the line of its key",
+                        format!(
+                            "move `- ...` to the next line, indented under `{}:`",
+                            key.name
+                        ),
+                    );
+                }
                 let v = self.parse_inline_value(isize::try_from(n).unwrap_or(isize::MAX))?;
                 self.finish_line()?;
                 self.skip_blank_lines()?;
@@ -1534,6 +1545,11 @@ mod tests {
         check_err("a: b: c\n", ":", "cannot contain `: `");
         check_err("a: \"x\" y\n", "y", "end of the line");
         check_err("a: 1\n- b\n", "-", "sequence item");
+        check_err(
+            "a: - b\n",
+            "-",
+            "sequence cannot start on the line of its key",
+        );
         check_err("a: 1\nb\n", "b", "expected `key: value`");
         check_err("a: \"\\q\"", "\\q", "unknown escape");
         check_err("a: 1\n---\nb: 2\n", "---", "second YAML document");

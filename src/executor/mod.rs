@@ -642,6 +642,9 @@ mod tests {
         retries: u32,
         wait_until: Option<Timestamp>,
         log: Vec<String>,
+        /// When the last completion was applied: what durations are measured to, because the
+        /// test loop may advance the manual clock once more before the driver returns.
+        last_completed: Option<Timestamp>,
     }
 
     impl FakeEngine {
@@ -709,6 +712,7 @@ mod tests {
                         Outcome::Interrupted => "interrupted".into(),
                     };
                     st.log.push(format!("completed {task}.{fence} {what}"));
+                    st.last_completed = Some(now);
                     if task != TaskId(st.current as i64) || fence != Fence(st.fence) {
                         return Ok(vec![]);
                     }
@@ -767,6 +771,7 @@ mod tests {
     ) -> (AttemptState, SignedDuration) {
         let clock = crate::operators::testkit::manual_clock();
         let start = clock.now();
+        let engine_probe = engine.clone();
         let deps = Deps {
             clock: clock.clone(),
             spawner,
@@ -788,7 +793,13 @@ mod tests {
             tokio::time::sleep(Duration::from_millis(1)).await;
         }
         let state = handle.await.unwrap().unwrap();
-        (state, clock.now().duration_since(start))
+        let end = engine_probe
+            .state
+            .lock()
+            .unwrap()
+            .last_completed
+            .unwrap_or_else(|| clock.now());
+        (state, end.duration_since(start))
     }
 
     #[tokio::test]

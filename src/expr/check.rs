@@ -171,11 +171,13 @@ impl Checker {
         if !self.check_names {
             return;
         }
-        let mut free = Vec::new();
-        free_names(&ast, &mut Vec::new(), &mut free);
+        let mut names = Names::default();
+        free_names(&ast, &mut Vec::new(), &mut names);
         let mut seen = HashSet::new();
-        for name in free {
-            if !seen.insert(name.clone()) || self.is_defined(&name) {
+        for name in names.free {
+            // `typeof x` anywhere in the expression means its author handles a missing `x`.
+            if names.guarded.contains(&name) || !seen.insert(name.clone()) || self.is_defined(&name)
+            {
                 continue;
             }
             let candidates = self
@@ -207,16 +209,31 @@ impl Checker {
     }
 }
 
-/// Identifiers an expression reads from its scope, except under `typeof` (a guard).
-fn free_names(e: &Expr, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
+/// The names an expression reads from its scope.
+#[derive(Default)]
+struct Names {
+    /// Read as values, in order of appearance.
+    free: Vec<String>,
+    /// Tested with `typeof NAME`: the expression expects them to be missing at times.
+    guarded: HashSet<String>,
+}
+
+/// Identifiers an expression reads from its scope; `typeof NAME` records a guard instead.
+fn free_names(e: &Expr, locals: &mut Vec<Rc<str>>, out: &mut Names) {
     let mut go = |e: &Expr, locals: &mut Vec<Rc<str>>| free_names(e, locals, out);
     match e {
         Expr::Ident(name) => {
             if !locals.contains(name) {
-                out.push(name.to_string());
+                out.free.push(name.to_string());
             }
         }
-        Expr::Unary(UnaryOp::Typeof, inner) if matches!(**inner, Expr::Ident(_)) => {}
+        Expr::Unary(UnaryOp::Typeof, inner) => {
+            if let Expr::Ident(name) = &**inner {
+                out.guarded.insert(name.to_string());
+            } else {
+                go(inner, locals);
+            }
+        }
         Expr::Num(_)
         | Expr::Str(_)
         | Expr::Bool(_)
@@ -261,7 +278,7 @@ fn free_names(e: &Expr, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
     }
 }
 
-fn function_free_names(def: &FunctionDef, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
+fn function_free_names(def: &FunctionDef, locals: &mut Vec<Rc<str>>, out: &mut Names) {
     let mark = locals.len();
     locals.extend(def.params.iter().cloned());
     locals.push("arguments".into());
@@ -331,7 +348,7 @@ fn declared(body: &[Stmt], locals: &mut Vec<Rc<str>>) {
     }
 }
 
-fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Vec<String>) {
+fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Names) {
     match s {
         Stmt::Expr(e) | Stmt::Return(Some(e)) | Stmt::Throw(e) => free_names(e, locals, out),
         Stmt::Switch(subject, cases) => {

@@ -4,16 +4,14 @@
 
 use crate::util;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 fn fixtures() -> PathBuf {
     util::root().join("tests/fixtures/dig_errors")
 }
 
 fn run_check(dir: &Path, args: &[&str]) -> std::process::Output {
-    #[allow(clippy::disallowed_methods)] // tests run the real binary directly
-    let mut cmd = Command::new(util::spade_bin());
-    cmd.arg("check")
+    util::spade()
+        .arg("check")
         .args(args)
         .current_dir(dir)
         .output()
