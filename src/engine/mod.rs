@@ -4,10 +4,13 @@
 //! - `Engine::open(db)` opens or creates the store.
 //! - `Engine::prepare_attempt(&NewAttempt, now)` registers the project/workflow revision,
 //!   the session (unique per project, workflow, session_time) and the attempt (unique per
-//!   session and attempt name; an existing name returns the existing attempt).
+//!   session and attempt name; an existing name returns the existing attempt, and a failed
+//!   or killed one resumes unless `rerun`: see `prepare`).
 //! - `Engine::recover(attempt, now)` is called once before driving an attempt (fresh or after
 //!   `kill -9`): runs left `running` become `Interrupted`, their process groups are returned
 //!   as `Action::Kill`, and every ready task is returned as `Action::Start`.
+//!   `Engine::replay(attempt, now, events)` is the same, preceded in its transaction by
+//!   completions replayed from journals.
 //! - `Engine::apply(now, event)` applies one event in one transaction and returns actions.
 
 pub mod action;

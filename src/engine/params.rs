@@ -271,3 +271,45 @@ pub(super) fn builtins(attempt: &AttemptRow, task_name: &str) -> JsonMap {
         last_executed_session_time: None,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Folded `(store, reset)` pairs, against what applying them one by one gives.
+    fn check(items: &[(serde_json::Value, &[&str])], store: serde_json::Value, reset: &[&str]) {
+        let items: Vec<(String, Option<String>)> = items
+            .iter()
+            .map(|(s, r)| (s.to_string(), (!r.is_empty()).then(|| json!(r).to_string())))
+            .collect();
+        let (got_store, got_reset) = fold_stores(&items).unwrap();
+        assert_eq!(serde_json::Value::Object(got_store), store);
+        assert_eq!(got_reset, reset);
+    }
+
+    #[test]
+    fn folded_stores_merge_deeply_and_keep_resets_for_earlier_layers() {
+        check(&[], json!({}), &[]);
+        check(
+            &[
+                (json!({"a": {"x": 1}, "k": 1}), &[]),
+                (json!({"a": {"y": 2}}), &[]),
+            ],
+            json!({"a": {"x": 1, "y": 2}, "k": 1}),
+            &[],
+        );
+        // A reset drops what was folded before it, not what comes after, and stays for the
+        // layers before the fold.
+        check(
+            &[
+                (json!({"a": {"x": 1, "y": 2}, "k": 1}), &[]),
+                (json!({"k": 2}), &["a.y", "gone"]),
+                (json!({}), &["k"]),
+                (json!({"k": 3}), &["a.y"]),
+            ],
+            json!({"a": {"x": 1}, "k": 3}),
+            &["a.y", "gone", "k"],
+        );
+    }
+}
