@@ -212,9 +212,10 @@ pub(super) fn prepare(
     })
 }
 
-/// Operator tasks of the previous tree (under `root`, live rows only) that succeeded and are
-/// kept by a resume: everything but the root and `^error` handlers, which run again when their
-/// task fails again.
+/// Succeeded leaves of the previous tree (under `root`, live rows only, `^error` subtrees
+/// excluded: a handler runs again when its task fails again), which a resume keeps: operator
+/// tasks, and groups without children (empty ones, and groups kept by an earlier resume,
+/// which count as one task whatever they held).
 fn count_kept(tx: &Tx<'_>, root: i64) -> Result<usize, Error> {
     let n: i64 = tx
         .query_row(
@@ -223,7 +224,8 @@ fn count_kept(tx: &Tx<'_>, root: i64) -> Result<usize, Error> {
                UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
                  WHERE t.parent_id = d.id AND t.epoch = d.child_epoch AND t.role != 'error') \
              SELECT COUNT(*) FROM d CROSS JOIN tasks t ON t.id = d.id \
-             WHERE t.kind = 'operator' AND t.state = ?2 AND t.id != ?1",
+             WHERE t.state = ?2 AND t.id != ?1 AND (t.kind = 'operator' OR NOT EXISTS ( \
+               SELECT 1 FROM tasks c WHERE c.parent_id = t.id AND c.epoch = t.child_epoch))",
             params![root, TaskState::Succeeded.as_str()],
             |r| r.get(0),
         )

@@ -737,13 +737,19 @@ fn succeeded_attempt_is_returned_and_rerun_resets_it_in_place() {
 }
 
 /// Prepares the harness's session again (as `spade run` without flags does) and recovers.
-fn run_again(h: &mut Harness, dir: &std::path::Path, wf: crate::dig::Workflow, rerun: bool) {
+fn run_again(
+    h: &mut Harness,
+    dir: &std::path::Path,
+    wf: crate::dig::Workflow,
+    rerun: bool,
+) -> super::PreparedAttempt {
     let mut req = super::testkit::new_attempt(dir, wf);
     req.rerun = rerun;
     let p = h.engine.prepare_attempt(&req, h.now).unwrap();
     assert_eq!(p.attempt, h.attempt, "the same attempt row");
     h.finished = None;
     h.recover();
+    p
 }
 
 /// The params a task's (only or last) run started with.
@@ -841,14 +847,19 @@ fn kept_group_carries_the_stores_and_resets_of_its_subtree() {
             vec!["gone".into(), "obj.y".into()],
         )],
     );
-    h.script("+last", vec![Script::Fail, Script::Succeed]);
+    h.script("+last", vec![Script::Fail, Script::Fail, Script::Succeed]);
     assert_eq!(h.run(), Some(AttemptState::Failed));
     let before = params_of(&h, "+wf+last");
-    run_again(&mut h, dir.path(), wf, false);
+    let first = run_again(&mut h, dir.path(), wf.clone(), false);
+    assert_eq!(first.resumed, Some(3), "+first, +g+a, +g+b");
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    // A resume of a resume: the kept rows of the second try are kept again.
+    let second = run_again(&mut h, dir.path(), wf, false);
+    assert_eq!(second.resumed, Some(2), "+first, and +g kept as one");
     assert_eq!(h.run(), Some(AttemptState::Succeeded));
     assert_eq!(h.starts_of("+a"), 1);
     assert_eq!(h.starts_of("+b"), 1);
-    assert_eq!(h.starts_of("+last"), 2);
+    assert_eq!(h.starts_of("+last"), 3);
     let after = params_of(&h, "+wf+last");
     assert_eq!(after.get("k"), Some(&json!("b")));
     assert_eq!(after.get("obj"), Some(&json!({"x": 1})));
