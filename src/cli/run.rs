@@ -13,6 +13,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 #[derive(Debug, clap::Args)]
+#[command(after_help = "\
+Running a session again continues its attempt (the same --attempt-name, default none):
+  - unfinished (spade stopped): it continues where it was;
+  - failed or killed: it resumes, keeping every task that succeeded (with the params it
+    stored) and running the failed, skipped and never-run ones again;
+  - succeeded: it is reported and nothing runs.
+--rerun runs a finished attempt again from scratch.")]
 pub struct RunArgs {
     /// Workflow name or `.dig` file (default: the project's only workflow).
     pub workflow: Option<String>,
@@ -32,7 +39,9 @@ pub struct RunArgs {
     /// The database (default: `<project>/.spade/spade.db`).
     #[arg(long)]
     pub db: Option<PathBuf>,
-    /// Start a new attempt even when the session already has a finished one.
+    /// Run the session's finished attempt again from scratch: every task runs. Without it a
+    /// failed or killed attempt resumes (tasks that succeeded are kept, the rest runs again)
+    /// and a succeeded one is reported and not run.
     #[arg(long)]
     pub rerun: bool,
     /// Names the attempt: a second run with the same name resumes it instead of starting over.
@@ -123,10 +132,13 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
     };
     let prepared = engine.prepare_attempt(&request, clock.now())?;
     let session_text = session_time.to_zoned(tz).to_string();
-    let verb = if prepared.created {
-        "started"
-    } else {
-        "resumed"
+    let verb = match (prepared.resumed, prepared.created) {
+        (Some(kept), _) => format!(
+            "resumes: {kept} succeeded task{} kept, the rest runs again",
+            if kept == 1 { "" } else { "s" }
+        ),
+        (None, true) => "started".to_owned(),
+        (None, false) => "resumed".to_owned(),
     };
     let _ = writeln!(
         std::io::stderr().lock(),

@@ -745,7 +745,7 @@ impl Lower {
     fn duration(&mut self, what: &str, v: &Value) -> Option<Duration> {
         let parsed = match &v.kind {
             ValueKind::Int(i) => u64::try_from(*i).ok().map(Duration::from_secs),
-            ValueKind::Str(t) if !t.has_expr() => parse_duration(&t.raw),
+            ValueKind::Str(t) if !t.has_expr() => super::duration::parse(&t.raw),
             _ => None,
         };
         if parsed.is_none() {
@@ -1012,39 +1012,6 @@ fn is_fixed_offset(name: &str) -> bool {
     hours.parse::<u32>().is_ok_and(|h| h <= 18)
 }
 
-/// `30`, `30s`, `5m`, `2h`, `1d`, `1h30m`, `1d 2h` (case-insensitive, like Digdag's
-/// `Durations`).
-pub(crate) fn parse_duration(text: &str) -> Option<Duration> {
-    let s = text.trim();
-    if s.is_empty() {
-        return None;
-    }
-    if s.bytes().all(|b| b.is_ascii_digit()) {
-        return s.parse().ok().map(Duration::from_secs);
-    }
-    let mut total: u64 = 0;
-    let mut rest = s;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return None;
-        }
-        let n: u64 = rest[..digits].parse().ok()?;
-        rest = rest[digits..].trim_start();
-        let unit = rest.chars().next()?;
-        let factor = match unit.to_ascii_lowercase() {
-            'd' => 86_400,
-            'h' => 3_600,
-            'm' => 60,
-            's' => 1,
-            _ => return None,
-        };
-        total = total.checked_add(n.checked_mul(factor)?)?;
-        rest = rest[unit.len_utf8()..].trim_start();
-    }
-    Some(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1207,25 +1174,5 @@ mod tests {
             "+g:\n  _parallel: true\n  +a:\n    _background: true\n    nop>:\n",
             &[("+a", "`_background` on `+a`")],
         );
-    }
-
-    #[test]
-    fn durations() {
-        let check = |s: &str, secs: Option<u64>| {
-            assert_eq!(parse_duration(s), secs.map(Duration::from_secs), "{s}");
-        };
-        check("30", Some(30));
-        check("30s", Some(30));
-        check("5m", Some(300));
-        check("2h", Some(7200));
-        check("1d", Some(86400));
-        check("1h30m", Some(5400));
-        check("1d 2h", Some(93600));
-        check("1H", Some(3600));
-        check("", None);
-        check("abc", None);
-        check("5x", None);
-        check("m", None);
-        check("-5", None);
     }
 }

@@ -4,6 +4,7 @@
 //! `include` (splices `!include :` files) -> `lower` (tree -> [`Workflow`], collecting every
 //! semantic error) -> diagnostics sorted by position.
 
+pub mod duration;
 mod include;
 mod lower;
 mod scalar;

@@ -53,6 +53,9 @@ pub(crate) struct Apply<'t, 'c> {
     /// `prepare_attempt` returns no actions.
     defer_starts: bool,
     lower: super::Lowerer,
+    /// While an attempt resumes: each new row's counterpart in the previous try's tree
+    /// (`None` when it has none), memoized because every child lookup walks up its parent.
+    previous: HashMap<TaskId, Option<Rc<TaskRow>>>,
 }
 
 fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> crate::store::Error {
@@ -70,6 +73,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             defs: HashMap::new(),
             defer_starts: false,
             lower: crate::dig::lower_task,
+            previous: HashMap::new(),
         }
     }
 
@@ -81,6 +85,11 @@ impl<'t, 'c> Apply<'t, 'c> {
     pub(crate) fn deferring_starts(mut self) -> Self {
         self.defer_starts = true;
         self
+    }
+
+    /// Ends `deferring_starts`: later steps (`recover`) start ready operators again.
+    pub(crate) fn stop_deferring(&mut self) {
+        self.defer_starts = false;
     }
 
     fn attempt(&mut self, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -233,6 +242,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 |r| r.get(0),
             )
             .map_err(sql("count_children"))?;
+        let resuming = self.attempt(parent.attempt)?.resume_root.is_some();
         let mut ids = Vec::with_capacity(children.len());
         for (i, (child, role)) in children.iter().enumerate() {
             let definition = def::to_json(child);
@@ -257,9 +267,105 @@ impl<'t, 'c> Apply<'t, 'c> {
                     rows::insert_edge(self.tx, up, id)?;
                 }
             }
+            // Kept before the next sibling's edges exist, so they never count it as pending.
+            if resuming && *role != Role::Error {
+                let row = self.load(id)?;
+                if let Some(old) = self.previous_of(&row)? {
+                    if old.state == TaskState::Succeeded {
+                        self.keep(row, &old)?;
+                    }
+                }
+            }
             ids.push(id);
         }
         Ok(ids)
+    }
+
+    /// The row with the same full name in the previous try's tree, while the attempt resumes.
+    /// Only the first instantiation of a level is matched: under a parent that went through a
+    /// group retry in this try (`child_epoch > 0`), everything runs again as a retry should.
+    /// `^error` subtrees never match: a handler runs again when its task fails again.
+    fn previous_of(&mut self, row: &TaskRow) -> Result<Option<Rc<TaskRow>>, Error> {
+        if let Some(p) = self.previous.get(&row.id) {
+            return Ok(p.clone());
+        }
+        let Some(old_root) = self.attempt(row.attempt)?.resume_root else {
+            return Ok(None);
+        };
+        let found = match row.parent {
+            None => Some(Rc::new(self.load(old_root)?)),
+            Some(_) if row.role == Role::Error => None,
+            Some(parent) => {
+                let parent = self.load(parent)?;
+                if parent.child_epoch != 0 {
+                    None
+                } else {
+                    match self.previous_of(&parent)? {
+                        None => None,
+                        Some(old_parent) => rows::select_tasks(
+                            self.tx,
+                            "previous_task",
+                            "parent_id = ?1 AND epoch = ?2 AND full_name = ?3",
+                            params![old_parent.id.0, old_parent.child_epoch, row.full_name],
+                        )?
+                        .into_iter()
+                        .next()
+                        .map(Rc::new),
+                    }
+                }
+            }
+        };
+        self.previous.insert(row.id, found.clone());
+        Ok(found)
+    }
+
+    /// A resumed attempt keeps a task that succeeded in the previous try: the new row is
+    /// succeeded at once, with the old run's params and exports and the store updates of the
+    /// old row and its whole subtree folded into one, so later tasks see the same params
+    /// although a kept group or generator gets no children.
+    fn keep(&mut self, mut row: TaskRow, old: &TaskRow) -> Result<(), Error> {
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "WITH RECURSIVE d(id, child_epoch) AS ( \
+                   SELECT id, child_epoch FROM tasks WHERE id = ?1 \
+                   UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
+                     WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) \
+                 SELECT t.store_params, t.reset_store FROM d CROSS JOIN tasks t ON t.id = d.id \
+                 WHERE t.store_params IS NOT NULL OR t.reset_store IS NOT NULL ORDER BY t.id",
+            )
+            .map_err(sql("kept_stores"))?;
+        let stores = stmt
+            .query_map(params![old.id.0], |r| {
+                Ok((
+                    r.get::<_, Option<String>>(0)?
+                        .unwrap_or_else(|| "{}".into()),
+                    r.get::<_, Option<String>>(1)?,
+                ))
+            })
+            .map_err(sql("kept_stores"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("kept_stores"))?;
+        let (store, reset) = params::fold_stores(&stores)?;
+        let store = (!stores.is_empty()).then(|| rows::to_json(&store));
+        let reset = (!reset.is_empty()).then(|| rows::to_json(&reset));
+        crate::store::exec(
+            self.tx,
+            "keep_task",
+            "UPDATE tasks SET params = ?1, export_params = ?2, store_params = ?3, \
+                 reset_store = ?4 WHERE id = ?5",
+            params![old.params, old.export_params, store, reset, row.id.0],
+        )?;
+        row.params.clone_from(&old.params);
+        row.export_params.clone_from(&old.export_params);
+        row.store_params = store;
+        row.reset_store = reset;
+        self.transition(
+            &mut row,
+            TaskEvent::Resumed,
+            "succeeded in the previous try",
+        )?;
+        Ok(())
     }
 
     /// The static children of a planned group, from its definition.

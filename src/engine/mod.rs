@@ -4,10 +4,13 @@
 //! - `Engine::open(db)` opens or creates the store.
 //! - `Engine::prepare_attempt(&NewAttempt, now)` registers the project/workflow revision,
 //!   the session (unique per project, workflow, session_time) and the attempt (unique per
-//!   session and attempt name; an existing name returns the existing attempt).
+//!   session and attempt name; an existing name returns the existing attempt, and a failed
+//!   or killed one resumes unless `rerun`: see `prepare`).
 //! - `Engine::recover(attempt, now)` is called once before driving an attempt (fresh or after
 //!   `kill -9`): runs left `running` become `Interrupted`, their process groups are returned
 //!   as `Action::Kill`, and every ready task is returned as `Action::Start`.
+//!   `Engine::replay(attempt, now, events)` is the same, preceded in its transaction by
+//!   completions replayed from journals.
 //! - `Engine::apply(now, event)` applies one event in one transaction and returns actions.
 
 pub mod action;
@@ -98,7 +101,8 @@ pub struct NewAttempt {
     pub attempt_name: Option<String>,
     /// `-p`/`-P` params.
     pub params: crate::expr::JsonMap,
-    /// `--rerun`: start a new attempt even if the session already has a finished one.
+    /// `--rerun`: a finished attempt starts over with a fresh tree. Without it a failed or
+    /// killed attempt resumes (its succeeded tasks are kept) and a succeeded one stays done.
     pub rerun: bool,
 }
 
@@ -107,9 +111,14 @@ pub struct NewAttempt {
 pub struct PreparedAttempt {
     pub session: SessionId,
     pub attempt: AttemptId,
-    /// False when an attempt with that name already existed (resume).
+    /// False when an attempt with that name already existed and is returned as it is (an
+    /// unfinished one continues, a succeeded one stays finished); true when a tree was
+    /// instantiated (a new attempt, a `--rerun`, or a resume).
     pub created: bool,
     pub state: AttemptState,
+    /// `Some(kept)` when a failed or killed attempt resumes: the previous try's succeeded
+    /// operator tasks that will not run again.
+    pub resumed: Option<usize>,
 }
 
 /// One task as tests and reports see it.
@@ -194,6 +203,56 @@ impl Engine {
             let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
             a.recover(attempt)?;
             Ok(a.actions)
+        })
+    }
+
+    /// `recover` preceded, in the same transaction, by events replayed from before a restart
+    /// (the executor's completion journals). The tasks those completions unblock are left
+    /// `ready` rather than started, and `recover` then starts every ready task once: a task is
+    /// never announced twice, and no run exists that `recover` would count as interrupted
+    /// although it never reached a process.
+    pub fn replay(
+        &self,
+        attempt: AttemptId,
+        now: Timestamp,
+        events: Vec<Event>,
+    ) -> Result<Vec<Action>, Error> {
+        self.store.write("replay", |tx| {
+            let mut a = apply::Apply::new(tx, now)
+                .with_lowerer(self.lower)
+                .deferring_starts();
+            for event in events {
+                match event {
+                    Event::Spawned {
+                        task,
+                        fence,
+                        pid,
+                        pgid,
+                    } => a.spawned(task, fence, pid, pgid)?,
+                    Event::Completed {
+                        task,
+                        fence,
+                        outcome,
+                    } => {
+                        a.complete(task, fence, *outcome)?;
+                        a.settle_all()?;
+                    }
+                    // `recover` ends with a tick of this attempt.
+                    Event::Tick => {}
+                }
+            }
+            a.stop_deferring();
+            let replayed = std::mem::take(&mut a.actions);
+            a.recover(attempt)?;
+            // A replayed completion that finished the attempt already said so; `recover` of
+            // the finished attempt says it again.
+            let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
+            if replayed.iter().any(finished) {
+                a.actions.retain(|x| !finished(x));
+            }
+            let mut actions = replayed;
+            actions.append(&mut a.actions);
+            Ok(actions)
         })
     }
 

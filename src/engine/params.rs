@@ -76,6 +76,47 @@ fn remove_dotted(map: &mut JsonMap, key: &str) {
     }
 }
 
+/// Later wins; two objects merge deeply (as the scope merges its layers).
+fn deep_merge(into: &mut JsonMap, from: JsonMap) {
+    for (k, v) in from {
+        match (into.get_mut(&k), v) {
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                deep_merge(old, new);
+            }
+            (_, v) => {
+                into.insert(k, v);
+            }
+        }
+    }
+}
+
+/// Folds store updates `(store, reset keys)`, in the order the scope applies them, into one
+/// update with the same effect on every later scope: each reset drops its keys from what was
+/// folded so far and is kept for the layers before the fold; each store merges in.
+pub(super) fn fold_stores(
+    items: &[(String, Option<String>)],
+) -> Result<(JsonMap, Vec<String>), Error> {
+    let mut store = JsonMap::new();
+    let mut resets: Vec<String> = Vec::new();
+    for (text, reset) in items {
+        let reset: Vec<String> = match reset {
+            Some(r) => serde_json::from_str(r).map_err(|source| Error::Json {
+                what: "reset_store",
+                source,
+            })?,
+            None => Vec::new(),
+        };
+        for key in reset {
+            remove_dotted(&mut store, &key);
+            if !resets.contains(&key) {
+                resets.push(key);
+            }
+        }
+        deep_merge(&mut store, rows::json_map("store params", Some(text))?);
+    }
+    Ok((store, resets))
+}
+
 impl Scope {
     /// Builds the chain for `task` (whose ancestors, root first, are `ancestors`).
     pub(super) fn build(
@@ -229,4 +270,46 @@ pub(super) fn builtins(attempt: &AttemptRow, task_name: &str) -> JsonMap {
         next_session_time: attempt.next_session_time,
         last_executed_session_time: None,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    /// Folded `(store, reset)` pairs, against what applying them one by one gives.
+    fn check(items: &[(serde_json::Value, &[&str])], store: serde_json::Value, reset: &[&str]) {
+        let items: Vec<(String, Option<String>)> = items
+            .iter()
+            .map(|(s, r)| (s.to_string(), (!r.is_empty()).then(|| json!(r).to_string())))
+            .collect();
+        let (got_store, got_reset) = fold_stores(&items).unwrap();
+        assert_eq!(serde_json::Value::Object(got_store), store);
+        assert_eq!(got_reset, reset);
+    }
+
+    #[test]
+    fn folded_stores_merge_deeply_and_keep_resets_for_earlier_layers() {
+        check(&[], json!({}), &[]);
+        check(
+            &[
+                (json!({"a": {"x": 1}, "k": 1}), &[]),
+                (json!({"a": {"y": 2}}), &[]),
+            ],
+            json!({"a": {"x": 1, "y": 2}, "k": 1}),
+            &[],
+        );
+        // A reset drops what was folded before it, not what comes after, and stays for the
+        // layers before the fold.
+        check(
+            &[
+                (json!({"a": {"x": 1, "y": 2}, "k": 1}), &[]),
+                (json!({"k": 2}), &["a.y", "gone"]),
+                (json!({}), &["k"]),
+                (json!({"k": 3}), &["a.y"]),
+            ],
+            json!({"a": {"x": 1}, "k": 3}),
+            &["a.y", "gone", "k"],
+        );
+    }
 }

@@ -1,13 +1,16 @@
 //! `prepare_attempt`: project, revision, session and attempt rows, deduplicated by the schema.
 //!
-//! `--rerun` of a finished attempt reuses its row (the `UNIQUE(session, name)` rule holds):
-//! in one transaction the attempt gets a new generation and a fresh root; the old tree stays
-//! as history under the old root and never counts again.
+//! A finished attempt reuses its row (the `UNIQUE(session, name)` rule holds): in one
+//! transaction the attempt gets a new generation and a fresh root; the old tree stays as
+//! history under the old root. `--rerun` keeps nothing of it; a resume (a failed or killed
+//! attempt run again without `--rerun`) records the old root, and every task instantiated in
+//! the new tree whose full name succeeded there is inserted succeeded (`Apply::keep`).
 
 use super::apply::Apply;
+use super::TaskState;
 use super::{def, AttemptState, Error, NewAttempt, PreparedAttempt};
 use crate::ids::{AttemptId, SessionId};
-use crate::store::rows::to_json;
+use crate::store::rows::{json_map, to_json};
 use crate::store::{sql, Tx};
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
@@ -135,48 +138,99 @@ pub(super) fn prepare(
             attempt,
             created: true,
             state: AttemptState::Running,
+            resumed: None,
         });
     }
-    let (id, state, generation): (i64, String, i64) = tx
+    let (id, state, generation, old_root, old_params): (i64, String, i64, Option<i64>, String) = tx
         .query_row(
-            "SELECT id, state, generation FROM attempts WHERE session_id = ?1 AND attempt_name = ?2",
+            "SELECT id, state, generation, root_task_id, params FROM attempts \
+             WHERE session_id = ?1 AND attempt_name = ?2",
             params![session, name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)),
+            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
         )
         .map_err(sql("select_attempt"))?;
     let attempt = AttemptId(id);
     let state = AttemptState::parse(&state).unwrap_or(AttemptState::Failed);
-    if state.is_finished() && req.rerun {
-        tx.execute(
-            "UPDATE attempts SET state = ?1, finished_at = NULL, revision_id = ?2, params = ?3, \
-             generation = ?4 WHERE id = ?5",
-            params![
-                AttemptState::Running.as_str(),
-                revision,
-                params_json,
-                generation + 1,
-                id
-            ],
-        )
-        .map_err(sql("rerun_attempt"))?;
-        Apply::new(tx, now).deferring_starts().instantiate_root(
-            attempt,
-            generation + 1,
-            &wf.root,
-        )?;
+    // A failed or killed try is resumed unless `--rerun` asks for a fresh tree; a succeeded
+    // attempt stays finished (Digdag refuses to resume one, too).
+    let resume_root = match (state, req.rerun) {
+        (AttemptState::Failed | AttemptState::Killed, false) => old_root,
+        _ => None,
+    };
+    if !(req.rerun && state.is_finished()) && resume_root.is_none() {
         return Ok(PreparedAttempt {
             session: SessionId(session),
             attempt,
-            created: true,
-            state: AttemptState::Running,
+            created: false,
+            state,
+            resumed: None,
         });
     }
+    let kept = match resume_root {
+        Some(root) => count_kept(tx, root)?,
+        None => 0,
+    };
+    let params_json = match resume_root {
+        // Like `digdag retry`, the new `-p`/`-P` params are merged over the old ones.
+        Some(_) => {
+            let mut merged = json_map("attempt params", Some(&old_params))?;
+            merged.extend(req.params.clone());
+            to_json(&merged)
+        }
+        None => params_json,
+    };
+    tx.execute(
+        "UPDATE attempts SET state = ?1, finished_at = NULL, revision_id = ?2, params = ?3, \
+         generation = ?4, resume_root_task_id = ?5 WHERE id = ?6",
+        params![
+            AttemptState::Running.as_str(),
+            revision,
+            params_json,
+            generation + 1,
+            resume_root,
+            id
+        ],
+    )
+    .map_err(sql("restart_attempt"))?;
+    Apply::new(tx, now)
+        .deferring_starts()
+        .instantiate_root(attempt, generation + 1, &wf.root)?;
+    // Kept tasks may already finish the new tree (a definition whose failed part is gone).
+    let state: String = tx
+        .query_row(
+            "SELECT state FROM attempts WHERE id = ?1",
+            params![id],
+            |r| r.get(0),
+        )
+        .map_err(sql("select_attempt"))?;
     Ok(PreparedAttempt {
         session: SessionId(session),
         attempt,
-        created: false,
-        state,
+        created: true,
+        state: AttemptState::parse(&state).unwrap_or(AttemptState::Failed),
+        resumed: resume_root.map(|_| kept),
     })
+}
+
+/// Succeeded leaves of the previous tree (under `root`, live rows only, `^error` subtrees
+/// excluded: a handler runs again when its task fails again), which a resume keeps: operator
+/// tasks, and groups without children (empty ones, and groups kept by an earlier resume,
+/// which count as one task whatever they held).
+fn count_kept(tx: &Tx<'_>, root: i64) -> Result<usize, Error> {
+    let n: i64 = tx
+        .query_row(
+            "WITH RECURSIVE d(id, child_epoch) AS ( \
+               SELECT id, child_epoch FROM tasks WHERE id = ?1 \
+               UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
+                 WHERE t.parent_id = d.id AND t.epoch = d.child_epoch AND t.role != 'error') \
+             SELECT COUNT(*) FROM d CROSS JOIN tasks t ON t.id = d.id \
+             WHERE t.state = ?2 AND t.id != ?1 AND (t.kind = 'operator' OR NOT EXISTS ( \
+               SELECT 1 FROM tasks c WHERE c.parent_id = t.id AND c.epoch = t.child_epoch))",
+            params![root, TaskState::Succeeded.as_str()],
+            |r| r.get(0),
+        )
+        .map_err(sql("count_kept"))?;
+    Ok(usize::try_from(n).unwrap_or(0))
 }
 
 /// `last_session_time` and `next_session_time` of a session of a scheduled workflow: the

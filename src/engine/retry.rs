@@ -123,22 +123,14 @@ pub fn duration_ms(j: &Json) -> Option<u64> {
     }
 }
 
+/// A string duration: plain (possibly fractional) seconds, or the `.dig` form (`1m30s`) that
+/// `dig::duration` parses for every other duration, so `_retry: ${...}` accepts what a literal
+/// `_retry:` accepts.
 fn str_duration_ms(s: &str) -> Option<u64> {
-    let Some(split) = s.find(|c: char| !(c.is_ascii_digit() || c == '.')) else {
-        let secs: f64 = s.parse().ok()?;
-        return Some((secs * 1000.0).round() as u64);
-    };
-    let (num, unit) = s.split_at(split);
-    let num: f64 = num.parse().ok()?;
-    let per = match unit.trim() {
-        "ms" => 1.0,
-        "s" | "sec" | "secs" | "seconds" => 1000.0,
-        "m" | "min" | "minutes" => 60_000.0,
-        "h" | "hours" => 3_600_000.0,
-        "d" | "days" => 86_400_000.0,
-        _ => return None,
-    };
-    Some((num * per).round() as u64)
+    if let Ok(secs) = s.parse::<f64>() {
+        return (secs >= 0.0 && secs.is_finite()).then(|| (secs * 1000.0).round() as u64);
+    }
+    crate::dig::duration::parse(s).and_then(|d| u64::try_from(d.as_millis()).ok())
 }
 
 /// `t + d`, saturating at the end of jiff's range instead of failing.
@@ -372,7 +364,8 @@ mod tests {
         assert_eq!(fmt_duration(Duration::from_secs(90)), "1m30s");
         assert_eq!(fmt_duration(Duration::from_secs(120)), "2m");
         assert_eq!(fmt_duration(Duration::from_millis(1500)), "1500ms");
-        assert_eq!(duration_ms(&json!("500ms")), Some(500));
+        assert_eq!(duration_ms(&json!("1m30s")), Some(90_000));
+        assert_eq!(duration_ms(&json!("0.5")), Some(500));
         assert_eq!(duration_ms(&json!(1.5)), Some(1500));
         assert_eq!(duration_ms(&json!("x")), None);
     }

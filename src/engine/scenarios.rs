@@ -701,29 +701,32 @@ fn attempt_dedupe_by_name_is_decided_by_the_schema() {
 }
 
 #[test]
-fn finished_attempt_is_returned_and_rerun_resets_it_in_place() {
+fn succeeded_attempt_is_returned_and_rerun_resets_it_in_place() {
     let dir = tempfile::tempdir().unwrap();
     let wf = workflow(group("+wf", vec![op("+a", "sh", "a")]));
     let mut h = Harness::new(dir.path(), wf.clone());
-    h.script("+a", vec![Script::Fail]);
-    assert_eq!(h.run(), Some(AttemptState::Failed));
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
     let mut req = super::testkit::new_attempt(dir.path(), wf);
     let done = h.engine.prepare_attempt(&req, h.now).unwrap();
     assert_eq!(
-        (done.attempt, done.created, done.state),
-        (h.attempt, false, AttemptState::Failed)
+        (done.attempt, done.created, done.state, done.resumed),
+        (h.attempt, false, AttemptState::Succeeded, None),
+        "a succeeded attempt is not resumed"
     );
     req.rerun = true;
     let rerun = h.engine.prepare_attempt(&req, h.now).unwrap();
-    assert_eq!((rerun.attempt, rerun.created), (h.attempt, true));
+    assert_eq!(
+        (rerun.attempt, rerun.created, rerun.resumed),
+        (h.attempt, true, None)
+    );
     assert_eq!(
         h.engine.attempt_state(h.attempt).unwrap(),
         AttemptState::Running
     );
     h.finished = None;
-    h.script("+a", vec![Script::Succeed]);
     h.recover();
     assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+a"), 2);
     let rows = h.tasks();
     assert_eq!(rows.iter().filter(|t| t.full_name == "+wf+a").count(), 2);
     assert_eq!(
@@ -731,6 +734,235 @@ fn finished_attempt_is_returned_and_rerun_resets_it_in_place() {
         2,
         "old tree is history"
     );
+}
+
+/// Prepares the harness's session again (as `spade run` without flags does) and recovers.
+fn run_again(
+    h: &mut Harness,
+    dir: &std::path::Path,
+    wf: crate::dig::Workflow,
+    rerun: bool,
+) -> super::PreparedAttempt {
+    let mut req = super::testkit::new_attempt(dir, wf);
+    req.rerun = rerun;
+    let p = h.engine.prepare_attempt(&req, h.now).unwrap();
+    assert_eq!(p.attempt, h.attempt, "the same attempt row");
+    h.finished = None;
+    h.recover();
+    p
+}
+
+/// The params a task's (only or last) run started with.
+fn params_of(h: &Harness, full_name: &str) -> JsonMap {
+    let i = h
+        .started
+        .iter()
+        .rposition(|n| n == full_name)
+        .unwrap_or_else(|| panic!("{full_name} never started: {:?}", h.started));
+    h.started_params[i].clone()
+}
+
+#[test]
+fn failed_attempt_resumes_keeping_succeeded_tasks_and_their_stores() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            op("+t1", "sh", "1"),
+            op("+t2", "sh", "2"),
+            op("+t3", "sh", "3"),
+            op("+t4", "sh", "4"),
+        ],
+    ));
+    let mut h = Harness::new(dir.path(), wf.clone());
+    h.script("+t1", vec![Script::Store(obj(json!({"k": "from t1"})))]);
+    h.script("+t3", vec![Script::Fail, Script::Succeed]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    assert_eq!(h.started, ["+wf+t1", "+wf+t2", "+wf+t3"]);
+
+    let req = super::testkit::new_attempt(dir.path(), wf.clone());
+    let p = h.engine.prepare_attempt(&req, h.now).unwrap();
+    assert_eq!(
+        (p.attempt, p.created, p.state, p.resumed),
+        (h.attempt, true, AttemptState::Running, Some(2)),
+        "a failed attempt resumes and keeps t1 and t2"
+    );
+    h.finished = None;
+    h.recover();
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(
+        h.started,
+        ["+wf+t1", "+wf+t2", "+wf+t3", "+wf+t3", "+wf+t4"],
+        "t1 and t2 are not started again"
+    );
+    assert_eq!(params_of(&h, "+wf+t4").get("k"), Some(&json!("from t1")));
+    assert_eq!(state_of(&h, "+wf+t1"), "succeeded");
+    assert_eq!(
+        h.tasks().iter().filter(|t| t.live).count(),
+        5,
+        "a fresh live tree"
+    );
+    assert_eq!(
+        h.tasks().iter().filter(|t| !t.live).count(),
+        5,
+        "the failed try stays as history"
+    );
+
+    // A second resume of the now succeeded attempt is a no-op; --rerun runs everything.
+    run_again(&mut h, dir.path(), wf.clone(), false);
+    assert_eq!(h.finished, Some(AttemptState::Succeeded));
+    assert_eq!(h.started.len(), 5);
+    run_again(&mut h, dir.path(), wf, true);
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+t1"), 2, "--rerun keeps nothing");
+    assert_eq!(h.starts_of("+t4"), 2);
+}
+
+#[test]
+fn kept_group_carries_the_stores_and_resets_of_its_subtree() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            op("+first", "sh", "f"),
+            group("+g", vec![op("+a", "sh", "a"), op("+b", "sh", "b")]),
+            op("+last", "sh", "l"),
+        ],
+    ));
+    let mut h = Harness::new(dir.path(), wf.clone());
+    h.script(
+        "+first",
+        vec![Script::Store(obj(json!({"gone": 1, "obj": {"x": 1}})))],
+    );
+    h.script(
+        "+a",
+        vec![Script::Store(obj(json!({"obj": {"y": 2}, "k": "a"})))],
+    );
+    h.script(
+        "+b",
+        vec![Script::StoreReset(
+            obj(json!({"k": "b"})),
+            vec!["gone".into(), "obj.y".into()],
+        )],
+    );
+    h.script("+last", vec![Script::Fail, Script::Fail, Script::Succeed]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    let before = params_of(&h, "+wf+last");
+    let first = run_again(&mut h, dir.path(), wf.clone(), false);
+    assert_eq!(first.resumed, Some(3), "+first, +g+a, +g+b");
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    // A resume of a resume: the kept rows of the second try are kept again.
+    let second = run_again(&mut h, dir.path(), wf, false);
+    assert_eq!(second.resumed, Some(2), "+first, and +g kept as one");
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+a"), 1);
+    assert_eq!(h.starts_of("+b"), 1);
+    assert_eq!(h.starts_of("+last"), 3);
+    let after = params_of(&h, "+wf+last");
+    assert_eq!(after.get("k"), Some(&json!("b")));
+    assert_eq!(after.get("obj"), Some(&json!({"x": 1})));
+    assert_eq!(after.get("gone"), None);
+    for key in ["k", "obj", "gone"] {
+        assert_eq!(
+            after.get(key),
+            before.get(key),
+            "`{key}` as before the resume"
+        );
+    }
+    assert!(
+        !h.tasks()
+            .iter()
+            .any(|t| t.live && t.full_name.starts_with("+wf+g+")),
+        "a kept group gets no children"
+    );
+}
+
+#[test]
+fn resume_regenerates_a_failed_for_each_but_not_a_succeeded_one() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            op("+fe1", "for_each", "x"),
+            op("+fe2", "for_each", "y"),
+            op("+last", "sh", "l"),
+        ],
+    ));
+    let body1 = v_map(vec![
+        ("+for-0=v=1", v_map(vec![("sh>", v_str("one"))])),
+        ("+for-1=v=2", v_map(vec![("sh>", v_str("two"))])),
+    ]);
+    let body2 = v_map(vec![
+        ("+for-0=w=1", v_map(vec![("sh>", v_str("ok"))])),
+        ("+for-1=w=2", v_map(vec![("sh>", v_str("flaky"))])),
+    ]);
+    let mut h = Harness::new(dir.path(), wf.clone());
+    h.script("+fe1", vec![Script::Generate(body1)]);
+    h.script("+fe2", vec![Script::Generate(body2)]);
+    h.script(
+        "+fe1^sub+for-1=v=2",
+        vec![Script::Store(obj(json!({"k": "fe1 child"})))],
+    );
+    h.script("+fe2^sub+for-1=w=2", vec![Script::Fail, Script::Succeed]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    assert_eq!(state_of(&h, "+wf+fe1"), "succeeded");
+    assert_eq!(state_of(&h, "+wf+fe2"), "group_error");
+
+    run_again(&mut h, dir.path(), wf, false);
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+fe1"), 1, "a succeeded generator is kept");
+    assert_eq!(h.starts_of("+fe1^sub+for-0=v=1"), 1);
+    assert_eq!(h.starts_of("+fe2"), 2, "a failed generator runs again");
+    assert_eq!(h.starts_of("+fe2^sub+for-1=w=2"), 2);
+    // Digdag's `retry --resume` too keeps a generated task that succeeded when the re-run
+    // generator produces the same full name.
+    assert_eq!(h.starts_of("+fe2^sub+for-0=w=1"), 1);
+    assert_eq!(state_of(&h, "+wf+fe2^sub+for-0=w=1"), "succeeded");
+    assert_eq!(
+        params_of(&h, "+wf+last").get("k"),
+        Some(&json!("fe1 child")),
+        "the kept generator carries its children's stores"
+    );
+}
+
+#[test]
+fn killed_attempt_resumes_and_error_handlers_run_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut b = op("+b", "sh", "b");
+    b.error = Some(Box::new(op("^error", "sh", "handler")));
+    let wf = workflow(group("+wf", vec![op("+a", "sh", "a"), b]));
+    let mut h = Harness::new(dir.path(), wf.clone());
+    h.script("+b", vec![Script::Fail]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    assert_eq!(h.starts_of("^error"), 1);
+    run_again(&mut h, dir.path(), wf.clone(), false);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    assert_eq!(h.starts_of("+a"), 1);
+    assert_eq!(
+        h.starts_of("^error"),
+        2,
+        "a handler that succeeded is not kept: its task failed again"
+    );
+
+    // A killed try resumes as well.
+    run_again(&mut h, dir.path(), wf.clone(), false);
+    assert_eq!(h.pending.len(), 1);
+    let actions = h.engine.kill_attempt(h.attempt, h.now).unwrap();
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        super::Action::AttemptFinished {
+            state: AttemptState::Killed,
+            ..
+        }
+    )));
+    h.pending.clear();
+    h.script("+b", vec![Script::Succeed]);
+    run_again(&mut h, dir.path(), wf, false);
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+a"), 1);
 }
 
 #[test]
@@ -1145,4 +1377,103 @@ fn generating_past_the_task_limit_fails_the_generator() {
         "generator fails instead"
     );
     assert_eq!(h.started, ["+wf+gen"]);
+}
+
+/// `(interrupted_count, runs)` of a live task, read from the store.
+fn interruptions_and_runs(h: &Harness, name: &str) -> (u32, Vec<(i64, Option<String>)>) {
+    let id = task_id(h, name);
+    h.engine
+        .store()
+        .read("test", |tx| {
+            let count: u32 = tx
+                .query_row(
+                    "SELECT interrupted_count FROM tasks WHERE id = ?1",
+                    [id.0],
+                    |r| r.get(0),
+                )
+                .map_err(crate::store::sql("test"))?;
+            let mut stmt = tx
+                .prepare("SELECT fence, outcome FROM task_runs WHERE task_id = ?1 ORDER BY fence")
+                .map_err(crate::store::sql("test"))?;
+            let runs = stmt
+                .query_map([id.0], |r| Ok((r.get(0)?, r.get(1)?)))
+                .map_err(crate::store::sql("test"))?
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(crate::store::sql("test"))?;
+            Ok::<_, super::Error>((count, runs))
+        })
+        .unwrap()
+}
+
+/// docs-notes/exec.md used to list "one extra interruption per restart": a journaled
+/// completion replayed before `recover` started the next task, `recover` then counted that
+/// never-spawned run as interrupted and started it again under a new fence.
+#[test]
+fn replayed_completion_starts_its_successor_once_and_counts_no_interruption() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(parallel(group(
+        "+wf",
+        vec![
+            op("+x", "sh", "x"),
+            group("+chain", vec![op("+a", "sh", "a"), op("+b", "sh", "b")]),
+        ],
+    )));
+    let mut h = Harness::new(dir.path(), wf);
+    assert_eq!(h.started, ["+wf+x", "+wf+chain+a"]);
+    let x = h.pending.pop_front().unwrap();
+    let a = h.pending.pop_front().unwrap();
+    h.apply(Event::Spawned {
+        task: x.task,
+        fence: x.fence,
+        pid: 7,
+        pgid: 7,
+    });
+    // spade dies; `+a` left a completion journal, `+x` (spawned) did not.
+    h.restart_without_recover();
+    let actions = h
+        .engine
+        .replay(
+            h.attempt,
+            h.now,
+            vec![Event::Completed {
+                task: a.task,
+                fence: a.fence,
+                outcome: Box::new(Outcome::Succeeded {
+                    store: JsonMap::new(),
+                    reset_store: Vec::new(),
+                    export: JsonMap::new(),
+                    subtasks: None,
+                }),
+            }],
+        )
+        .unwrap();
+    let starts: Vec<(String, i64)> = actions
+        .iter()
+        .filter_map(|act| match act {
+            super::Action::Start(run) => Some((run.full_name.clone(), run.fence.0)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        starts,
+        [("+wf+x".to_owned(), 2), ("+wf+chain+b".to_owned(), 1)],
+        "`+b` is started once, under its first fence"
+    );
+    assert!(actions
+        .iter()
+        .any(|act| matches!(act, super::Action::Kill { pgid: 7, .. })));
+    assert_eq!(
+        interruptions_and_runs(&h, "+wf+chain+b"),
+        (0, vec![(1, None)]),
+        "a run that never reached a process is not an interruption"
+    );
+    assert_eq!(
+        interruptions_and_runs(&h, "+wf+x"),
+        (1, vec![(1, Some("interrupted".to_owned())), (2, None)]),
+        "a spawned run in flight is"
+    );
+    assert_eq!(
+        interruptions_and_runs(&h, "+wf+chain+a").1,
+        [(1, Some("succeeded".to_owned()))]
+    );
 }

@@ -162,10 +162,13 @@ pub enum TaskEvent {
     Skip,
     /// The attempt was killed.
     Cancel,
+    /// A resumed attempt re-instantiated a task whose full name succeeded in the previous
+    /// try: the new row takes that outcome without running.
+    Resumed,
 }
 
 impl TaskEvent {
-    pub const ALL: [TaskEvent; 17] = [
+    pub const ALL: [TaskEvent; 18] = [
         TaskEvent::DepsMetOperator,
         TaskEvent::DepsMetGroup,
         TaskEvent::Start,
@@ -183,6 +186,7 @@ impl TaskEvent {
         TaskEvent::ErrorHandledGroupError,
         TaskEvent::Skip,
         TaskEvent::Cancel,
+        TaskEvent::Resumed,
     ];
 
     pub fn name(self) -> &'static str {
@@ -204,6 +208,7 @@ impl TaskEvent {
             TaskEvent::ErrorHandledGroupError => "error_handled_group_error",
             TaskEvent::Skip => "skip",
             TaskEvent::Cancel => "cancel",
+            TaskEvent::Resumed => "resumed",
         }
     }
 }
@@ -227,6 +232,7 @@ pub fn next(state: TaskState, event: TaskEvent) -> Result<TaskState, IllegalTran
         (S::Blocked, E::DepsMetGroup) => Ok(S::Planned),
         (S::Blocked, E::Skip) => Ok(S::Skipped),
         (S::Blocked, E::Cancel) => Ok(S::Canceled),
+        (S::Blocked, E::Resumed) => Ok(S::Succeeded),
         (
             S::Blocked,
             E::Start
@@ -264,7 +270,8 @@ pub fn next(state: TaskState, event: TaskEvent) -> Result<TaskState, IllegalTran
             | E::ChildrenFailed
             | E::ErrorHandledFailed
             | E::ErrorHandledGroupError
-            | E::Skip,
+            | E::Skip
+            | E::Resumed,
         ) => illegal,
 
         // --- running: the outcome of the current fence.
@@ -286,7 +293,8 @@ pub fn next(state: TaskState, event: TaskEvent) -> Result<TaskState, IllegalTran
             | E::ChildrenFailed
             | E::ErrorHandledFailed
             | E::ErrorHandledGroupError
-            | E::Skip,
+            | E::Skip
+            | E::Resumed,
         ) => illegal,
 
         // --- waiting for a retry: only the clock or a cancel moves it.
@@ -308,7 +316,8 @@ pub fn next(state: TaskState, event: TaskEvent) -> Result<TaskState, IllegalTran
             | E::ChildrenFailed
             | E::ErrorHandledFailed
             | E::ErrorHandledGroupError
-            | E::Skip,
+            | E::Skip
+            | E::Resumed,
         ) => illegal,
 
         // --- planned: decided once no child is progressible.
@@ -330,7 +339,8 @@ pub fn next(state: TaskState, event: TaskEvent) -> Result<TaskState, IllegalTran
             | E::Failed
             | E::RetryDue
             | E::Interrupted
-            | E::Skip,
+            | E::Skip
+            | E::Resumed,
         ) => illegal,
 
         // --- terminal states. A completion or interruption reaching a finished task comes
@@ -363,7 +373,8 @@ pub fn next(state: TaskState, event: TaskEvent) -> Result<TaskState, IllegalTran
             | E::ChildrenFailed
             | E::ErrorHandledFailed
             | E::ErrorHandledGroupError
-            | E::Skip,
+            | E::Skip
+            | E::Resumed,
         ) => illegal,
     }
 }
@@ -443,17 +454,17 @@ mod tests {
     fn transition_table_matches_snapshot() {
         let table = render_table();
         let expected = "\
-| blocked | ready | planned | - | - | - | - | - | - | - | - | - | - | - | - | - | skipped | canceled |
-| ready | - | - | running | planned | succeeded | - | failed | planned | - | - | - | - | - | - | - | - | canceled |
-| running | - | - | - | - | succeeded | planned | failed | planned | retry_waiting | - | ready | - | - | - | - | - | canceled |
-| retry_waiting | - | - | - | - | - | - | - | - | - | ready | - | - | - | - | - | - | canceled |
-| group_retry_waiting | - | - | - | - | - | - | - | - | - | ready | - | - | - | - | - | - | canceled |
-| planned | - | - | - | - | - | - | - | = | group_retry_waiting | - | - | succeeded | group_error | failed | group_error | - | canceled |
-| succeeded | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = |
-| failed | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = |
-| group_error | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = |
-| canceled | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = |
-| skipped | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = |
+| blocked | ready | planned | - | - | - | - | - | - | - | - | - | - | - | - | - | skipped | canceled | succeeded |
+| ready | - | - | running | planned | succeeded | - | failed | planned | - | - | - | - | - | - | - | - | canceled | - |
+| running | - | - | - | - | succeeded | planned | failed | planned | retry_waiting | - | ready | - | - | - | - | - | canceled | - |
+| retry_waiting | - | - | - | - | - | - | - | - | - | ready | - | - | - | - | - | - | canceled | - |
+| group_retry_waiting | - | - | - | - | - | - | - | - | - | ready | - | - | - | - | - | - | canceled | - |
+| planned | - | - | - | - | - | - | - | = | group_retry_waiting | - | - | succeeded | group_error | failed | group_error | - | canceled | - |
+| succeeded | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = | - |
+| failed | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = | - |
+| group_error | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = | - |
+| canceled | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = | - |
+| skipped | - | - | - | - | = | = | = | = | = | = | = | - | - | - | - | - | = | - |
 ";
         let body: String = table.lines().skip(2).map(|l| format!("{l}\n")).collect();
         assert_eq!(body, expected);

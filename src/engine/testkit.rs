@@ -259,12 +259,17 @@ impl Harness {
     /// Simulates `kill -9` and a restart: a new engine on the same file, in-flight runs lost
     /// (their late results may still be applied by the test), then `recover`.
     pub fn restart(&mut self) {
+        self.restart_without_recover();
+        self.recover();
+    }
+
+    /// `restart` up to the new engine: the test then calls `recover` or `Engine::replay`.
+    pub fn restart_without_recover(&mut self) {
         let path = self.engine.store().path().to_owned();
         self.engine = Engine::open(&path)
             .map(|e| e.with_lowerer(lower_for_tests))
             .unwrap_or_else(|e| panic!("reopen: {e}"));
         self.pending.clear();
-        self.recover();
     }
 
     pub fn recover(&mut self) {

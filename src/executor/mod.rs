@@ -65,6 +65,26 @@ impl<E: EngineApi> Clone for Deps<E> {
 pub trait EngineApi: Send + Sync + 'static {
     fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError>;
     fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError>;
+    /// Applies completions replayed from journals, then recovers. The default applies them
+    /// one by one and drops the starts they return (`recover` announces every startable task
+    /// again); `Engine` does both in one transaction without starting anything twice.
+    fn replay(
+        &self,
+        attempt: AttemptId,
+        now: Timestamp,
+        events: Vec<Event>,
+    ) -> Result<Vec<Action>, EngineError> {
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(
+                self.apply(now, event)?
+                    .into_iter()
+                    .filter(|a| !matches!(a, Action::Start(_))),
+            );
+        }
+        actions.extend(self.recover(attempt, now)?);
+        Ok(actions)
+    }
     fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError>;
     /// The stored definition of a task, for generators' unevaluated `_do:` blocks; `None`
     /// when the engine keeps none (the driver then looks in the loaded workflow).
@@ -83,6 +103,15 @@ impl EngineApi for Engine {
 
     fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
         Engine::apply(self, now, event)
+    }
+
+    fn replay(
+        &self,
+        attempt: AttemptId,
+        now: Timestamp,
+        events: Vec<Event>,
+    ) -> Result<Vec<Action>, EngineError> {
+        Engine::replay(self, attempt, now, events)
     }
 
     fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError> {
@@ -150,21 +179,15 @@ async fn drive_inner<E: EngineApi>(
     let mut wake: Option<Timestamp> = None;
 
     // Runs whose command finished before a crash left a journal: their completions are
-    // applied first, so recovery does not run them again. The tasks those completions unblock
-    // are not started from here: `recover` (which must come after, or it would fence the
-    // journaled runs off) announces every startable task, and starting both would run a task
-    // under two fences.
+    // applied first, so recovery does not run them again, and in the recovery transaction, so
+    // the tasks they unblock are started once, by recovery (which must come after the replay,
+    // or it would fence the journaled runs off).
     let (replay, replayed) = replay_journals(&spec.run_dir);
-    let mut pending: Vec<Action> = call_engine(deps, replay)
-        .await?
-        .into_iter()
-        .filter(|a| !matches!(a, Action::Start(_)))
-        .collect();
-    remove_journals(replayed);
     let attempt = spec.attempt;
     let now = deps.clock.now();
     let engine = deps.engine.clone();
-    pending.extend(blocking(move || engine.recover(attempt, now)).await?);
+    let mut pending: Vec<Action> = blocking(move || engine.replay(attempt, now, replay)).await?;
+    remove_journals(replayed);
 
     // Journals whose completions are committed; removed once the next runs have started, so
     // the unlinks stay off the path from one task to the next.

@@ -6,7 +6,6 @@
 use super::{failed, succeeded, Context, Error, Operator};
 use crate::clock::BoxFuture;
 use crate::engine::Outcome;
-use std::time::Duration;
 
 pub struct Wait;
 
@@ -14,7 +13,7 @@ impl Operator for Wait {
     fn run(&self, ctx: Context) -> BoxFuture<'static, Result<Outcome, Error>> {
         Box::pin(async move {
             let text = ctx.command_text();
-            let Some(duration) = parse_duration(&text) else {
+            let Some(duration) = crate::dig::duration::parse(&text) else {
                 return Ok(failed(
                     format!("invalid duration `{text}` for wait>: use forms like `30s`, `1m30s`, `2h` or seconds"),
                     false,
@@ -33,71 +32,14 @@ impl Operator for Wait {
     }
 }
 
-/// `[Nd][Nh][Nm][Ns]` (case-insensitive, spaces allowed), or a plain number of seconds.
-pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text: String = text.chars().filter(|c| !c.is_whitespace()).collect();
-    if text.is_empty() {
-        return None;
-    }
-    if let Ok(secs) = text.parse::<u64>() {
-        return Some(Duration::from_secs(secs));
-    }
-    let mut total: u64 = 0;
-    let mut number = String::new();
-    let mut last_unit = 0;
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            number.push(c);
-            continue;
-        }
-        let (rank, unit) = match c.to_ascii_lowercase() {
-            'd' => (1, 86_400),
-            'h' => (2, 3_600),
-            'm' => (3, 60),
-            's' => (4, 1),
-            _ => return None,
-        };
-        // Units must come once each, largest first, each after a number.
-        if number.is_empty() || rank <= last_unit {
-            return None;
-        }
-        last_unit = rank;
-        let n: u64 = number.parse().ok()?;
-        total = total.checked_add(n.checked_mul(unit)?)?;
-        number.clear();
-    }
-    number.is_empty().then_some(Duration::from_secs(total))
-}
-
 #[cfg(test)]
 mod tests {
     use super::super::testkit::{context, manual_clock, run};
     use super::*;
     use crate::clock::Clock as _;
     use crate::executor::spawn::FakeSpawner;
+    use std::time::Duration;
     use std::sync::Arc;
-
-    #[test]
-    fn durations() {
-        let check = |text: &str, secs: Option<u64>| {
-            assert_eq!(
-                parse_duration(text),
-                secs.map(Duration::from_secs),
-                "{text}"
-            );
-        };
-        check("30s", Some(30));
-        check("1m30s", Some(90));
-        check("1M 30S", Some(90));
-        check("2h", Some(7200));
-        check("1d2h3m4s", Some(93_784));
-        check("45", Some(45));
-        check("", None);
-        check("1x", None);
-        check("30s1m", None);
-        check("m", None);
-        check("1m2", None);
-    }
 
     #[tokio::test]
     async fn sleeps_on_the_injected_clock() {

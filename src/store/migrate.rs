@@ -11,6 +11,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "002_schedule_times",
         include_str!("../../schema/002_schedule_times.sql"),
     ),
+    ("003_resume", include_str!("../../schema/003_resume.sql")),
 ];
 
 /// The version this binary writes and understands.

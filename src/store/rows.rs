@@ -390,6 +390,9 @@ pub struct AttemptRow {
     /// The schedule's previous and next session times, fixed when the attempt was created.
     pub last_session_time: Option<Timestamp>,
     pub next_session_time: Option<Timestamp>,
+    /// The root of the previous try's tree while the attempt resumes it (`None` for a fresh
+    /// attempt or a `--rerun`): succeeded tasks are looked up there by full name.
+    pub resume_root: Option<TaskId>,
 }
 
 pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -399,7 +402,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         .prepare_cached(
             "SELECT a.id, s.id, s.project_id, s.workflow, s.session_time, s.session_uuid, \
              a.attempt_name, r.timezone, a.params, a.state, a.root_task_id, a.generation, \
-             a.last_session_time, a.next_session_time \
+             a.last_session_time, a.next_session_time, a.resume_root_task_id \
              FROM attempts a JOIN sessions s ON s.id = a.session_id \
              JOIN revisions r ON r.id = a.revision_id WHERE a.id = ?1",
         )
@@ -420,6 +423,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
                     r.get::<_, i64>(11)?,
                     r.get::<_, Option<String>>(12)?,
                     r.get::<_, Option<String>>(13)?,
+                    r.get::<_, Option<i64>>(14)?,
                 ))
             })
         })
@@ -448,6 +452,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         generation: row.11,
         last_session_time: optional_time("last_session_time", row.12.as_deref())?,
         next_session_time: optional_time("next_session_time", row.13.as_deref())?,
+        resume_root: row.14.map(TaskId),
     })
 }
 

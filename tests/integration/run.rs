@@ -281,20 +281,49 @@ fn session_last_reuses_the_newest_session() {
 }
 
 #[test]
-fn failed_attempt_is_reported_until_rerun() {
-    let project = Project::new();
-    project.write(
-        "flaky.dig",
-        "+once:\n  sh>: printf 'once ' >> out\n+gate:\n  sh>: printf 'gate ' >> out; [ -e fixed ]\n",
+fn failed_attempt_resumes_keeping_succeeded_tasks() {
+    let project = Project::fixture("resume_failed");
+    let args = ["resume_failed", "--session", "2026-01-01"];
+    let failed = project.run(&args);
+    failed.expect(1);
+    assert!(
+        failed.stderr.contains("failed: +resume_failed+third"),
+        "{}",
+        failed.stderr
     );
-    let args = ["flaky", "--session", "2026-01-01"];
-    project.run(&args).expect(1);
+    assert_eq!(project.read("out"), "first second third ");
     project.write("fixed", "");
-    // The session's attempt already failed: running it again reports it and runs nothing.
-    project.run(&args).expect(1);
-    assert_eq!(project.read("out"), "once gate ");
+    let resumed = project.run(&args);
+    resumed.expect(0);
+    assert!(
+        resumed
+            .stderr
+            .contains("resumes: 2 succeeded tasks kept, the rest runs again"),
+        "{}",
+        resumed.stderr
+    );
+    assert!(
+        !resumed.stderr.contains("+resume_failed+first started"),
+        "{}",
+        resumed.stderr
+    );
+    assert_eq!(
+        project.read("out"),
+        "first second third third fourth=stored-by-first ",
+        "the first two tasks ran once; the fourth sees what the first stored"
+    );
+    // Succeeded now: running it again does nothing; `--rerun` runs everything again.
+    project.run(&args).expect(0);
+    assert_eq!(
+        project.read("out"),
+        "first second third third fourth=stored-by-first "
+    );
     project.run(&[&args[..], &["--rerun"]].concat()).expect(0);
-    assert_eq!(project.read("out"), "once gate once gate ");
+    assert_eq!(
+        project.read("out"),
+        "first second third third fourth=stored-by-first \
+         first second third fourth=stored-by-first "
+    );
 }
 
 #[test]
