@@ -38,8 +38,8 @@ mod tests {
     use super::*;
     use crate::clock::Clock as _;
     use crate::executor::spawn::FakeSpawner;
-    use std::time::Duration;
     use std::sync::Arc;
+    use std::time::Duration;
 
     #[tokio::test]
     async fn sleeps_on_the_injected_clock() {
