@@ -94,51 +94,49 @@ impl Spawner for TokioSpawner {
 /// The portable path: std's `fork` + `exec` (forced by the `pre_exec` hook that sets the
 /// parent-death signal), through tokio's child handling.
 fn forked(spec: ProcessSpec) -> Result<Spawned, SpawnError> {
-    {
-        #[allow(clippy::disallowed_methods)] // the single real Spawner
-        let mut cmd = tokio::process::Command::new(&spec.program);
-        cmd.args(&spec.args)
-            .envs(spec.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(&spec.cwd)
-            .stdin(std::process::Stdio::null())
-            .process_group(0)
-            .kill_on_drop(true);
-        set_parent_death_signal(&mut cmd);
-        let log = match &spec.log_path {
-            Some(path) => {
-                cmd.stdout(std::process::Stdio::piped())
-                    .stderr(std::process::Stdio::piped());
-                Some(Arc::new(Mutex::new(LazyLog::new(path.clone()))))
-            }
-            None => None,
-        };
-        let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
-            program: spec.program.clone(),
-            source,
-        })?;
-        let pid = child.id().unwrap_or(0);
-        let stdout = child.stdout.take();
-        let stderr = child.stderr.take();
-        let passthrough = spec.passthrough;
-        // Created before the future so that dropping it unpolled still kills the group.
-        let guard = GroupGuard { pgid: pid };
-        let exit = async move {
-            // Move the whole guard in (not just a copy of its field).
-            let mut guard = guard;
-            let out = tee(stdout, log.clone(), passthrough.then_some(Stream::Stdout));
-            let err = tee(stderr, log, passthrough.then_some(Stream::Stderr));
-            let (status, (), ()) = tokio::join!(child.wait(), out, err);
-            // The leader is reaped: its pgid may be reused from now on, so never kill it later.
-            guard.pgid = 0;
-            let status = status.map_err(|source| SpawnError::Wait { pid, source })?;
-            Ok(to_exit_status(status))
-        };
-        Ok(Spawned {
-            pid,
-            pgid: pid,
-            exit: Box::pin(exit),
-        })
-    }
+    #[allow(clippy::disallowed_methods)] // the single real Spawner
+    let mut cmd = tokio::process::Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k, v)))
+        .current_dir(&spec.cwd)
+        .stdin(std::process::Stdio::null())
+        .process_group(0)
+        .kill_on_drop(true);
+    set_parent_death_signal(&mut cmd);
+    let log = match &spec.log_path {
+        Some(path) => {
+            cmd.stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::piped());
+            Some(Arc::new(Mutex::new(LazyLog::new(path.clone()))))
+        }
+        None => None,
+    };
+    let mut child = cmd.spawn().map_err(|source| SpawnError::Start {
+        program: spec.program.clone(),
+        source,
+    })?;
+    let pid = child.id().unwrap_or(0);
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let passthrough = spec.passthrough;
+    // Created before the future so that dropping it unpolled still kills the group.
+    let guard = GroupGuard { pgid: pid };
+    let exit = async move {
+        // Move the whole guard in (not just a copy of its field).
+        let mut guard = guard;
+        let out = tee(stdout, log.clone(), passthrough.then_some(Stream::Stdout));
+        let err = tee(stderr, log, passthrough.then_some(Stream::Stderr));
+        let (status, (), ()) = tokio::join!(child.wait(), out, err);
+        // The leader is reaped: its pgid may be reused from now on, so never kill it later.
+        guard.pgid = 0;
+        let status = status.map_err(|source| SpawnError::Wait { pid, source })?;
+        Ok(to_exit_status(status))
+    };
+    Ok(Spawned {
+        pid,
+        pgid: pid,
+        exit: Box::pin(exit),
+    })
 }
 
 /// A task log created on the first output: most commands print nothing, and creating a file
@@ -795,6 +793,17 @@ mod tests {
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
         let real = dir.path().canonicalize().unwrap();
         assert_eq!(log, format!("a b;c|second|{}\neof\n", real.display()));
+    }
+
+    #[tokio::test]
+    async fn a_relative_program_takes_the_portable_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut spec = sh("echo \"$SPADE_TEST_VALUE\"; exit 4", dir.path());
+        spec.program = "sh".into();
+        let spawned = TokioSpawner.spawn(spec).unwrap();
+        assert_eq!(spawned.exit.await.unwrap(), ExitStatus::Code(4));
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        assert_eq!(log, "a b;c\n");
     }
 
     #[tokio::test]
