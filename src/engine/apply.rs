@@ -236,11 +236,8 @@ impl<'t, 'c> Apply<'t, 'c> {
     ) -> Result<Vec<TaskId>, Error> {
         let base: i64 = self
             .tx
-            .query_row(
-                "SELECT COUNT(*) FROM tasks WHERE parent_id = ?1 AND epoch = ?2",
-                params![parent.id.0, parent.child_epoch],
-                |r| r.get(0),
-            )
+            .prepare_cached("SELECT COUNT(*) FROM tasks WHERE parent_id = ?1 AND epoch = ?2")
+            .and_then(|mut s| s.query_row(params![parent.id.0, parent.child_epoch], |r| r.get(0)))
             .map_err(sql("count_children"))?;
         let resuming = self.attempt(parent.attempt)?.resume_root.is_some();
         let mut ids = Vec::with_capacity(children.len());
@@ -1105,16 +1102,20 @@ impl<'t, 'c> Apply<'t, 'c> {
     pub(crate) fn next_wake(&mut self, attempt: Option<AttemptId>) -> Result<(), Error> {
         let next: Option<i64> = self
             .tx
-            .query_row(
+            .prepare_cached(
                 "SELECT MIN(retry_at_ms) FROM tasks WHERE state IN (?1, ?2) \
                  AND (?3 IS NULL OR attempt_id = ?3)",
-                params![
-                    TaskState::RetryWaiting.as_str(),
-                    TaskState::GroupRetryWaiting.as_str(),
-                    attempt.map(|a| a.0)
-                ],
-                |r| r.get(0),
             )
+            .and_then(|mut s| {
+                s.query_row(
+                    params![
+                        TaskState::RetryWaiting.as_str(),
+                        TaskState::GroupRetryWaiting.as_str(),
+                        attempt.map(|a| a.0)
+                    ],
+                    |r| r.get(0),
+                )
+            })
             .map_err(sql("next_wake"))?;
         if let Some(at) = rows::ms_to_ts(next) {
             if !self
