@@ -1,6 +1,6 @@
 //! The retry and deadline model: resolving `_retry`, interval growth, and the one deadline rule.
 //!
-//! Pure: every function takes `now` and counters as arguments. See `docs-notes/engine.md`.
+//! Pure: every function takes `now` and counters as arguments. See `docs/engine.md`.
 
 use crate::dig::{IntervalType, RetryPolicy};
 use jiff::{SignedDuration, Timestamp};

@@ -1405,7 +1405,7 @@ fn interruptions_and_runs(h: &Harness, name: &str) -> (u32, Vec<(i64, Option<Str
         .unwrap()
 }
 
-/// docs-notes/exec.md used to list "one extra interruption per restart": a journaled
+/// docs/exec.md used to list "one extra interruption per restart": a journaled
 /// completion replayed before `recover` started the next task, `recover` then counted that
 /// never-spawned run as interrupted and started it again under a new fence.
 #[test]

@@ -1,7 +1,7 @@
 //! Task states and the one exhaustive transition function `next(state, event)`.
 //!
 //! Every state change the engine makes goes through [`next`]; the table it encodes is
-//! printed (and snapshot-tested) in `docs-notes/engine.md`.
+//! printed (and snapshot-tested) in `docs/engine.md`.
 
 use std::fmt;
 use std::str::FromStr;
@@ -449,7 +449,7 @@ mod tests {
         }
     }
 
-    /// The whole table, `ALL x ALL`, against the copy in `docs-notes/engine.md`.
+    /// The whole table, `ALL x ALL`, against the copy in `docs/engine.md`.
     #[test]
     fn transition_table_matches_snapshot() {
         let table = render_table();
@@ -469,12 +469,12 @@ mod tests {
         let body: String = table.lines().skip(2).map(|l| format!("{l}\n")).collect();
         assert_eq!(body, expected);
         let doc = std::fs::read_to_string(
-            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs-notes/engine.md"),
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/engine.md"),
         )
         .unwrap();
         assert!(
             doc.contains(&table),
-            "docs-notes/engine.md must contain the current table:\n{table}"
+            "docs/engine.md must contain the current table:\n{table}"
         );
     }
 }

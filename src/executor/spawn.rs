@@ -210,7 +210,7 @@ fn kill_group(pgid: u32) {
 /// own stack that sets up the process (stdio, directory, group, parent-death signal) and
 /// `exec`s, like glibc's `posix_spawn`. A `fork` instead copies spade's page tables and then
 /// takes a copy-on-write fault for every page spade touches afterwards, which was the largest
-/// per-task cost of a `sh>` chain (see `docs-notes/exec.md`, "Performance"). std only takes its
+/// per-task cost of a `sh>` chain (see `docs/exec.md`, "Performance"). std only takes its
 /// `posix_spawn` path without a `pre_exec` hook, and the parent-death signal needs one.
 #[cfg(target_os = "linux")]
 mod vfork {

@@ -127,7 +127,7 @@ fn sigkill_at_random_points_then_resume_runs_every_task_once() {
     // command that finished before the kill is not run again. What remains is the few
     // microseconds between the command's last write and the trap inside the killed shell:
     // SIGKILL there loses the journal and the task runs again. Measured at about 0.5% of kills
-    // aimed right after a task's write (docs-notes/exec.md); more than two in one run would
+    // aimed right after a task's write (docs/exec.md); more than two in one run would
     // be a real bug, not that window.
     let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
     eprintln!("crash test: {kills} kills, lines run twice: {twice:?} (seed {seed})");
