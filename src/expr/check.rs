@@ -11,10 +11,10 @@ use std::collections::{BTreeSet, HashSet};
 use std::rc::Rc;
 
 /// Operators that never store or export params: a workflow made only of these has all its
-/// variables visible in the file. Any other operator (`py>`, `td>`, `http>`, `param_get>`,
-/// `call>` ...) may define names at run time, and then no name is provably undefined.
+/// variables visible in the file. Any other operator (`sh>` through `$SPADE_STORE`, `py>`,
+/// `td>`, `http>`, `param_get>`, `call>` ...) may define names at run time, and then a name is
+/// only reported when it is a near-typo of a known one.
 const NON_STORING: &[&str] = &[
-    "sh",
     "echo",
     "fail",
     "nop",
@@ -45,7 +45,7 @@ pub(crate) fn check_workflow(workflow: &Workflow) -> Vec<Diagnostic> {
     collect_task(&workflow.root, &mut defined, &mut storing);
     let mut checker = Checker {
         defined,
-        check_names: !storing,
+        may_store: storing,
         out: Vec::new(),
     };
     checker.task(&workflow.root);
@@ -100,7 +100,8 @@ fn collect_value(v: &Value, defined: &mut BTreeSet<String>) {
 struct Checker {
     /// Sorted, so "did you mean" picks the same name on every run.
     defined: BTreeSet<String>,
-    check_names: bool,
+    /// Some operator may store params at run time: only near-typos of known names are reported.
+    may_store: bool,
     out: Vec<Diagnostic>,
 }
 
@@ -168,9 +169,6 @@ impl Checker {
                 return;
             }
         };
-        if !self.check_names {
-            return;
-        }
         let mut names = Names::default();
         free_names(&ast, &mut Vec::new(), &mut names);
         let mut seen = HashSet::new();
@@ -187,6 +185,8 @@ impl Checker {
                 .chain(NAMES.iter().copied());
             let help = match crate::dig::suggest::did_you_mean(&name, candidates) {
                 Some(known) => format!("did you mean `{known}`?"),
+                // A task may store this name at run time: nothing to prove.
+                None if self.may_store => continue,
                 None => format!(
                     "pass it with `-p {name}=...`, define it in `_export:`, or guard it with `typeof {name} == 'undefined'`"
                 ),
@@ -471,5 +471,12 @@ mod tests {
     #[test]
     fn stays_quiet_when_an_operator_may_store_params() {
         check("+a:\n  py>: tasks.run\n+b:\n  echo>: ${stored.value}\n", "");
+        // `sh>` may store through `$SPADE_STORE` (the example project's `${rows}`).
+        check("+a:\n  sh>: ./load.sh\n+b:\n  echo>: ${rows}\n", "");
+        // ...but a near-typo of a known name is still worth a warning.
+        check(
+            "+a:\n  sh>: ./load.sh\n+b:\n  echo>: ${sesion_date}\n",
+            "w.dig:4:12: warning: `sesion_date` is not defined by any param, `_export` or built-in variable of this workflow\n  |\n4 |   echo>: ${sesion_date}\n  |            ^^^^^^^^^^^\n  = help: did you mean `session_date`?\n",
+        );
     }
 }

@@ -103,3 +103,12 @@ fn json_output_has_workflows_and_located_diagnostics() {
     assert_eq!(v["errors"], 0);
     assert!(out.stderr.is_empty());
 }
+
+/// The example project the README runs must check with no diagnostic at all, warnings included
+/// (it once warned about `${rows}`, a param its `sh>` stores through `$SPADE_STORE`).
+#[test]
+fn example_project_checks_clean() {
+    let out = run_check(&util::root(), &["workflows"]);
+    assert!(out.status.success(), "{out:?}");
+    assert_eq!(String::from_utf8_lossy(&out.stderr), "");
+}
