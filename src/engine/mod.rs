@@ -221,25 +221,9 @@ impl Engine {
             let mut a = apply::Apply::new(tx, now)
                 .with_lowerer(self.lower)
                 .deferring_starts();
-            for event in events {
-                match event {
-                    Event::Spawned {
-                        task,
-                        fence,
-                        pid,
-                        pgid,
-                    } => a.spawned(task, fence, pid, pgid)?,
-                    Event::Completed {
-                        task,
-                        fence,
-                        outcome,
-                    } => {
-                        a.complete(task, fence, *outcome)?;
-                        a.settle_all()?;
-                    }
-                    // `recover` ends with a tick of this attempt.
-                    Event::Tick => {}
-                }
+            // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
+            for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
+                apply_event(&mut a, event)?;
             }
             a.stop_deferring();
             let replayed = std::mem::take(&mut a.actions);
@@ -259,23 +243,7 @@ impl Engine {
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
         self.store.write("apply", |tx| {
             let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            match event {
-                Event::Spawned {
-                    task,
-                    fence,
-                    pid,
-                    pgid,
-                } => a.spawned(task, fence, pid, pgid)?,
-                Event::Completed {
-                    task,
-                    fence,
-                    outcome,
-                } => {
-                    a.complete(task, fence, *outcome)?;
-                    a.settle_all()?;
-                }
-                Event::Tick => a.tick(None)?,
-            }
+            apply_event(&mut a, event)?;
             Ok(a.actions)
         })
     }
@@ -465,4 +433,25 @@ fn live_ids(
         .collect::<Result<_, _>>()
         .map_err(sql("live_ids"))?;
     Ok(ids)
+}
+
+/// One event inside an open transaction: the single dispatch `apply` and `replay` share.
+fn apply_event(a: &mut apply::Apply<'_, '_>, event: Event) -> Result<(), Error> {
+    match event {
+        Event::Spawned {
+            task,
+            fence,
+            pid,
+            pgid,
+        } => a.spawned(task, fence, pid, pgid),
+        Event::Completed {
+            task,
+            fence,
+            outcome,
+        } => {
+            a.complete(task, fence, *outcome)?;
+            a.settle_all()
+        }
+        Event::Tick => a.tick(None),
+    }
 }
