@@ -115,3 +115,71 @@ pub(crate) enum Stmt {
     Continue,
     Empty,
 }
+
+/// A name a function body declares, as ES5 hoisting sees it (`var`, `for (x in ...)`,
+/// function declarations, and a `catch` parameter).
+pub(crate) enum Declaration<'a> {
+    /// `var x` or `for (x in ...)`: the variable exists from the top of the body.
+    Var(&'a Rc<str>),
+    /// `function f() {}`: `f` is bound to the function from the top of the body.
+    Function(&'a Rc<FunctionDef>),
+    /// `catch (e)`: block-scoped in JavaScript.
+    CatchParam(&'a Rc<str>),
+}
+
+/// Visits every declaration of a function body, descending into nested statements but not
+/// into nested functions (they have their own scope): the one hoisting walk that the
+/// interpreter and `spade check` share.
+pub(crate) fn visit_declarations<'a>(body: &'a [Stmt], visit: &mut impl FnMut(Declaration<'a>)) {
+    for s in body {
+        match s {
+            Stmt::Var(decls) => decls.iter().for_each(|(n, _)| visit(Declaration::Var(n))),
+            Stmt::Function(def) => visit(Declaration::Function(def)),
+            Stmt::ForIn(name, _, body) => {
+                visit(Declaration::Var(name));
+                visit_declarations(std::slice::from_ref(&**body), visit);
+            }
+            Stmt::If(_, yes, no) => {
+                visit_declarations(std::slice::from_ref(&**yes), visit);
+                if let Some(no) = no {
+                    visit_declarations(std::slice::from_ref(&**no), visit);
+                }
+            }
+            Stmt::For { init, body, .. } => {
+                if let Some(init) = init {
+                    visit_declarations(std::slice::from_ref(&**init), visit);
+                }
+                visit_declarations(std::slice::from_ref(&**body), visit);
+            }
+            Stmt::While(_, body) | Stmt::DoWhile(body, _) => {
+                visit_declarations(std::slice::from_ref(&**body), visit);
+            }
+            Stmt::Block(body) => visit_declarations(body, visit),
+            Stmt::Switch(_, cases) => {
+                for (_, body) in cases {
+                    visit_declarations(body, visit);
+                }
+            }
+            Stmt::Try {
+                body,
+                catch,
+                finally,
+            } => {
+                visit_declarations(body, visit);
+                if let Some((name, handler)) = catch {
+                    visit(Declaration::CatchParam(name));
+                    visit_declarations(handler, visit);
+                }
+                if let Some(finally) = finally {
+                    visit_declarations(finally, visit);
+                }
+            }
+            Stmt::Expr(_)
+            | Stmt::Return(_)
+            | Stmt::Throw(_)
+            | Stmt::Break
+            | Stmt::Continue
+            | Stmt::Empty => {}
+        }
+    }
+}

@@ -1,7 +1,7 @@
 //! Static checks for `spade check`: `${...}` that cannot parse, and references to variables
 //! that are provably undefined. Both are warnings; the checker stays conservative.
 
-use super::ast::{Expr, FunctionDef, Stmt, UnaryOp};
+use super::ast::{Declaration, Expr, FunctionDef, Stmt, UnaryOp};
 use super::builtins::NAMES;
 use super::parse::parse_expression;
 use super::stdlib::is_global_name;
@@ -294,58 +294,12 @@ fn function_free_names(def: &FunctionDef, locals: &mut Vec<Rc<str>>, out: &mut N
 
 /// `var` and function names of a body (hoisted).
 fn declared(body: &[Stmt], locals: &mut Vec<Rc<str>>) {
-    for s in body {
-        match s {
-            Stmt::Var(decls) => locals.extend(decls.iter().map(|(n, _)| n.clone())),
-            Stmt::Function(def) => locals.extend(def.name.clone()),
-            Stmt::ForIn(name, _, body) => {
-                locals.push(name.clone());
-                declared(std::slice::from_ref(&**body), locals);
-            }
-            Stmt::If(_, a, b) => {
-                declared(std::slice::from_ref(&**a), locals);
-                if let Some(b) = b {
-                    declared(std::slice::from_ref(&**b), locals);
-                }
-            }
-            Stmt::For { init, body, .. } => {
-                if let Some(init) = init {
-                    declared(std::slice::from_ref(&**init), locals);
-                }
-                declared(std::slice::from_ref(&**body), locals);
-            }
-            Stmt::While(_, body) | Stmt::DoWhile(body, _) => {
-                declared(std::slice::from_ref(&**body), locals);
-            }
-            Stmt::Block(body) => declared(body, locals),
-            Stmt::Switch(_, cases) => {
-                for (_, body) in cases {
-                    declared(body, locals);
-                }
-            }
-            Stmt::Try {
-                body,
-                catch,
-                finally,
-            } => {
-                declared(body, locals);
-                if let Some((name, handler)) = catch {
-                    // Block-scoped in JavaScript; treating it as a local only hides warnings.
-                    locals.push(name.clone());
-                    declared(handler, locals);
-                }
-                if let Some(finally) = finally {
-                    declared(finally, locals);
-                }
-            }
-            Stmt::Expr(_)
-            | Stmt::Return(_)
-            | Stmt::Throw(_)
-            | Stmt::Break
-            | Stmt::Continue
-            | Stmt::Empty => {}
-        }
-    }
+    super::ast::visit_declarations(body, &mut |d| match d {
+        Declaration::Var(name) => locals.push(name.clone()),
+        Declaration::Function(def) => locals.extend(def.name.clone()),
+        // Block-scoped in JavaScript; treating it as a local only hides warnings.
+        Declaration::CatchParam(name) => locals.push(name.clone()),
+    });
 }
 
 fn stmt_free_names(s: &Stmt, locals: &mut Vec<Rc<str>>, out: &mut Names) {

@@ -1,7 +1,7 @@
 //! The tree-walking interpreter: operators with ES5 coercions, functions, statements and the
 //! sandbox limits (time, call depth, string and array sizes).
 
-use super::ast::{BinaryOp, Expr, FunctionDef, LogicalOp, Stmt, UnaryOp};
+use super::ast::{BinaryOp, Declaration, Expr, FunctionDef, LogicalOp, Stmt, UnaryOp};
 use super::stdlib;
 use super::value::{
     number_to_string, string_to_number, to_display, to_int32, Closure, Env, Global, Value,
@@ -1018,72 +1018,25 @@ impl<'a> Interp<'a> {
 
 /// `var` and function declarations exist from the start of their function (hoisting).
 fn hoist(body: &[Stmt], env: &Rc<Env>) {
-    for s in body {
-        match s {
-            Stmt::Var(decls) => {
-                let mut vars = env.vars.borrow_mut();
-                for (name, _) in decls {
-                    vars.entry(name.clone()).or_insert(Value::Undefined);
-                }
-            }
-            Stmt::Function(def) => {
-                if let Some(name) = &def.name {
-                    let f = Value::Function(Rc::new(Closure {
-                        def: def.clone(),
-                        env: Some(env.clone()),
-                    }));
-                    env.vars.borrow_mut().insert(name.clone(), f);
-                }
-            }
-            Stmt::If(_, yes, no) => {
-                hoist(std::slice::from_ref(&**yes), env);
-                if let Some(no) = no {
-                    hoist(std::slice::from_ref(&**no), env);
-                }
-            }
-            Stmt::For { init, body, .. } => {
-                if let Some(init) = init {
-                    hoist(std::slice::from_ref(&**init), env);
-                }
-                hoist(std::slice::from_ref(&**body), env);
-            }
-            Stmt::ForIn(name, _, body) => {
-                env.vars
-                    .borrow_mut()
-                    .entry(name.clone())
-                    .or_insert(Value::Undefined);
-                hoist(std::slice::from_ref(&**body), env);
-            }
-            Stmt::While(_, body) | Stmt::DoWhile(body, _) => {
-                hoist(std::slice::from_ref(&**body), env);
-            }
-            Stmt::Block(body) => hoist(body, env),
-            Stmt::Switch(_, cases) => {
-                for (_, body) in cases {
-                    hoist(body, env);
-                }
-            }
-            Stmt::Try {
-                body,
-                catch,
-                finally,
-            } => {
-                hoist(body, env);
-                if let Some((_, handler)) = catch {
-                    hoist(handler, env);
-                }
-                if let Some(finally) = finally {
-                    hoist(finally, env);
-                }
-            }
-            Stmt::Expr(_)
-            | Stmt::Return(_)
-            | Stmt::Throw(_)
-            | Stmt::Break
-            | Stmt::Continue
-            | Stmt::Empty => {}
+    super::ast::visit_declarations(body, &mut |d| match d {
+        Declaration::Var(name) => {
+            env.vars
+                .borrow_mut()
+                .entry(name.clone())
+                .or_insert(Value::Undefined);
         }
-    }
+        Declaration::Function(def) => {
+            if let Some(name) = &def.name {
+                let f = Value::Function(Rc::new(Closure {
+                    def: def.clone(),
+                    env: Some(env.clone()),
+                }));
+                env.vars.borrow_mut().insert(name.clone(), f);
+            }
+        }
+        // Bound when the handler runs, not hoisted.
+        Declaration::CatchParam(_) => {}
+    });
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
