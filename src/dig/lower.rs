@@ -255,21 +255,7 @@ impl Lower {
     /// A task from its mapping. The `root` task of a workflow is always a group whose other
     /// top-level keys were handled (or reported) by [`Lower::workflow`].
     fn task_body(&mut self, name: &str, span: Span, body: Map, root: bool) -> TaskDef {
-        let mut task = TaskDef {
-            name: name.to_string(),
-            kind: TaskKind::Group(Vec::new()),
-            export: Map::default(),
-            params: Map::default(),
-            retry: None,
-            parallel: None,
-            background: false,
-            after: Vec::new(),
-            error: None,
-            check: None,
-            timeout: None,
-            disable: false,
-            span,
-        };
+        let mut task = TaskDef::new(name, TaskKind::Group(Vec::new()), span);
         // `_disable: true` turns the task into an empty group and drops the rest (spec 1.6).
         if let Some(d) = body.get("_disable").filter(|_| !root) {
             match d.kind {

@@ -47,6 +47,28 @@ pub struct TaskDef {
     pub span: Span,
 }
 
+impl TaskDef {
+    /// A task with no directives, params or handlers: the starting point that lowering and
+    /// test harnesses fill in.
+    pub fn new(name: &str, kind: TaskKind, span: Span) -> TaskDef {
+        TaskDef {
+            name: name.to_string(),
+            kind,
+            export: Map::default(),
+            params: Map::default(),
+            retry: None,
+            parallel: None,
+            background: false,
+            after: Vec::new(),
+            error: None,
+            check: None,
+            timeout: None,
+            disable: false,
+            span,
+        }
+    }
+}
+
 #[derive(Clone, Debug)]
 pub enum TaskKind {
     /// `+child:` tasks in definition order.

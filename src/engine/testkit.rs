@@ -62,21 +62,7 @@ pub fn map(entries: Vec<(&str, Value)>) -> Map {
 }
 
 fn blank(name: &str, kind: TaskKind) -> TaskDef {
-    TaskDef {
-        name: name.to_owned(),
-        kind,
-        export: Map::default(),
-        params: Map::default(),
-        retry: None,
-        parallel: None,
-        background: false,
-        after: Vec::new(),
-        error: None,
-        check: None,
-        timeout: None,
-        disable: false,
-        span: Span::NONE,
-    }
+    TaskDef::new(name, kind, Span::NONE)
 }
 
 /// An operator task `name: {operator>: command}`.

@@ -3,7 +3,6 @@
 
 use crate::util;
 use spade::diag::{Diagnostic, SourceMap};
-use std::path::{Path, PathBuf};
 
 /// Files Digdag rejects when loading or pushing, with the line (1-based) of the first error
 /// spade must report, relative to the corpus root `digdag/`.
@@ -71,29 +70,13 @@ const REJECTED: &[(&str, usize)] = &[
     ),
 ];
 
-fn dig_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("corpus dir is readable")
-        .map(|e| e.expect("corpus entry is readable").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            dig_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "dig") {
-            out.push(p);
-        }
-    }
-}
-
 #[test]
 fn every_corpus_file_loads_as_digdag_decides() {
     let Some(shared) = util::shared() else {
         return;
     };
     let root = shared.join("corpus/digdag");
-    let mut files = Vec::new();
-    dig_files(&root, &mut files);
+    let files = util::dig_files(&root);
     assert_eq!(files.len(), 280, "the corpus has 280 .dig files");
     let mut failures = Vec::new();
     for path in &files {

@@ -5,22 +5,7 @@
 use crate::util;
 use spade::diag::SourceMap;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::path::{Path, PathBuf};
-
-fn dig_files(dir: &Path, out: &mut Vec<PathBuf>) {
-    let mut entries: Vec<_> = std::fs::read_dir(dir)
-        .expect("corpus dir is readable")
-        .map(|e| e.expect("corpus entry is readable").path())
-        .collect();
-    entries.sort();
-    for p in entries {
-        if p.is_dir() {
-            dig_files(&p, out);
-        } else if p.extension().is_some_and(|e| e == "dig") {
-            out.push(p);
-        }
-    }
-}
+use std::path::Path;
 
 /// Loads `bytes` as if it were the file at `path`; `Err` names the cut that panicked.
 fn load_piece(path: &Path, bytes: &[u8]) -> Result<(), String> {
@@ -41,8 +26,7 @@ fn corpus_prefixes_parse_or_report_never_panic() {
     let Some(shared) = util::shared() else {
         return;
     };
-    let mut files = Vec::new();
-    dig_files(&shared.join("corpus/digdag"), &mut files);
+    let files = util::dig_files(&shared.join("corpus/digdag"));
     assert!(!files.is_empty());
     let mut panics = Vec::new();
     let mut pieces = 0usize;

@@ -34,3 +34,24 @@ pub(crate) fn spade() -> std::process::Command {
     #[allow(clippy::disallowed_methods)] // tests run the real binary directly
     std::process::Command::new(spade_bin())
 }
+
+/// Every `.dig` file under `dir`, recursively, in a stable (sorted) order.
+pub(crate) fn dig_files(dir: &std::path::Path) -> Vec<PathBuf> {
+    fn walk(dir: &std::path::Path, out: &mut Vec<PathBuf>) {
+        let mut entries: Vec<_> = std::fs::read_dir(dir)
+            .expect("corpus dir is readable")
+            .map(|e| e.expect("corpus entry is readable").path())
+            .collect();
+        entries.sort();
+        for p in entries {
+            if p.is_dir() {
+                walk(&p, out);
+            } else if p.extension().is_some_and(|e| e == "dig") {
+                out.push(p);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
