@@ -6,6 +6,10 @@ pub enum Error {
     /// Bad command-line input: exit 2.
     #[error("{0}")]
     Usage(String),
+    /// What the command wants is held by another live process (an attempt another `spade run`
+    /// drives, a database another daemon serves): exit 2, with who holds it.
+    #[error("{0}")]
+    InUse(String),
     /// The files have errors (already printed as diagnostics): exit 2 for run, 1 for check.
     #[error("{count} error(s) in workflow files")]
     InvalidWorkflows { count: usize },
@@ -32,7 +36,11 @@ impl Error {
     /// `Error`: `spade run` maps it to 1 itself).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::InvalidWorkflows { .. } | Error::Dig(_) | Error::Expr(_) => 2,
+            Error::Usage(_)
+            | Error::InUse(_)
+            | Error::InvalidWorkflows { .. }
+            | Error::Dig(_)
+            | Error::Expr(_) => 2,
             Error::Store(e) if e.is_user_fixable() => 2,
             Error::Engine(e) if e.is_user_fixable() => 2,
             Error::Store(_) | Error::Engine(_) | Error::Executor(_) | Error::Io { .. } => 1,

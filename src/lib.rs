@@ -10,6 +10,8 @@
 //! - `engine`: task states, transitions, and `apply(event) -> actions`.
 //! - `operators`: `sh>`, `echo>`, `fail>`, `wait>` and the operator catalog.
 //! - `executor`: runs actions after commit; the clock and process spawner are injected.
+//! - `host`: this host's identity and processes (liveness, verified kills, fd limits).
+//! - `signals`: SIGTERM/SIGINT turned into graceful and immediate stops.
 //! - `cli`: the `spade` command line.
 //! - `error`: the top-level error and exit codes.
 
@@ -21,9 +23,11 @@ pub mod engine;
 pub mod error;
 pub mod executor;
 pub mod expr;
+pub mod host;
 pub mod ids;
 pub mod operators;
 pub mod schedule;
+pub mod signals;
 pub mod store;
 
 pub use error::Error;

@@ -97,6 +97,9 @@ pub struct Context {
     /// The completion journal the run left, removed by the driver once the completion is
     /// committed.
     pub journal: Arc<Mutex<Option<PathBuf>>>,
+    /// `SPADE_RUN`, set in the environment of every process of this run: what proves, after a
+    /// crash, that a process still running is this run's (`host::kill_run_processes`).
+    pub run_token: Option<String>,
 }
 
 impl Context {
@@ -106,7 +109,11 @@ impl Context {
     }
 
     /// Spawns a process for this run and tells the engine about it.
-    pub fn spawn(&self, spec: ProcessSpec) -> Result<Spawned, Error> {
+    pub fn spawn(&self, mut spec: ProcessSpec) -> Result<Spawned, Error> {
+        if let Some(token) = &self.run_token {
+            spec.env
+                .push((crate::host::RUN_TOKEN_ENV.to_owned(), token.clone()));
+        }
         let spawned = self.spawner.spawn(spec)?;
         *self.pgid.lock().unwrap_or_else(PoisonError::into_inner) = Some(spawned.pgid);
         // A closed channel means the driver is gone and will drop this run anyway.
@@ -223,6 +230,7 @@ pub(crate) mod testkit {
             pgid: Arc::new(Mutex::new(None)),
             secrets: Arc::new(crate::expr::EnvSecrets),
             journal: Arc::new(Mutex::new(None)),
+            run_token: None,
         };
         (ctx, rx)
     }

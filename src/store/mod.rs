@@ -4,6 +4,7 @@
 //! while a transaction is open. All writes go through [`Store::write`], one `BEGIN IMMEDIATE`
 //! transaction per call, on the single connection behind a mutex (one writer).
 
+pub mod lease;
 mod migrate;
 pub mod rows;
 
@@ -57,6 +58,10 @@ pub enum Error {
     Corrupt { what: &'static str, detail: String },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: i64 },
+    /// The attempt's owner or epoch changed: another process claimed it after this one's lease
+    /// lapsed. Nothing was written; the caller must stop driving the attempt.
+    #[error("lost ownership of attempt {attempt}: another process claimed it after this one's lease lapsed")]
+    Fenced { attempt: i64 },
 }
 
 impl Error {
@@ -71,7 +76,8 @@ impl Error {
             Error::Sqlite { .. }
             | Error::Json { .. }
             | Error::Corrupt { .. }
-            | Error::NotFound { .. } => false,
+            | Error::NotFound { .. }
+            | Error::Fenced { .. } => false,
         }
     }
 
