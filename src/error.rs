@@ -23,6 +23,10 @@ pub enum Error {
     Engine(#[from] crate::engine::Error),
     #[error(transparent)]
     Executor(#[from] crate::executor::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::Error),
     #[error("{what}")]
     Io {
         what: String,
@@ -41,9 +45,15 @@ impl Error {
             | Error::InvalidWorkflows { .. }
             | Error::Dig(_)
             | Error::Expr(_) => 2,
+            Error::Config(_) => 2,
+            Error::Daemon(e) if e.is_user_fixable() => 2,
             Error::Store(e) if e.is_user_fixable() => 2,
             Error::Engine(e) if e.is_user_fixable() => 2,
-            Error::Store(_) | Error::Engine(_) | Error::Executor(_) | Error::Io { .. } => 1,
+            Error::Store(_)
+            | Error::Engine(_)
+            | Error::Executor(_)
+            | Error::Daemon(_)
+            | Error::Io { .. } => 1,
         }
     }
 }

@@ -79,7 +79,13 @@ pub const KINDS: [&str; 6] = [
 ];
 
 /// Options a `schedule:` map may hold besides its kind.
-pub const OPTIONS: [&str; 4] = ["start", "end", "skip_on_overtime", "skip_delayed_by"];
+pub const OPTIONS: [&str; 5] = [
+    "start",
+    "end",
+    "skip_on_overtime",
+    "skip_delayed_by",
+    "catchup",
+];
 
 impl Rule {
     /// Parses `kind` (with its `>`) and its value as written in the file.

@@ -539,15 +539,7 @@ fn parse_param(text: &str) -> Result<(&str, &str), Error> {
 
 /// Logs go to stderr, filtered by `SPADE_LOG` (or `RUST_LOG`); warnings and errors by default.
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SPADE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
-    // A second initialisation (tests calling `run` twice) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(crate::config::LogFormat::Human, "warn");
 }
 
 #[cfg(test)]

@@ -50,7 +50,13 @@ const SCHEDULE_KINDS: &[&str] = &[
     "seconds_interval>",
 ];
 
-const SCHEDULE_OPTIONS: &[&str] = &["start", "end", "skip_on_overtime", "skip_delayed_by"];
+const SCHEDULE_OPTIONS: &[&str] = &[
+    "start",
+    "end",
+    "skip_on_overtime",
+    "skip_delayed_by",
+    "catchup",
+];
 
 const RETRY_KEYS: &[&str] = &[
     "limit",
@@ -837,12 +843,25 @@ impl Lower {
                     b
                 }
                 "skip_delayed_by" => self.duration("skip_delayed_by", value).is_some(),
+                // spade's extension: what happens to slots missed while nothing served them.
+                "catchup" => {
+                    let ok = literal_str(value)
+                        .is_some_and(|t| crate::catchup::Catchup::parse(t).is_some());
+                    if !ok {
+                        self.error_help(
+                            value.span,
+                            format!("`catchup` must be `all`, `latest` or `none`, found {}", found(value)),
+                            "`all` runs every slot missed during downtime (Digdag's way), `latest` only the newest, `none` none",
+                        );
+                    }
+                    ok
+                }
                 _ => {
                     let d = Diagnostic::error(key.span, format!("unknown schedule option `{n}`"));
                     self.diags.push(hint_or(
                         d,
                         did_you_mean(n, SCHEDULE_OPTIONS.iter().copied()),
-                        "`schedule` accepts one kind plus `start`, `end`, `skip_on_overtime` and `skip_delayed_by`",
+                        "`schedule` accepts one kind plus `start`, `end`, `skip_on_overtime`, `skip_delayed_by` and `catchup`",
                     ));
                     false
                 }

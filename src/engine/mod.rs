@@ -23,12 +23,14 @@ mod prepare;
 pub mod retry;
 #[cfg(test)]
 mod scenarios;
+mod scheduling;
 pub mod state;
 pub mod testkit;
 
 pub use crate::store::lease::{Claim, ClaimOutcome, Lease, Owner, OwnerId, OwnerKind};
 pub use action::{Action, Event, Outcome, TaskRun};
 pub use owned::run_token;
+pub use scheduling::{next_slot, FiredSlot, ScheduledWorkflow};
 pub use state::{IllegalTransition, TaskEvent, TaskState};
 
 use crate::ids::{AttemptId, Fence, SessionId, TaskId};

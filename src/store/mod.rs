@@ -7,6 +7,7 @@
 pub mod lease;
 mod migrate;
 pub mod rows;
+pub mod schedules;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use std::path::{Path, PathBuf};

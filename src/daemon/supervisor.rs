@@ -1,0 +1,133 @@
+//! The attempt supervisor: drives every attempt the daemon claimed, at most `max_attempts` at
+//! once (the rest wait in a queue, still claimed, so nobody else takes them), each with the one
+//! driver loop `executor::drive` under its claim. A stop winds every driver down and releases
+//! the queued claims.
+
+use crate::clock::Clock;
+use crate::engine::{AttemptState, Claim, Engine};
+use crate::executor::{self, spawn::Spawner, AttemptSpec, Claimed, Deps, StopLevel};
+use crate::ids::AttemptId;
+use std::collections::{HashSet, VecDeque};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{mpsc, watch, Semaphore};
+use tokio::task::JoinSet;
+
+/// What the supervisor needs.
+pub struct Supervisor {
+    pub engine: Arc<Engine>,
+    pub clock: Arc<dyn Clock>,
+    pub spawner: Arc<dyn Spawner>,
+    /// Shared by every driver: running operator tasks across all attempts.
+    pub task_slots: Arc<Semaphore>,
+    pub max_attempts: usize,
+    pub project_dir: PathBuf,
+    /// Where attempts keep their run files (`<state>/logs/<attempt>`).
+    pub state_dir: PathBuf,
+    pub stop: watch::Receiver<StopLevel>,
+    pub stop_timeout: Duration,
+    /// Claims to drive (from the scheduler, recovery of orphaned attempts, the API).
+    pub claims: mpsc::UnboundedReceiver<Claim>,
+    /// How many attempts are being driven and how many wait, for status lines.
+    pub load: watch::Sender<Load>,
+}
+
+/// The supervisor's load.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Load {
+    pub running: usize,
+    pub queued: usize,
+}
+
+impl Supervisor {
+    pub async fn run(mut self) {
+        let mut drivers: JoinSet<(AttemptId, Result<AttemptState, executor::Error>)> =
+            JoinSet::new();
+        let mut active: HashSet<AttemptId> = HashSet::new();
+        let mut queue: VecDeque<Claim> = VecDeque::new();
+        let mut stop = self.stop.clone();
+        let mut stopping = *stop.borrow() != StopLevel::Run;
+        loop {
+            while !stopping && drivers.len() < self.max_attempts {
+                let Some(claim) = queue.pop_front() else {
+                    break;
+                };
+                let attempt = claim.attempt;
+                let driver = self.driver(claim);
+                drivers.spawn(async move { (attempt, driver.await) });
+            }
+            self.load.send_replace(Load {
+                running: drivers.len(),
+                queued: queue.len(),
+            });
+            if stopping && drivers.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(claim) = self.claims.recv(), if !stopping => {
+                    // A claim arrives once per take-over; never drive an attempt twice.
+                    if active.insert(claim.attempt) {
+                        queue.push_back(claim);
+                    }
+                }
+                Some(joined) = drivers.join_next(), if !drivers.is_empty() => {
+                    match joined {
+                        Ok((attempt, result)) => {
+                            active.remove(&attempt);
+                            match result {
+                                Ok(AttemptState::Running) => tracing::info!(%attempt, "attempt stopped; it continues at the next start"),
+                                Ok(state) => tracing::info!(%attempt, state = state.as_str(), "attempt finished"),
+                                Err(e) => tracing::error!(%attempt, error = %crate::cli::error_chain(&e), "attempt driver failed"),
+                            }
+                        }
+                        Err(e) => tracing::error!(error = %e, "attempt driver panicked"),
+                    }
+                }
+                changed = stop.changed(), if !stopping => {
+                    if changed.is_err() || *stop.borrow() != StopLevel::Run {
+                        stopping = true;
+                    }
+                }
+            }
+        }
+        // Claimed but never started: give them up so the next start (or another process)
+        // can take them at once.
+        for claim in queue.drain(..) {
+            let engine = self.engine.clone();
+            let _ = tokio::task::spawn_blocking(move || engine.release_claim(&claim)).await;
+        }
+        self.load.send_replace(Load::default());
+    }
+
+    fn driver(
+        &self,
+        claim: Claim,
+    ) -> impl std::future::Future<Output = Result<AttemptState, executor::Error>> + Send + 'static
+    {
+        let attempt = claim.attempt;
+        let deps = Deps {
+            clock: self.clock.clone(),
+            spawner: self.spawner.clone(),
+            engine: Arc::new(Claimed {
+                engine: self.engine.clone(),
+                claim,
+            }),
+            task_slots: Some(self.task_slots.clone()),
+        };
+        let spec = AttemptSpec {
+            attempt,
+            project_dir: self.project_dir.clone(),
+            run_dir: executor::run_dir(&self.state_dir, attempt),
+            // Generators read their `_do` blocks from the definitions stored with the
+            // attempt: a reload never changes an attempt under way.
+            workflow: None,
+            progress: false,
+            secrets: Arc::new(crate::expr::EnvSecrets),
+            stop: self.stop.clone(),
+            stop_timeout: self.stop_timeout,
+        };
+        tracing::info!(%attempt, "driving attempt");
+        async move { executor::drive(&deps, &spec).await }
+    }
+}
