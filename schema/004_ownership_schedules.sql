@@ -47,7 +47,6 @@ CREATE TABLE schedules (
     updated_at         TEXT NOT NULL,
     UNIQUE (project_id, workflow)
 );
-CREATE INDEX schedules_due ON schedules (next_run_ms, id) WHERE disabled_at IS NULL;
 
 -- Slots that did not start an attempt, and why (skipped by `skip_delayed_by`, by `catchup:`,
 -- by `skip_on_overtime`, or the session existed already). Fired slots are their sessions.
@@ -61,3 +60,5 @@ CREATE TABLE schedule_events (
     reason        TEXT NOT NULL
 );
 CREATE INDEX schedule_events_by_schedule ON schedule_events (schedule_id, id);
+CREATE INDEX schedules_due_by_project ON schedules (project_id, next_run_ms, id)
+    WHERE disabled_at IS NULL;

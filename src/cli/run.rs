@@ -293,6 +293,7 @@ async fn claim_and_drive(
                 secrets: Arc::new(crate::expr::EnvSecrets),
                 stop: stop_rx,
                 stop_timeout: r.stop_timeout,
+                started: None,
             };
             executor::drive(&deps, &spec).await?
         }

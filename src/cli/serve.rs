@@ -76,12 +76,15 @@ pub(super) fn run(args: ServeArgs) -> Result<u8, Error> {
         what: "cannot read the current directory".into(),
         source,
     })?;
-    let config = Config::resolve(args.layer().over(file), &cwd)?;
+    let mut config = Config::resolve(args.layer().over(file), &cwd)?;
     if !config.project.is_dir() {
         return Err(Error::Usage(format!(
             "{} is not a directory: pass the project directory of .dig files (`spade serve workflows`)",
             config.project.display()
         )));
+    }
+    if let Ok(dir) = std::fs::canonicalize(&config.project) {
+        config.project = dir;
     }
     crate::logging::init(config.log_format, "info");
     if args.dry_run {

@@ -172,6 +172,8 @@ async fn serve_as(
             owner: owner.clone(),
             project: project_rx,
             claims: claims_tx.clone(),
+            load: load_rx.clone(),
+            max_attempts: config.max_attempts,
             kick: kick.clone(),
             stop: stop.clone(),
         }
@@ -182,7 +184,9 @@ async fn serve_as(
         dir: dir.clone(),
         source,
     })?;
+    let mode = watcher.mode;
     let reloader = tokio::spawn(reload_loop(
+        watcher,
         engine.clone(),
         clock.clone(),
         project_id,
@@ -194,7 +198,7 @@ async fn serve_as(
     let schedules = scheduler::scheduled(&project).len();
     tracing::info!(
         project = %dir.display(), db = %config.db.display(), workflows = project.workflows.len(),
-        schedules, max_attempts = config.max_attempts, max_tasks, watch = watcher.mode,
+        schedules, max_attempts = config.max_attempts, max_tasks, watch = mode,
         "serving"
     );
     notifier.ready(&format!(
@@ -220,7 +224,6 @@ async fn serve_as(
     let scheduled_result = scheduler.await.map_err(Error::Thread)?;
     supervisor.await.map_err(Error::Thread)?;
     reloader.await.map_err(Error::Thread)?;
-    drop(watcher);
     scheduled_result?;
     if lost {
         return Err(Error::LeaseLost);
@@ -237,7 +240,7 @@ async fn heartbeat_loop(
     owner: &OwnerId,
     project_id: ProjectId,
     lease: Lease,
-    claims: &mpsc::UnboundedSender<crate::engine::Claim>,
+    claims: &mpsc::UnboundedSender<supervisor::Drive>,
     notifier: &sdnotify::Notifier,
     load: &channel::Receiver<supervisor::Load>,
     stop_tx: channel::Sender<StopLevel>,
@@ -287,7 +290,7 @@ async fn adopt_orphans(
     engine: &Arc<Engine>,
     owner: &OwnerId,
     project_id: ProjectId,
-    claims: &mpsc::UnboundedSender<crate::engine::Claim>,
+    claims: &mpsc::UnboundedSender<supervisor::Drive>,
 ) -> Result<(), Error> {
     let engine = engine.clone();
     let owner = owner.clone();
@@ -306,14 +309,16 @@ async fn adopt_orphans(
     .await?;
     for claim in claimed {
         tracing::info!(attempt = %claim.attempt, "adopting an unfinished attempt whose owner is gone");
-        let _ = claims.send(claim);
+        let _ = claims.send(claim.into());
     }
     Ok(())
 }
 
 /// Reloads the project when its files change (debounced); a reload with errors keeps the
 /// last good revision of the broken files and keeps serving.
+#[allow(clippy::too_many_arguments)]
 async fn reload_loop(
+    mut watcher: watch::Watch,
     engine: Arc<Engine>,
     clock: Arc<dyn Clock>,
     project_id: ProjectId,
@@ -338,6 +343,7 @@ async fn reload_loop(
         }
         tokio::time::sleep(RELOAD_DEBOUNCE).await;
         while changes.try_recv().is_ok() {}
+        watcher.refresh();
         let current = project_tx.borrow().clone();
         let d = dir.clone();
         let loaded = tokio::task::spawn_blocking(move || project::load(&d, Some(&current))).await;

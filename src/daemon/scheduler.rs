@@ -6,7 +6,7 @@
 use super::project::Project;
 use super::{blocking, Error};
 use crate::clock::Clock;
-use crate::engine::{Claim, Engine, FiredSlot, OwnerId, ScheduledWorkflow};
+use crate::engine::{Engine, FiredSlot, OwnerId, ScheduledWorkflow};
 use crate::executor::heartbeat::real_ms;
 use crate::executor::StopLevel;
 use crate::ids::ProjectId;
@@ -42,8 +42,12 @@ pub struct Scheduler {
     pub owner: OwnerId,
     /// The project as last (re)loaded; a change re-arms the timer.
     pub project: watch::Receiver<Arc<Project>>,
-    /// Claims of the attempts it started, for the supervisor.
-    pub claims: mpsc::UnboundedSender<Claim>,
+    /// The attempts it started, for the supervisor.
+    pub claims: mpsc::UnboundedSender<super::supervisor::Drive>,
+    /// The supervisor's load: attempts fired while a driver is free get their first tasks
+    /// started in the firing transaction.
+    pub load: watch::Receiver<super::supervisor::Load>,
+    pub max_attempts: usize,
     /// Wakes the timer early (a schedule enabled, skipped or backfilled through the API).
     pub kick: Arc<Notify>,
     pub stop: watch::Receiver<StopLevel>,
@@ -75,7 +79,8 @@ impl Scheduler {
         }
     }
 
-    /// Fires every slot that is due now, oldest first, one transaction each.
+    /// Fires every slot that is due now, oldest first, in batches of [`BATCH`] slots per
+    /// transaction.
     async fn fire_due(&self, project: Arc<Project>) -> Result<(), Error> {
         let engine = self.engine.clone();
         let clock = self.clock.clone();
@@ -83,20 +88,44 @@ impl Scheduler {
         let owner = self.owner.clone();
         let (id, dir) = (self.project_id, self.project_dir.clone());
         let stop = self.stop.clone();
+        let load = self.load.clone();
+        let max_attempts = self.max_attempts;
         blocking(move || {
             let workflows = scheduled(&project);
             let lookup = |name: &str| workflows.iter().find(|w| w.workflow.name == name).copied();
+            let mut sent = 0usize;
             while *stop.borrow() == StopLevel::Run {
-                let now = clock.now();
-                let Some(fired) =
-                    engine.fire_next_slot(id, &dir, &lookup, now, &owner, real_ms())?
-                else {
-                    break;
+                let busy = {
+                    let l = *load.borrow();
+                    l.running + l.queued
                 };
-                log_fired(&fired, &project);
-                if let Some(claim) = fired.claim {
-                    // The supervisor may be gone only when the daemon stops.
-                    let _ = claims.send(claim);
+                // Start first tasks in the firing transaction only for attempts a driver can
+                // take at once (the others wait in the supervisor's queue, unstarted).
+                let free = max_attempts.saturating_sub(busy.max(sent));
+                let now = clock.now();
+                let fired = engine.fire_due_slots(
+                    id,
+                    &dir,
+                    &lookup,
+                    now,
+                    &owner,
+                    real_ms(),
+                    BATCH,
+                    free,
+                )?;
+                if fired.is_empty() {
+                    break;
+                }
+                for f in fired {
+                    log_fired(&f, &project);
+                    if let Some(claim) = f.claim {
+                        sent += 1;
+                        // The supervisor may be gone only when the daemon stops.
+                        let _ = claims.send(super::supervisor::Drive {
+                            claim,
+                            started: f.actions,
+                        });
+                    }
                 }
             }
             Ok(())
@@ -104,6 +133,10 @@ impl Scheduler {
         .await
     }
 }
+
+/// Slots fired per transaction: one commit for many slots, but short enough that the first
+/// attempts of a burst start without waiting for the whole burst.
+pub const BATCH: usize = 32;
 
 fn log_fired(fired: &FiredSlot, project: &Project) {
     let tz = project

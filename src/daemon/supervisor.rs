@@ -27,10 +27,27 @@ pub struct Supervisor {
     pub state_dir: PathBuf,
     pub stop: watch::Receiver<StopLevel>,
     pub stop_timeout: Duration,
-    /// Claims to drive (from the scheduler, recovery of orphaned attempts, the API).
-    pub claims: mpsc::UnboundedReceiver<Claim>,
+    /// Attempts to drive (from the scheduler, recovery of orphaned attempts, the API).
+    pub claims: mpsc::UnboundedReceiver<Drive>,
     /// How many attempts are being driven and how many wait, for status lines.
     pub load: watch::Sender<Load>,
+}
+
+/// An attempt to drive: the claim on it, and its first actions when its creator already
+/// started its first tasks.
+#[derive(Debug)]
+pub struct Drive {
+    pub claim: Claim,
+    pub started: Option<Vec<crate::engine::Action>>,
+}
+
+impl From<Claim> for Drive {
+    fn from(claim: Claim) -> Drive {
+        Drive {
+            claim,
+            started: None,
+        }
+    }
 }
 
 /// The supervisor's load.
@@ -45,16 +62,16 @@ impl Supervisor {
         let mut drivers: JoinSet<(AttemptId, Result<AttemptState, executor::Error>)> =
             JoinSet::new();
         let mut active: HashSet<AttemptId> = HashSet::new();
-        let mut queue: VecDeque<Claim> = VecDeque::new();
+        let mut queue: VecDeque<Drive> = VecDeque::new();
         let mut stop = self.stop.clone();
         let mut stopping = *stop.borrow() != StopLevel::Run;
         loop {
             while !stopping && drivers.len() < self.max_attempts {
-                let Some(claim) = queue.pop_front() else {
+                let Some(drive) = queue.pop_front() else {
                     break;
                 };
-                let attempt = claim.attempt;
-                let driver = self.driver(claim);
+                let attempt = drive.claim.attempt;
+                let driver = self.driver(drive);
                 drivers.spawn(async move { (attempt, driver.await) });
             }
             self.load.send_replace(Load {
@@ -65,10 +82,10 @@ impl Supervisor {
                 break;
             }
             tokio::select! {
-                Some(claim) = self.claims.recv(), if !stopping => {
+                Some(drive) = self.claims.recv(), if !stopping => {
                     // A claim arrives once per take-over; never drive an attempt twice.
-                    if active.insert(claim.attempt) {
-                        queue.push_back(claim);
+                    if active.insert(drive.claim.attempt) {
+                        queue.push_back(drive);
                     }
                 }
                 Some(joined) = drivers.join_next(), if !drivers.is_empty() => {
@@ -93,7 +110,7 @@ impl Supervisor {
         }
         // Claimed but never started: give them up so the next start (or another process)
         // can take them at once.
-        for claim in queue.drain(..) {
+        for Drive { claim, .. } in queue.drain(..) {
             let engine = self.engine.clone();
             let _ = tokio::task::spawn_blocking(move || engine.release_claim(&claim)).await;
         }
@@ -102,9 +119,10 @@ impl Supervisor {
 
     fn driver(
         &self,
-        claim: Claim,
+        drive: Drive,
     ) -> impl std::future::Future<Output = Result<AttemptState, executor::Error>> + Send + 'static
     {
+        let Drive { claim, started } = drive;
         let attempt = claim.attempt;
         let deps = Deps {
             clock: self.clock.clone(),
@@ -126,6 +144,7 @@ impl Supervisor {
             secrets: Arc::new(crate::expr::EnvSecrets),
             stop: self.stop.clone(),
             stop_timeout: self.stop_timeout,
+            started,
         };
         tracing::info!(%attempt, "driving attempt");
         async move { executor::drive(&deps, &spec).await }

@@ -9,7 +9,10 @@ use tokio::sync::mpsc;
 
 /// Keeps the watcher alive; dropping it stops watching.
 pub struct Watch {
-    _watcher: Box<dyn notify::Watcher + Send>,
+    watcher: Box<dyn notify::Watcher + Send>,
+    root: std::path::PathBuf,
+    /// Subdirectories watched (recursively) so far.
+    watched: std::collections::BTreeSet<std::path::PathBuf>,
     /// How the directory is watched, for logs and `spade serve` status.
     pub mode: &'static str,
 }
@@ -17,41 +20,83 @@ pub struct Watch {
 /// How often the fallback polls.
 pub const POLL_INTERVAL: Duration = Duration::from_secs(2);
 
-/// Watches `dir` recursively; every relevant change sends `()` (bursts are left to the
-/// receiver to debounce).
+/// Watches `dir` (its files, and every subdirectory that is not a dot-directory, recursively);
+/// every relevant change sends `()` (bursts are left to the receiver to debounce). The state
+/// directory (`.spade/`, where the database's WAL is written on every transition) and `.git/`
+/// are not watched at all: watching them would wake the watcher on every commit.
 pub fn watch(dir: &Path, changed: mpsc::UnboundedSender<()>) -> Result<Watch, notify::Error> {
-    use notify::Watcher as _;
     let root = dir.to_path_buf();
-    let handler = move |event: notify::Result<notify::Event>| match event {
-        Ok(e) if e.paths.iter().any(|p| relevant(&root, p)) => {
-            let _ = changed.send(());
+    let handler = {
+        let root = root.clone();
+        move |event: notify::Result<notify::Event>| match event {
+            Ok(e) if e.paths.iter().any(|p| relevant(&root, p)) => {
+                let _ = changed.send(());
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "file watch error"),
         }
-        Ok(_) => {}
-        Err(e) => tracing::warn!(error = %e, "file watch error"),
     };
-    match notify::recommended_watcher(handler.clone()) {
-        Ok(mut w) => match w.watch(dir, notify::RecursiveMode::Recursive) {
-            Ok(()) => {
-                return Ok(Watch {
-                    _watcher: Box::new(w),
-                    mode: "inotify",
-                })
-            }
+    let (watcher, mode): (Box<dyn notify::Watcher + Send>, _) =
+        match notify::recommended_watcher(handler.clone()) {
+            Ok(w) => (Box::new(w), "inotify"),
             Err(e) => {
-                tracing::warn!(error = %e, "inotify is not available; polling for changes instead")
+                tracing::warn!(error = %e, "inotify is not available; polling for changes instead");
+                let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+                (
+                    Box::new(notify::PollWatcher::new(handler.clone(), config)?),
+                    "polling",
+                )
             }
-        },
-        Err(e) => {
-            tracing::warn!(error = %e, "inotify is not available; polling for changes instead")
+        };
+    let mut w = Watch {
+        watcher,
+        root,
+        watched: Default::default(),
+        mode,
+    };
+    if let Err(e) = w.watch_all() {
+        if mode == "polling" {
+            return Err(e);
+        }
+        tracing::warn!(error = %e, "inotify cannot watch the project; polling for changes instead");
+        let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
+        w.watcher = Box::new(notify::PollWatcher::new(handler, config)?);
+        w.watched.clear();
+        w.mode = "polling";
+        w.watch_all()?;
+    }
+    Ok(w)
+}
+
+impl Watch {
+    /// Watches subdirectories created since the last call (a reload calls it).
+    pub fn refresh(&mut self) {
+        if let Err(e) = self.watch_all() {
+            tracing::warn!(error = %e, "cannot watch a new directory of the project");
         }
     }
-    let config = notify::Config::default().with_poll_interval(POLL_INTERVAL);
-    let mut w = notify::PollWatcher::new(handler, config)?;
-    w.watch(dir, notify::RecursiveMode::Recursive)?;
-    Ok(Watch {
-        _watcher: Box::new(w),
-        mode: "polling",
-    })
+
+    fn watch_all(&mut self) -> Result<(), notify::Error> {
+        use notify::RecursiveMode;
+        if self.watched.is_empty() {
+            self.watcher
+                .watch(&self.root, RecursiveMode::NonRecursive)?;
+            self.watched.insert(self.root.clone());
+        }
+        let Ok(entries) = std::fs::read_dir(&self.root) else {
+            return Ok(());
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            let hidden = entry.file_name().to_string_lossy().starts_with('.');
+            if hidden || !path.is_dir() || self.watched.contains(&path) {
+                continue;
+            }
+            self.watcher.watch(&path, RecursiveMode::Recursive)?;
+            self.watched.insert(path);
+        }
+        Ok(())
+    }
 }
 
 /// Whether a change to `path` can change what loads from `root`.

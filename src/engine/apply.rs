@@ -1094,6 +1094,17 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(())
     }
 
+    /// `Event::Log`: output of a run that has no log file (`echo>`), kept with the run.
+    pub(crate) fn log(&mut self, task: TaskId, fence: Fence, text: &str) -> Result<(), Error> {
+        crate::store::exec(
+            self.tx,
+            "task_log_append",
+            "INSERT INTO task_logs (task_id, fence, at, chunk) VALUES (?1, ?2, ?3, ?4)",
+            params![task.0, fence.0, self.now.to_string(), text],
+        )?;
+        Ok(())
+    }
+
     /// `Event::Spawned`: remember the process group so a restart can kill leftovers.
     pub(crate) fn spawned(
         &mut self,

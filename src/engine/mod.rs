@@ -469,5 +469,6 @@ fn apply_event(a: &mut apply::Apply<'_, '_>, event: Event) -> Result<(), Error> 
             a.settle_all()
         }
         Event::Tick => a.tick(None),
+        Event::Log { task, fence, text } => a.log(task, fence, &text),
     }
 }

@@ -233,6 +233,29 @@ impl Engine {
         })
     }
 
+    /// Several events under a claim, in one transaction (a driver's batch: a log line, a spawn
+    /// report and a completion of the same moment commit together).
+    pub fn apply_claimed_batch(
+        &self,
+        claim: &Claim,
+        now: Timestamp,
+        events: Vec<Event>,
+    ) -> Result<Vec<Action>, Error> {
+        self.store.write("apply", |tx| {
+            lease::check_claim(tx, claim)?;
+            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            for event in events {
+                match event {
+                    Event::Tick => a.tick(Some(claim.attempt))?,
+                    other => apply_event(&mut a, other)?,
+                }
+            }
+            let actions = std::mem::take(&mut a.actions);
+            release_if_finished(tx, claim, &actions)?;
+            Ok(actions)
+        })
+    }
+
     /// `replay` under a claim (journals of a crash, then `recover`).
     pub fn replay_claimed(
         &self,
@@ -305,4 +328,104 @@ fn release_if_finished(tx: &Tx<'_>, claim: &Claim, actions: &[Action]) -> Result
 /// `SPADE_RUN=<session uuid>.<task>.<fence>`: the token that marks a run's processes.
 pub fn run_token(session_uuid: &str, task: TaskId, fence: Fence) -> String {
     format!("{session_uuid}.{task}.{fence}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::testkit::{group, op, workflow};
+
+    fn request(dir: &Path) -> NewAttempt {
+        NewAttempt {
+            project_dir: dir.to_path_buf(),
+            workflow: workflow(group(
+                "+wf",
+                vec![op("+a", "sh", "true"), op("+b", "sh", "true")],
+            )),
+            sources: Vec::new(),
+            session_time: "2026-01-01T00:00:00Z".parse().unwrap(),
+            attempt_name: None,
+            params: crate::expr::JsonMap::new(),
+            rerun: false,
+        }
+    }
+
+    fn first_start(actions: &[Action]) -> (TaskId, Fence) {
+        actions
+            .iter()
+            .find_map(|a| match a {
+                Action::Start(run) => Some((run.task, run.fence)),
+                _ => None,
+            })
+            .expect("a task starts")
+    }
+
+    /// Two processes on one store: A drives the attempt, its lease lapses, B takes it over.
+    /// Every later write of A is refused (`Fenced`) and changes nothing.
+    #[test]
+    fn a_fenced_off_owner_cannot_change_the_attempt() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("spade.db");
+        let a_engine = Engine::open(&db).unwrap();
+        let b_engine = Engine::open(&db).unwrap();
+        let lease = Lease::default();
+        let now: Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+        let t0 = 1_000_000;
+        let a = a_engine.register_run_owner(now, t0, &lease).unwrap();
+        let (prepared, claimed) = a_engine
+            .prepare_and_claim(&request(dir.path()), now, &a.id, t0)
+            .unwrap();
+        let ClaimOutcome::Claimed(a_claim) = claimed else {
+            panic!("{claimed:?}")
+        };
+        let actions = a_engine.replay_claimed(&a_claim, now, Vec::new()).unwrap();
+        let (task, fence) = first_start(&actions);
+
+        // B sees a live owner while A's lease holds (A is this very process, alive).
+        let b = b_engine.register_run_owner(now, t0, &lease).unwrap();
+        let busy = b_engine
+            .claim_attempt(prepared.attempt, &b.id, now, t0)
+            .unwrap();
+        assert!(
+            matches!(busy, ClaimOutcome::Busy(ref o) if o.id == a.id),
+            "{busy:?}"
+        );
+
+        // A's lease lapses (A hung): B takes over, and the epoch moves on.
+        let later = t0 + i64::try_from(lease.ttl.as_millis()).unwrap() + 1;
+        let taken = b_engine
+            .claim_attempt(prepared.attempt, &b.id, now, later)
+            .unwrap();
+        let ClaimOutcome::Claimed(b_claim) = taken else {
+            panic!("{taken:?}")
+        };
+        assert_eq!(b_claim.epoch, a_claim.epoch + 1);
+
+        // A's completion of its run is refused, and A cannot renew its lapsed lease.
+        let before = a_engine.list_tasks(prepared.attempt).unwrap();
+        let late = a_engine.apply_claimed(
+            &a_claim,
+            now,
+            Event::Completed {
+                task,
+                fence,
+                outcome: Box::new(crate::operators::succeeded()),
+            },
+        );
+        assert!(
+            matches!(late, Err(Error::Store(crate::store::Error::Fenced { .. }))),
+            "{late:?}"
+        );
+        assert_eq!(a_engine.list_tasks(prepared.attempt).unwrap(), before);
+        assert!(!a_engine.renew_owner(&a.id, later, &lease).unwrap());
+        assert!(a_engine
+            .stop_runs(&a_claim, now, &[(task, fence)], "stop")
+            .is_err());
+
+        // B's recovery interrupts the run A had started and starts it again as its own.
+        let actions = b_engine.replay_claimed(&b_claim, now, Vec::new()).unwrap();
+        let (task2, fence2) = first_start(&actions);
+        assert_eq!(task2, task);
+        assert_eq!(fence2.0, fence.0 + 1);
+    }
 }

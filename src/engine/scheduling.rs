@@ -37,14 +37,14 @@ pub struct FiredSlot {
     pub claim: Option<Claim>,
     /// Set when the session existed already (a `spade run` of that time, say).
     pub existed: bool,
+    /// The first actions of the new attempt when it was started in the same transaction
+    /// (`start: true`): its driver begins with them instead of recovering.
+    pub actions: Option<Vec<super::Action>>,
 }
 
 /// The slot after the one of `session_time`, within the schedule's `start`/`end`.
 pub fn next_slot(schedule: &Schedule, session_time: Timestamp) -> Option<Slot> {
-    // Run times are never before session times, so every later slot is in `slots_from`.
-    schedule
-        .slots_from(session_time)
-        .find(|s| s.session_time > session_time)
+    schedule.next_within_bounds(session_time)
 }
 
 impl Engine {
@@ -130,10 +130,13 @@ impl Engine {
         })
     }
 
-    /// Handles the slot due first at `now`, if any, in one transaction: decide (fire or skip,
-    /// `catchup::decide`), create the session and attempt through the same dedupe as
-    /// `spade run` and claim it for `owner`, and advance the schedule.
-    pub fn fire_next_slot<'a>(
+    /// Handles the slots due at `now`, oldest first, at most `limit` of them, in one
+    /// transaction: for each, decide (fire or skip, `catchup::decide`), create the session and
+    /// attempt through the same dedupe as `spade run`, claim it for `owner`, and advance the
+    /// schedule (compare-and-advance). The first `start` new attempts also have their first
+    /// tasks started in that transaction (their drivers begin with `FiredSlot::actions`).
+    #[allow(clippy::too_many_arguments)] // the scheduler's one call into the store
+    pub fn fire_due_slots<'a>(
         &self,
         project: ProjectId,
         project_dir: &Path,
@@ -141,69 +144,98 @@ impl Engine {
         now: Timestamp,
         owner: &OwnerId,
         real_ms: i64,
-    ) -> Result<Option<FiredSlot>, Error> {
-        self.store.write("fire_slot", |tx| {
-            let Some(row) = schedules::first_due(tx, project, now)? else {
-                return Ok(None);
-            };
-            let (Some(session_time), Some(run_time)) = (row.next_session, row.next_run) else {
-                return Ok(None);
-            };
-            let slot = Slot {
-                session_time,
-                run_time,
-            };
-            let Some(wf) = lookup(&row.workflow) else {
-                // Reloaded away between the sync and now: the next sync deletes it.
-                schedules::delete(tx, row.id)?;
-                return Ok(None);
-            };
-            let next = next_slot(wf.schedule, session_time);
-            let busy = wf.policy.skip_on_overtime
-                && schedules::has_running_attempt(tx, project, &row.workflow)?;
-            let reason = catchup::decide(slot, next, now, row.armed, wf.policy, busy);
-            let mut fired = FiredSlot {
-                schedule_id: row.id,
-                workflow: row.workflow.clone(),
-                slot,
-                reason,
-                attempt: None,
-                claim: None,
-                existed: false,
-            };
-            if !reason.fires() {
-                schedules::record_event(tx, row.id, slot, now, "skipped", reason.describe())?;
-            } else if schedules::session_exists(tx, project, &row.workflow, session_time)? {
-                // Digdag treats an existing session as done (a manual run of that time).
-                fired.existed = true;
-                schedules::record_event(
-                    tx,
-                    row.id,
-                    slot,
-                    now,
-                    "exists",
-                    "a session at this time exists already",
-                )?;
-            } else {
-                let req = NewAttempt {
-                    project_dir: project_dir.to_path_buf(),
-                    workflow: wf.workflow.clone(),
-                    sources: wf.sources.to_vec(),
-                    session_time,
-                    attempt_name: None,
-                    params: crate::expr::JsonMap::new(),
-                    rerun: false,
+        limit: usize,
+        start: usize,
+    ) -> Result<Vec<FiredSlot>, Error> {
+        self.store.write("fire_slots", |tx| {
+            let mut fired = Vec::new();
+            let mut started = 0;
+            while fired.len() < limit {
+                let Some(mut f) = fire_one(tx, project, project_dir, lookup, now, owner, real_ms)?
+                else {
+                    break;
                 };
-                let prepared = prepare::prepare(tx, &req, now)?;
-                fired.attempt = Some(prepared.attempt);
-                if let ClaimOutcome::Claimed(c) =
-                    lease::claim(tx, prepared.attempt, owner, now, real_ms)?
-                {
-                    fired.claim = Some(c);
+                if let (Some(claim), true) = (&f.claim, started < start) {
+                    let mut a = super::apply::Apply::new(tx, now).with_lowerer(self.lower);
+                    a.recover(claim.attempt)?;
+                    f.actions = Some(a.actions);
+                    started += 1;
                 }
+                fired.push(f);
             }
-            schedules::advance(tx, row.id, session_time, next, now)?;
-            Ok(Some(fired))
+            Ok(fired)
         })
     }
+}
+
+/// One due slot inside the firing transaction (`None`: nothing is due).
+fn fire_one<'a>(
+    tx: &crate::store::Tx<'_>,
+    project: ProjectId,
+    project_dir: &Path,
+    lookup: &dyn Fn(&str) -> Option<ScheduledWorkflow<'a>>,
+    now: Timestamp,
+    owner: &OwnerId,
+    real_ms: i64,
+) -> Result<Option<FiredSlot>, Error> {
+    let Some(row) = schedules::first_due(tx, project, now)? else {
+        return Ok(None);
+    };
+    let (Some(session_time), Some(run_time)) = (row.next_session, row.next_run) else {
+        return Ok(None);
+    };
+    let slot = Slot {
+        session_time,
+        run_time,
+    };
+    let Some(wf) = lookup(&row.workflow) else {
+        // Reloaded away between the sync and now: it will not fire again.
+        schedules::delete(tx, row.id)?;
+        return fire_one(tx, project, project_dir, lookup, now, owner, real_ms);
+    };
+    let next = next_slot(wf.schedule, session_time);
+    let busy =
+        wf.policy.skip_on_overtime && schedules::has_running_attempt(tx, project, &row.workflow)?;
+    let reason = catchup::decide(slot, next, now, row.armed, wf.policy, busy);
+    let mut fired = FiredSlot {
+        schedule_id: row.id,
+        workflow: row.workflow.clone(),
+        slot,
+        reason,
+        attempt: None,
+        claim: None,
+        existed: false,
+        actions: None,
+    };
+    if !reason.fires() {
+        schedules::record_event(tx, row.id, slot, now, "skipped", reason.describe())?;
+    } else if schedules::session_exists(tx, project, &row.workflow, session_time)? {
+        // Digdag treats an existing session as done (a manual run of that time).
+        fired.existed = true;
+        schedules::record_event(
+            tx,
+            row.id,
+            slot,
+            now,
+            "exists",
+            "a session at this time exists already",
+        )?;
+    } else {
+        let req = NewAttempt {
+            project_dir: project_dir.to_path_buf(),
+            workflow: wf.workflow.clone(),
+            sources: wf.sources.to_vec(),
+            session_time,
+            attempt_name: None,
+            params: crate::expr::JsonMap::new(),
+            rerun: false,
+        };
+        let prepared = prepare::prepare(tx, &req, now)?;
+        fired.attempt = Some(prepared.attempt);
+        if let ClaimOutcome::Claimed(c) = lease::claim(tx, prepared.attempt, owner, now, real_ms)? {
+            fired.claim = Some(c);
+        }
+    }
+    schedules::advance(tx, row.id, session_time, next, now)?;
+    Ok(Some(fired))
 }

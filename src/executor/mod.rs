@@ -95,6 +95,14 @@ pub trait EngineApi: Send + Sync + 'static {
         actions.extend(self.recover(attempt, now)?);
         Ok(actions)
     }
+    /// Several events at once; `Engine` under a claim commits them in one transaction.
+    fn apply_batch(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(self.apply(now, event)?);
+        }
+        Ok(actions)
+    }
     fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError>;
     /// The stored definition of a task, for generators' unevaluated `_do:` blocks; `None`
     /// when the engine keeps none (the driver then looks in the loaded workflow).
@@ -171,6 +179,10 @@ impl EngineApi for Claimed {
         self.engine.apply_claimed(&self.claim, now, event)
     }
 
+    fn apply_batch(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        self.engine.apply_claimed_batch(&self.claim, now, events)
+    }
+
     fn replay(
         &self,
         attempt: AttemptId,
@@ -221,6 +233,9 @@ pub struct AttemptSpec {
     pub stop: watch::Receiver<StopLevel>,
     /// How long a graceful stop waits after SIGTERM before it kills the groups (real time).
     pub stop_timeout: Duration,
+    /// The first actions of an attempt whose first tasks were started in the transaction that
+    /// created it (the scheduler's): the driver begins with them instead of recovering.
+    pub started: Option<Vec<Action>>,
 }
 
 /// `<state dir>/logs/<attempt>`: where the runs of one attempt keep their files.
@@ -252,10 +267,8 @@ async fn drive_inner<E: EngineApi>(
     deps: &Deps<E>,
     spec: &AttemptSpec,
 ) -> Result<AttemptState, Error> {
-    std::fs::create_dir_all(&spec.run_dir).map_err(|source| Error::Io {
-        what: format!("create directory {}", spec.run_dir.display()),
-        source,
-    })?;
+    // The run directory is made by the first run that needs files (`Context::spawn`): most
+    // attempts of `echo>` and generators never do, and a directory costs a file creation.
     let generators = Arc::new(generator_defs(spec.workflow.as_deref()));
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
     let mut runs: JoinSet<Finished> = JoinSet::new();
@@ -275,15 +288,21 @@ async fn drive_inner<E: EngineApi>(
     // applied first, so recovery does not run them again, and in the recovery transaction, so
     // the tasks they unblock are started once, by recovery (which must come after the replay,
     // or it would fence the journaled runs off).
-    let (replay, replayed) = replay_journals(&spec.run_dir);
-    let now = deps.clock.now();
-    let engine = deps.engine.clone();
-    let mut pending: Vec<Action> = match blocking(move || engine.replay(attempt, now, replay)).await
-    {
-        Ok(actions) => actions,
-        Err(e) => return Err(lost_ownership(e, attempt)),
+    let mut pending: Vec<Action> = match &spec.started {
+        // A brand-new attempt started by its creator: nothing to replay or recover.
+        Some(actions) => actions.clone(),
+        None => {
+            let (replay, replayed) = replay_journals(&spec.run_dir);
+            let now = deps.clock.now();
+            let engine = deps.engine.clone();
+            let actions = match blocking(move || engine.replay(attempt, now, replay)).await {
+                Ok(actions) => actions,
+                Err(e) => return Err(lost_ownership(e, attempt)),
+            };
+            remove_journals(replayed);
+            actions
+        }
     };
-    remove_journals(replayed);
 
     // Journals whose completions are committed; removed once the next runs have started, so
     // the unlinks stay off the path from one task to the next.
@@ -616,6 +635,7 @@ fn start<E: EngineApi>(
         secrets: spec.secrets.clone(),
         journal: Arc::new(Mutex::new(None)),
         run_token,
+        foreground: spec.progress,
     };
     let pgid = ctx.pgid.clone();
     let slots = deps
@@ -728,7 +748,8 @@ fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
     }
 }
 
-/// Applies events one by one (one transaction each) on the blocking pool.
+/// Applies the events of one wake-up on the blocking pool (one transaction for a claimed
+/// engine).
 async fn call_engine<E: EngineApi>(
     deps: &Deps<E>,
     events: Vec<Event>,
@@ -738,14 +759,7 @@ async fn call_engine<E: EngineApi>(
     }
     let engine = deps.engine.clone();
     let now = deps.clock.now();
-    blocking(move || {
-        let mut actions = Vec::new();
-        for event in events {
-            actions.extend(engine.apply(now, event)?);
-        }
-        Ok(actions)
-    })
-    .await
+    blocking(move || engine.apply_batch(now, events)).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -1041,6 +1055,11 @@ mod tests {
                     st.log.push(format!("spawned {task}.{fence}"));
                     Ok(vec![])
                 }
+                Event::Log { task, fence, text } => {
+                    st.log
+                        .push(format!("log {task}.{fence} {}", text.trim_end()));
+                    Ok(vec![])
+                }
                 Event::Completed {
                     task,
                     fence,
@@ -1128,6 +1147,7 @@ mod tests {
             secrets: Arc::new(crate::expr::EnvSecrets),
             stop: stop_channel().1,
             stop_timeout: Duration::from_secs(30),
+            started: None,
         };
         let handle = tokio::spawn(async move { drive(&deps, &spec).await });
         while !handle.is_finished() {

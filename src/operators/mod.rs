@@ -100,6 +100,9 @@ pub struct Context {
     /// `SPADE_RUN`, set in the environment of every process of this run: what proves, after a
     /// crash, that a process still running is this run's (`host::kill_run_processes`).
     pub run_token: Option<String>,
+    /// `spade run` in a terminal: task output is also copied to spade's own stdout and
+    /// stderr. The daemon keeps it in the task logs only.
+    pub foreground: bool,
 }
 
 impl Context {
@@ -110,6 +113,7 @@ impl Context {
 
     /// Spawns a process for this run and tells the engine about it.
     pub fn spawn(&self, mut spec: ProcessSpec) -> Result<Spawned, Error> {
+        self.ensure_run_dir()?;
         if let Some(token) = &self.run_token {
             spec.env
                 .push((crate::host::RUN_TOKEN_ENV.to_owned(), token.clone()));
@@ -124,6 +128,24 @@ impl Context {
             pgid: spawned.pgid,
         });
         Ok(spawned)
+    }
+
+    /// Creates the run directory (made lazily: many attempts never need it).
+    pub fn ensure_run_dir(&self) -> Result<(), Error> {
+        std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io {
+            what: "create directory",
+            path: self.run_dir.clone(),
+            source,
+        })
+    }
+
+    /// Keeps `text` as this run's log in the store (for output that has no log file).
+    pub fn log(&self, text: String) {
+        let _ = self.events.send(Event::Log {
+            task: self.run.task,
+            fence: self.run.fence,
+            text,
+        });
     }
 
     pub fn set_journal(&self, path: PathBuf) {
@@ -231,6 +253,7 @@ pub(crate) mod testkit {
             secrets: Arc::new(crate::expr::EnvSecrets),
             journal: Arc::new(Mutex::new(None)),
             run_token: None,
+            foreground: true,
         };
         (ctx, rx)
     }

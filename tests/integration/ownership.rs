@@ -211,3 +211,91 @@ fn a_wide_parallel_group_queues_within_the_open_file_limit() {
     let lines = project.read("lines");
     assert_eq!(lines.lines().count(), 300, "every task ran once");
 }
+
+/// After `kill -9` of spade, the task's leader dies with it (parent-death signal) but what it
+/// forked lives on; the next start kills exactly those processes: the ones in the recorded
+/// group that carry the run's token.
+#[test]
+fn leftovers_of_a_crashed_run_are_killed_at_the_next_start() {
+    let project = Project::new();
+    project.write(
+        "crash.dig",
+        "+a:\n  sh>: \"if [ -f started ]; then echo again >> runs; exit 0; fi; sleep 331 & touch started; sleep 332\"\n",
+    );
+    let mut run = Proc::start(
+        &["run", "crash.dig", "--session", "2026-01-01"],
+        project.path(),
+        project.path().join("run.log"),
+    );
+    wait_until(
+        "the task to start",
+        LONG,
+        || project.path().join("started").exists() && !processes_matching("sleep 332").is_empty(),
+        || run.log_text(),
+    );
+    run.kill9();
+    assert!(
+        !processes_matching("sleep 331").is_empty(),
+        "the grandchild outlives the crash"
+    );
+    let again = project.run(&["crash.dig", "--session", "2026-01-01"]);
+    again.expect(0);
+    assert!(
+        processes_matching("sleep 331").is_empty(),
+        "leftover not killed"
+    );
+    assert!(
+        processes_matching("sleep 332").is_empty(),
+        "leftover not killed"
+    );
+    assert_eq!(project.read("runs"), "again\n");
+}
+
+/// A group id recorded before a crash may name someone else's group by the time spade starts
+/// again: a process there that does not carry the run's token is left alone.
+#[test]
+fn a_recycled_group_id_is_never_killed() {
+    let project = Project::new();
+    project.write(
+        "crash.dig",
+        "+a:\n  sh>: \"if [ -f started ]; then exit 0; fi; touch started; sleep 351\"\n",
+    );
+    let mut run = Proc::start(
+        &["run", "crash.dig", "--session", "2026-01-01"],
+        project.path(),
+        project.path().join("run.log"),
+    );
+    wait_until(
+        "the task to start",
+        LONG,
+        || project.path().join("started").exists(),
+        || run.log_text(),
+    );
+    run.kill9();
+    // An unrelated process group, standing in for one that took over the recorded id.
+    #[allow(clippy::disallowed_methods)] // the test's own bystander process
+    let mut bystander = {
+        use std::os::unix::process::CommandExt as _;
+        std::process::Command::new("/bin/sleep")
+            .arg("352")
+            .process_group(0)
+            .spawn()
+            .unwrap()
+    };
+    let db = project.path().join(".spade/spade.db");
+    let conn = rusqlite::Connection::open(&db).unwrap();
+    conn.execute(
+        "UPDATE tasks SET pgid = ?1 WHERE state = 'running'",
+        [bystander.id()],
+    )
+    .unwrap();
+    drop(conn);
+    let again = project.run(&["crash.dig", "--session", "2026-01-01"]);
+    again.expect(0);
+    assert!(
+        bystander.try_wait().unwrap().is_none(),
+        "spade killed a process group it could not prove was its own"
+    );
+    let _ = bystander.kill();
+    let _ = bystander.wait();
+}

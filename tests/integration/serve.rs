@@ -48,8 +48,15 @@ fn db(project: &Project) -> PathBuf {
     project.path().join(".spade").join("spade.db")
 }
 
-/// Waits for a graceful stop (SIGTERM) to finish with exit status 0.
+/// Waits for a graceful stop (SIGTERM) to finish with exit status 0. The daemon must be
+/// serving first: a SIGTERM before its handlers are installed ends it the default way.
 fn stop(p: &mut Proc) {
+    wait_until(
+        "the daemon to serve",
+        LONG,
+        || p.log_text().contains("serving"),
+        || p.log_text(),
+    );
     p.signal(libc::SIGTERM);
     let status = p.wait_exit(LONG);
     assert!(
