@@ -6,6 +6,8 @@ mod conformance_run;
 mod corpus;
 mod crash;
 mod eval_conformance;
+mod http;
+mod http_server;
 mod nopanic;
 mod regression;
 mod run;
