@@ -172,9 +172,10 @@ fn server_errors_are_retried_with_backoff_on_the_clock_then_succeed() {
     // A POST is not retried on 5xx by default, but 429 is retried whatever the method.
     assert_eq!(paths, ["/flaky", "/flaky", "/flaky", "/busy", "/busy"]);
     assert_eq!(project.read("out"), "200");
-    // Waits of 1 s and 2 s, then 1 s for the 429: virtual seconds under --time-scale.
+    // Waits of 1 s and 2 s, then 1 s for the 429, on spade's clock: virtual seconds under
+    // --time-scale (real sleeps would take 100 times longer in virtual time).
     let took = ran.seconds();
-    assert!((4.0..10.0).contains(&took), "took {took}s\n{}", ran.stderr);
+    assert!((4.0..100.0).contains(&took), "took {took}s\n{}", ran.stderr);
     let flaky = format!("{}/flaky", server.base());
     assert!(
         ran.stderr.contains(&format!(
@@ -231,7 +232,11 @@ fn not_found_fails_at_once() {
         server.base()
     );
     assert!(ran.stderr.contains(&expect), "{}", ran.stderr);
-    assert!(ran.seconds() < 1.0, "{}", ran.stderr);
+    assert!(
+        !ran.stderr.contains("failed, next in"),
+        "no retry\n{}",
+        ran.stderr
+    );
 }
 
 /// The `_error` probe of the cancellation tests: asks the server whether the hanging request
@@ -263,7 +268,7 @@ fn a_try_without_an_answer_times_out_and_drops_the_request() {
     // The connection was closed when the try timed out, while spade was still running.
     assert_eq!(project.read("out"), "dropped");
     let took = ran.seconds();
-    assert!((5.0..20.0).contains(&took), "took {took}s\n{}", ran.stderr);
+    assert!((5.0..100.0).contains(&took), "took {took}s\n{}", ran.stderr);
 }
 
 #[test]
