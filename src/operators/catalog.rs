@@ -35,6 +35,8 @@ pub const CATALOG: &[OperatorInfo] = &[
     op("if", true, true),
     op("call", true, true),
     op("require", true, false),
+    op("http", true, false),
+    op("http_call", true, true),
     // Digdag's operators that spade does not run yet (digdag-standards, digdag-core and the
     // Treasure Data plugins shipped with Digdag).
     op("py", false, false),
@@ -42,8 +44,6 @@ pub const CATALOG: &[OperatorInfo] = &[
     op("embulk", false, false),
     op("notify", false, false),
     op("mail", false, false),
-    op("http", false, false),
-    op("http_call", false, true),
     op("td", false, false),
     op("td_run", false, false),
     op("td_ddl", false, false),

@@ -10,6 +10,8 @@ pub mod echo;
 pub mod fail;
 pub mod for_each;
 pub mod for_range;
+pub mod http;
+pub mod http_call;
 pub mod if_op;
 pub mod loop_op;
 pub mod nop;
@@ -51,6 +53,8 @@ pub const REGISTRY: &[(&str, &dyn Operator)] = &[
     ("fail", &fail::Fail),
     ("for_each", &for_each::ForEach),
     ("for_range", &for_range::ForRange),
+    ("http", &http::Http),
+    ("http_call", &http_call::HttpCall),
     ("if", &if_op::If),
     ("loop", &loop_op::Loop),
     ("nop", &nop::Nop),

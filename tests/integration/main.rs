@@ -7,6 +7,8 @@ mod corpus;
 mod crash;
 mod daemon;
 mod eval_conformance;
+mod http;
+mod http_server;
 mod nopanic;
 mod ownership;
 mod regression;
