@@ -65,7 +65,15 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         None => Arc::new(SystemClock),
     };
     let (project_dir, name) = locate(&args)?;
-    let project = crate::dig::load_project(&project_dir)?;
+    let mut project = crate::dig::load_project(&project_dir)?;
+    // An operator that is neither built in nor supplied by an executable stops the run before
+    // it starts, as in `spade check`.
+    let finder = crate::operators::external::Finder::from_env(&project_dir);
+    for workflow in &project.workflows {
+        let report = crate::operators::external::diagnose(&finder, workflow);
+        project.diagnostics.extend(report.diagnostics);
+    }
+    crate::diag::sort(&mut project.diagnostics);
     let mut stderr = std::io::stderr().lock();
     for d in &project.diagnostics {
         let _ = write!(stderr, "{}", d.render(&project.sources));
