@@ -7,6 +7,7 @@ mod corpus;
 mod crash;
 mod eval_conformance;
 mod nopanic;
+mod plugins;
 mod py;
 mod regression;
 mod run;
