@@ -1143,6 +1143,16 @@ mod tests {
             ],
         );
         check_diags("+a:\n  sh>:\n", &[("", "needs a value")]);
+        // An executable may supply an operator spade lacks: a file with no other error leaves
+        // the question to `operators::external::diagnose`, which knows the project.
+        check_diags("+a:\n  slack>: hi\n+b:\n  td>: q\n", &[]);
+        check_diags(
+            "+a:\n  slack>: hi\n  _retry: lots\n",
+            &[
+                ("slack>", "unknown operator `slack>`"),
+                ("lots", "`_retry` must be"),
+            ],
+        );
         check_diags("+a:\n  nop>:\n", &[]);
         check_diags("+a:\n  _type: ${t}\n", &[("${t}", "computed at run time")]);
         check_diags(

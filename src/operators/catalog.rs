@@ -154,6 +154,37 @@ mod tests {
             assert!(lookup(name).is_some_and(|o| o.supported), "{name}");
         }
         assert!(lookup("td").is_some_and(|o| !o.supported));
+        assert!(lookup("py").is_some_and(|o| o.supported));
         assert!(lookup("shh").is_none());
+    }
+
+    #[test]
+    fn operators_spade_lacks_get_a_warning_or_an_error_that_says_how_to_supply_them() {
+        let d = not_built_in("td", "+q", Span::NONE, []);
+        assert!(!d.is_error());
+        assert_eq!(
+            d.message,
+            "operator `td>` of task `+q` is not supported by spade yet"
+        );
+        assert!(d
+            .help
+            .unwrap()
+            .contains("`operators/td` in the project or `spade-operator-td` on `PATH`"));
+        let d = not_built_in("shh", "+a", Span::NONE, []);
+        assert!(d.is_error());
+        assert_eq!(d.message, "unknown operator `shh>`");
+        assert_eq!(d.help.as_deref(), Some("did you mean `sh>`?"));
+        let d = not_built_in("slak", "+a", Span::NONE, ["slack"]);
+        assert_eq!(d.help.as_deref(), Some("did you mean `slack>`?"));
+        let help = not_built_in("frobnicate", "+a", Span::NONE, [])
+            .help
+            .unwrap();
+        assert!(help.starts_with("spade runs `sh>`, `echo>`,"), "{help}");
+        assert!(
+            help.contains(
+                " and `py>`; to add `frobnicate>`, put an executable at `operators/frobnicate`"
+            ),
+            "{help}"
+        );
     }
 }

@@ -361,3 +361,124 @@ fn check_call(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::{Severity, SourceMap};
+
+    fn executable(path: &Path, mode: u32) {
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).unwrap();
+    }
+
+    #[test]
+    fn executables_are_looked_up_workdir_project_then_path() {
+        let project = tempfile::tempdir().unwrap();
+        let bin = tempfile::tempdir().unwrap();
+        let p = project.path();
+        executable(&p.join("operators/both"), 0o755);
+        executable(&p.join("sub/operators/both"), 0o755);
+        executable(&p.join("operators/lazy"), 0o644);
+        executable(&bin.path().join("spade-operator-both"), 0o755);
+        executable(&bin.path().join("spade-operator-far"), 0o755);
+        executable(&bin.path().join("spade-operator-lazy"), 0o755);
+        let path = std::env::join_paths(["", "relative", bin.path().to_str().unwrap()]).unwrap();
+        let finder = Finder::new(p, Some(&path));
+        let found = |name, workdir| finder.find(name, workdir);
+        let abs = |rel: &str| std::path::absolute(p.join(rel)).unwrap();
+        assert_eq!(
+            found("both", None),
+            Found::Executable(abs("operators/both"))
+        );
+        assert_eq!(
+            found("both", Some("sub")),
+            Found::Executable(abs("sub/operators/both"))
+        );
+        // A workdir without its own operators falls back to the project's.
+        assert_eq!(
+            found("both", Some("other")),
+            Found::Executable(abs("operators/both"))
+        );
+        // A workdir leaving the project is not searched.
+        assert_eq!(
+            found("both", Some("../x")),
+            Found::Executable(abs("operators/both"))
+        );
+        assert_eq!(
+            found("far", None),
+            Found::Executable(bin.path().join("spade-operator-far"))
+        );
+        // A project file without the execute bit is named, not skipped for PATH's.
+        assert_eq!(
+            found("lazy", None),
+            Found::NotExecutable(p.join("operators/lazy"))
+        );
+        assert_eq!(found("none", None), Found::Missing);
+        // Names that are not one plain path component are never looked up.
+        for bad in ["", "../both", "a/b", "-x", "${x}", "both.sh"] {
+            assert_eq!(found(bad, None), Found::Missing, "{bad}");
+        }
+        // Empty and relative PATH entries are skipped.
+        std::fs::create_dir_all(p.join("relative")).unwrap();
+        let cwd_only = Finder::new(p, Some(std::ffi::OsStr::new(":relative")));
+        assert_eq!(cwd_only.find("far", None), Found::Missing);
+    }
+
+    /// `(severity, message)` of every diagnostic of the pass on `text`.
+    fn diagnose_text(project: &Path, text: &str) -> (Vec<(Severity, String)>, Report) {
+        let mut sources = SourceMap::new();
+        let path = project.join("w.dig");
+        std::fs::write(&path, text).unwrap();
+        let (workflow, diags) = crate::dig::load_file(&mut sources, project, &path);
+        assert!(diags.is_empty(), "{diags:?}");
+        let report = diagnose(&Finder::new(project, None), &workflow.unwrap());
+        let got = report
+            .diagnostics
+            .iter()
+            .map(|d| (d.severity, d.message.clone()))
+            .collect();
+        (got, report)
+    }
+
+    #[test]
+    fn the_check_pass_classifies_every_operator_spade_lacks() {
+        let project = tempfile::tempdir().unwrap();
+        let p = project.path();
+        executable(&p.join("operators/probe"), 0o755);
+        executable(&p.join("sub/operators/deep"), 0o755);
+        let (got, report) = diagnose_text(
+            p,
+            "+a:\n  probe>: x\n\
+             +b:\n  _export:\n    _workdir: sub\n  +c:\n    deep>: x\n\
+             +d:\n  deep>: x\n\
+             +e:\n  for_each>: {v: [1]}\n  _do:\n    +f:\n      prob>: x\n\
+             +g:\n  _export:\n    plugin:\n      dependencies: [a:b:1]\n  +h:\n    example>: x\n\
+             +i:\n  td>: q\n  _error:\n    frobnicate>: x\n\
+             +j:\n  echo>: x\n",
+        );
+        assert_eq!(
+            got,
+            [
+                (Severity::Error, "unknown operator `deep>`".to_string()),
+                (Severity::Error, "unknown operator `prob>`".to_string()),
+                (
+                    Severity::Warning,
+                    "operator `example>` of task `+h` comes from a Digdag plugin (`a:b:1`), which spade cannot load".to_string()
+                ),
+                (
+                    Severity::Warning,
+                    "operator `td>` of task `+i` is not supported by spade yet".to_string()
+                ),
+                (Severity::Error, "unknown operator `frobnicate>`".to_string()),
+            ]
+        );
+        assert_eq!(report.executables.len(), 2);
+        // The project's own operators take part in "did you mean".
+        assert_eq!(
+            report.diagnostics[1].help.as_deref(),
+            Some("did you mean `probe>`?")
+        );
+    }
+}

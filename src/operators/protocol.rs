@@ -528,3 +528,192 @@ fn absolute(path: &Path) -> PathBuf {
 fn path_text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{context, manual_clock, run};
+    use super::*;
+    use crate::executor::spawn::TokioSpawner;
+    use std::sync::Arc;
+
+    struct Vault;
+    impl SecretProvider for Vault {
+        fn secret(&self, name: &str) -> Option<String> {
+            (name == "api.key").then(|| "k-12345".to_string())
+        }
+    }
+
+    #[test]
+    fn results_parse_with_defaults_and_reject_wrong_shapes() {
+        let ok = |text: &str| parse_reply(text).unwrap();
+        assert_eq!(ok("{}"), Reply::default());
+        let r = ok(
+            r#"{"protocol": 1, "store": {"a": {"b": 1}}, "reset_store": ["a.b"],
+            "export": {"e": true}, "subtasks": {"+x": {"echo>": "${e}"}}, "later": 1}"#,
+        );
+        assert_eq!(Json::Object(r.store), json!({"a": {"b": 1}}));
+        assert_eq!(r.reset_store, ["a.b"]);
+        assert_eq!(Json::Object(r.export), json!({"e": true}));
+        assert!(r.subtasks.is_some());
+        let e = ok(r#"{"error": "boom"}"#).error.unwrap();
+        assert_eq!((e.message.as_str(), e.retryable), ("boom", true));
+        let e = ok(r#"{"error": {"message": "no", "retryable": false, "code": 7}}"#)
+            .error
+            .unwrap();
+        assert_eq!((e.message.as_str(), e.retryable), ("no", false));
+        assert_eq!(Json::Object(e.properties), json!({"code": 7}));
+        for (text, why) in [
+            ("[]", "must be a JSON object"),
+            ("{", "not JSON"),
+            (r#"{"protocol": 2}"#, "spade speaks version 1"),
+            (r#"{"store": [1]}"#, "`store` must be an object"),
+            (r#"{"subtasks": "x"}"#, "`subtasks` must be an object"),
+            (r#"{"reset_store": [1]}"#, "dotted keys"),
+            (r#"{"error": 3}"#, "`error` must be"),
+            (r#"{"error": {"retryable": "yes"}}"#, "`error.retryable`"),
+        ] {
+            let got = parse_reply(text).unwrap_err();
+            assert!(got.contains(why), "{text}: {got}");
+        }
+    }
+
+    #[test]
+    fn masks_replace_secret_values_everywhere_longest_first() {
+        let values = ["abcd".to_string(), "abcdef".to_string(), "xy".to_string()];
+        let mask = Mask::new(&values);
+        assert_eq!(mask.text("1abcdef2abcd3xy"), "1***2***3xy");
+        let reply = Reply {
+            store: serde_json::from_str(r#"{"k": ["abcd"], "abcd": 1}"#).unwrap(),
+            error: Some(ReplyError {
+                message: "bad abcdef".into(),
+                retryable: true,
+                properties: JsonMap::new(),
+            }),
+            ..Reply::default()
+        };
+        let masked = mask.reply(reply);
+        assert_eq!(Json::Object(masked.store), json!({"k": ["***"], "***": 1}));
+        assert_eq!(masked.error.unwrap().message, "bad ***");
+    }
+
+    /// The request a real process reads: fields, secrets resolved where they are declared, the
+    /// file private and gone after the run.
+    #[tokio::test]
+    async fn the_request_holds_the_run_and_its_declared_secrets() {
+        let dir = tempfile::tempdir().unwrap();
+        let params = r#"{"who": "me", "key": "${secret:api.key}", "plain": "${secret:api.key}",
+            "session_time": "2026-01-01T00:00:00+00:00", "session_id": 5,
+            "_env": {"KEY": "${secret:api.key}"}}"#;
+        let mut r = run("probe", "do ${secret:api.key}".into(), params);
+        r.secret_keys = vec!["key".into(), "_env".into()];
+        let (mut ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+        ctx.secrets = Arc::new(Vault);
+        let script = r#"cp "$SPADE_OPERATOR_REQUEST" seen.json
+            stat -c %a "$SPADE_OPERATOR_REQUEST" > mode
+            echo "$KEY $SPADE_OPERATOR_PROTOCOL" > env
+            printf '{"store": {"got": "%s"}}' "$KEY" > "$SPADE_OPERATOR_RESULT""#;
+        let invocation = Invocation {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            params: ctx.run.params.clone(),
+            resolve_params: true,
+            extra_env: Vec::new(),
+        };
+        let request_path = ctx.run_file("request.json");
+        let ran = super::run(&ctx, invocation).await.unwrap();
+        let Ran::Exited { status, reply } = ran else {
+            panic!("refused")
+        };
+        assert_eq!(status, ExitStatus::Code(0));
+        assert_eq!(
+            Json::Object(reply.unwrap().unwrap().store),
+            json!({"got": "***"})
+        );
+        assert!(!request_path.exists());
+        let read = |f: &str| std::fs::read_to_string(dir.path().join(f)).unwrap();
+        assert_eq!(read("mode").trim(), "600");
+        assert_eq!(read("env").trim(), "k-12345 1");
+        let seen: Json = serde_json::from_str(&read("seen.json")).unwrap();
+        assert_eq!(seen["protocol"], 1);
+        assert_eq!(seen["operator"], "probe");
+        assert_eq!(seen["command"], "do k-12345");
+        assert_eq!(seen["params"]["key"], "k-12345");
+        // Only params that hold a declared reference are resolved.
+        assert_eq!(seen["params"]["plain"], "${secret:api.key}");
+        assert_eq!(seen["secrets"], json!({"api.key": "k-12345"}));
+        assert_eq!(seen["secret_keys"], json!(["key", "_env"]));
+        assert_eq!(
+            seen["task"],
+            json!({"name": "+wf+probe", "id": 7, "fence": 1, "retry_count": 0})
+        );
+        assert_eq!(seen["session"]["id"], 5);
+        assert_eq!(seen["session"]["time"], "2026-01-01T00:00:00+00:00");
+        assert_eq!(seen["attempt"], json!({"id": 1, "name": null}));
+        assert_eq!(seen["workdir"], seen["project_dir"]);
+    }
+
+    #[tokio::test]
+    async fn a_missing_secret_refuses_the_run() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut r = run("probe", "x".into(), r#"{"k": "${secret:nope}"}"#);
+        r.secret_keys = vec!["k".into()];
+        let (ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+        let invocation = Invocation {
+            program: "/bin/true".into(),
+            args: Vec::new(),
+            params: ctx.run.params.clone(),
+            resolve_params: true,
+            extra_env: Vec::new(),
+        };
+        match super::run(&ctx, invocation).await.unwrap() {
+            Ran::Refused(message) => assert!(message.contains("nope"), "{message}"),
+            Ran::Exited { .. } => panic!("ran without its secret"),
+        }
+    }
+
+    #[test]
+    fn outcomes_follow_the_exit_code() {
+        let exited = |code, reply: Option<&str>| Ran::Exited {
+            status: ExitStatus::Code(code),
+            reply: Ok(reply.map(|r| parse_reply(r).unwrap())),
+        };
+        let what = "operator `x>`";
+        assert!(matches!(
+            outcome(
+                what,
+                exited(0, Some(r#"{"subtasks": {"+a": {"nop>": null}}}"#))
+            ),
+            Outcome::Succeeded {
+                subtasks: Some(_),
+                ..
+            }
+        ));
+        // The exit code decides: an error in the result of a successful run is ignored, and
+        // a failure without one still fails, retryable.
+        assert!(matches!(
+            outcome(what, exited(0, Some(r#"{"error": "x"}"#))),
+            Outcome::Succeeded { .. }
+        ));
+        match outcome(what, exited(2, None)) {
+            Outcome::Failed {
+                message, retryable, ..
+            } => {
+                assert_eq!(message, "operator `x>` failed with code 2");
+                assert!(retryable);
+            }
+            other => panic!("{other:?}"),
+        }
+        match outcome(
+            what,
+            Ran::Exited {
+                status: ExitStatus::Signal(9),
+                reply: Ok(None),
+            },
+        ) {
+            Outcome::Failed { message, .. } => {
+                assert_eq!(message, "operator `x>` was killed by signal 9");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}
