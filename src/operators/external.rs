@@ -260,7 +260,7 @@ impl Inherited {
 /// and its children are moved out of it).
 enum Node<'a> {
     Borrowed(&'a TaskDef),
-    Owned(TaskDef),
+    Owned(Box<TaskDef>),
 }
 
 /// The `spade check` pass over a loaded workflow: for every operator spade does not have built
@@ -301,19 +301,23 @@ pub fn diagnose(finder: &Finder, workflow: &Workflow) -> Report {
                 }
             }
         }
-        let mut next: Vec<Node<'_>> = generated.into_iter().map(Node::Owned).collect();
+        let mut next: Vec<Node<'_>> = generated
+            .into_iter()
+            .map(|t| Node::Owned(Box::new(t)))
+            .collect();
         match node {
             Node::Borrowed(t) => {
                 if let TaskKind::Group(list) = &t.kind {
                     next.extend(list.iter().map(Node::Borrowed));
                 }
-                next.extend(t.error.iter().chain(&t.check).map(|b| Node::Borrowed(&**b)));
+                next.extend(t.error.iter().chain(&t.check).map(|b| Node::Borrowed(b)));
             }
             Node::Owned(t) => {
+                let t = *t;
                 if let TaskKind::Group(list) = t.kind {
-                    next.extend(list.into_iter().map(Node::Owned));
+                    next.extend(list.into_iter().map(|c| Node::Owned(Box::new(c))));
                 }
-                next.extend(t.error.into_iter().chain(t.check).map(|b| Node::Owned(*b)));
+                next.extend(t.error.into_iter().chain(t.check).map(Node::Owned));
             }
         }
         stack.extend(next.into_iter().rev().map(|n| (n, inherited.clone())));

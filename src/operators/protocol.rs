@@ -38,6 +38,8 @@ pub(crate) struct Invocation {
 }
 
 /// How one run of an executable ended.
+// Made once per run and matched once: boxing the result would buy nothing.
+#[allow(clippy::large_enum_variant)]
 pub(crate) enum Ran {
     /// The process never started: the task cannot make a request (a missing secret, a bad
     /// `_env`). The message is the task's failure.
