@@ -13,8 +13,6 @@ import inspect
 import json
 import os
 import sys
-import sysconfig
-import traceback
 import types
 
 PROTOCOL = 1
@@ -119,6 +117,8 @@ def is_stdlib_module(name):
         return name in names
     if name in sys.builtin_module_names:
         return True
+    import sysconfig  # only on Pythons before 3.10, which lack `stdlib_module_names`
+
     stdlib = sysconfig.get_paths().get("stdlib", "")
     return bool(stdlib) and (
         os.path.exists(os.path.join(stdlib, name + ".py"))
@@ -225,6 +225,8 @@ def is_runner_frame(frame):
 
 def format_error(error):
     """The traceback of `error` without the runner's own frames."""
+    import traceback  # only when something failed: it costs a few milliseconds to import
+
     shown = traceback.TracebackException(type(error), error, error.__traceback__)
     link = shown
     while link is not None:
