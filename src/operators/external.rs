@@ -176,8 +176,8 @@ fn is_relative_inside(workdir: &str) -> bool {
             .all(|c| !matches!(c, std::path::Component::ParentDir))
 }
 
-/// The Digdag plugin a `plugin:` param declares, as `dependencies` text (`a:b:1, c:d:2`), or
-/// `a Digdag plugin` when it names none.
+/// The Digdag plugin a `plugin:` param declares, as its `dependencies` (`` `a:b:1`, `c:d:2` ``),
+/// or `declared in `plugin:`` when it names none.
 fn plugin_of_json(plugin: &serde_json::Value) -> Option<String> {
     let serde_json::Value::Object(map) = plugin else {
         return None;
