@@ -476,3 +476,29 @@ fn secrets_reach_the_code_through_env_and_nowhere_else() {
     assert!(!written.is_empty());
     assert!(!contains(&written, SECRET), "the secret reached .spade/");
 }
+
+/// `py>: module.Class` runs `run` on an instance built from params, and modules resolve from
+/// the task's `_workdir` (a package, here).
+#[test]
+fn a_class_alone_runs_its_run_method_and_modules_resolve_from_the_workdir() {
+    let project = Project::new();
+    project.write("sub/jobs/__init__.py", "");
+    project.write(
+        "sub/jobs/greet.py",
+        "import os\nimport digdag\n\n\
+         class Greeter(object):\n\
+         \x20   def __init__(self, greeting):\n\
+         \x20       self.greeting = greeting\n\n\
+         \x20   def run(self, name, punctuation='!'):\n\
+         \x20       print('%s %s%s in %s' % (self.greeting, name, punctuation, os.path.basename(os.getcwd())))\n\
+         \x20       digdag.env.store(greeted=name)\n",
+    );
+    project.write(
+        "c.dig",
+        "+greet:\n  py>: jobs.greet.Greeter\n  _workdir: sub\n  greeting: hello\n  name: world\n\
+         +after:\n  echo>: greeted ${greeted}\n",
+    );
+    let ran = project.run(&["c"]);
+    ran.expect(0);
+    assert_eq!(ran.stdout, "hello world! in sub\ngreeted world\n");
+}
