@@ -81,7 +81,9 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
             .map_err(Error::Usage)?;
     let stop_timeout = parse_duration_flag("--stop-timeout", &args.stop_timeout)?;
     let (project_dir, name) = locate(&args)?;
-    let project = crate::dig::load_project(&project_dir)?;
+    // An operator that is neither built in nor supplied by an executable stops the run before
+    // it starts, as in `spade check`.
+    let project = crate::operators::external::load_project(&project_dir)?;
     let mut stderr = std::io::stderr().lock();
     for d in &project.diagnostics {
         let _ = write!(stderr, "{}", d.render(&project.sources));

@@ -59,7 +59,7 @@ pub fn load(
     dir: &Path,
     previous: Option<&Project>,
 ) -> Result<(Project, Report), crate::dig::Error> {
-    let loaded = crate::dig::load_project(dir)?;
+    let loaded = crate::operators::external::load_project(dir)?;
     let mut report = Report::default();
     for d in &loaded.diagnostics {
         if d.is_error() {

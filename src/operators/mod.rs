@@ -2,11 +2,13 @@
 //!
 //! Each implemented operator lives in its own file and is listed once in [`REGISTRY`]; the
 //! executor looks operators up there, and so does anything that needs to know whether spade
-//! can run an operator (the conformance test derives its skips from it).
+//! can run an operator (the conformance test derives its skips from it). Any other operator
+//! runs through `external`, the executable that supplies it (`protocol` is the exchange).
 
 pub mod call;
 pub mod catalog;
 pub mod echo;
+pub mod external;
 pub mod fail;
 pub mod for_each;
 pub mod for_range;
@@ -15,6 +17,8 @@ pub mod http_call;
 pub mod if_op;
 pub mod loop_op;
 pub mod nop;
+mod protocol;
+pub mod py;
 pub mod sh;
 mod subtasks;
 pub mod wait;
@@ -58,17 +62,25 @@ pub const REGISTRY: &[(&str, &dyn Operator)] = &[
     ("if", &if_op::If),
     ("loop", &loop_op::Loop),
     ("nop", &nop::Nop),
+    ("py", &py::Py),
     ("sh", &sh::Sh),
     ("wait", &wait::Wait),
 ];
 
-/// The implementation of `name`, if spade has one.
+/// What runs operator `name`: its built-in implementation, else [`external::External`], which
+/// looks for an executable supplying it when the task runs. `None` only for names that cannot
+/// name an executable (`${...}` computed at run time, empty).
 pub fn find(name: &str) -> Option<&'static dyn Operator> {
+    built_in(name).or_else(|| external::is_operator_name(name).then_some(&external::External as _))
+}
+
+fn built_in(name: &str) -> Option<&'static dyn Operator> {
     REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
 }
 
+/// Whether spade has `name` built in (not counting executables that may supply it).
 pub fn is_implemented(name: &str) -> bool {
-    find(name).is_some()
+    built_in(name).is_some()
 }
 
 /// The failure of a task whose operator spade does not run.

@@ -11,6 +11,8 @@ mod http;
 mod http_server;
 mod nopanic;
 mod ownership;
+mod plugins;
+mod py;
 mod regression;
 mod run;
 mod schedule_conformance;
