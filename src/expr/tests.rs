@@ -1087,6 +1087,81 @@ fn sandbox_survives_deep_nesting_on_a_small_stack() {
     handle.join().unwrap();
 }
 
+/// Runs `f` on a thread with the 2 MiB stack of spawned threads (tokio workers, the blocking
+/// pool, test threads), so a missing depth limit shows up as a crash of the test.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn deep_expressions_fail_cleanly_on_a_small_stack() {
+    // Issue 12: 25,000 prefix `++` overflowed the stack (SIGABRT) in `check` and `run`.
+    on_small_stack(|| {
+        let n = 25_000;
+        let deep = [
+            format!("{}x", "++".repeat(n)),
+            format!("{}1", "--".repeat(n)),
+            format!("{}1", "!".repeat(n)),
+            format!("1{}", "+1".repeat(n)),
+            format!("a{}", "&&a".repeat(n)),
+            format!("a{}", ".b".repeat(n)),
+            format!("a{}", "[0]".repeat(n)),
+            format!("f{}", "()".repeat(n)),
+            format!("new {}", "a.".repeat(n) + "b"),
+            format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}1{}", "[".repeat(n), "]".repeat(n)),
+            format!("{}1{}", "{a:".repeat(n), "}".repeat(n)),
+            format!("{}1", "a?1:".repeat(n)),
+            format!("{}1", "x=".repeat(n)),
+            format!("{}1{}", "function(){return ".repeat(n), "}".repeat(n)),
+            format!("(function(){{{}}})()", "if(1)".repeat(n) + "1"),
+        ];
+        for expr in &deep {
+            let err = parse::parse_expression(expr).unwrap_err();
+            assert!(err.too_deep, "{}: {}", excerpt(expr), err.message);
+            let mut raw = JsonMap::new();
+            raw.insert("out".into(), format!("${{{expr}}}").into());
+            let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
+            assert!(
+                err.to_string().contains("nested deeper than 128 levels"),
+                "{}: {err}",
+                excerpt(expr)
+            );
+            // The message quotes a short excerpt, not 50 KB of source.
+            assert!(err.to_string().len() < 600, "{}", err.to_string().len());
+            let text = format!("+a:\n  echo>: \"${{{expr}}}\"\n");
+            let diags = check_text(&text);
+            assert!(
+                diags.iter().any(|d| d.is_error()),
+                "{}: `spade check` must report an error",
+                excerpt(expr)
+            );
+        }
+        // The deepest chain the parser accepts still evaluates on this stack.
+        check(&format!("1{}", "+1".repeat(120)), "121");
+        check(&format!("{}1{}", "(".repeat(60), ")".repeat(60)), "1");
+        check(&format!("x = 1, {}x", "- ".repeat(120)), "1");
+    });
+}
+
+/// The diagnostics `spade check` gives for a workflow text.
+fn check_text(text: &str) -> Vec<Diagnostic> {
+    let mut sources = crate::diag::SourceMap::new();
+    let (wf, diags) = crate::dig::load_source(
+        &mut sources,
+        std::path::Path::new("."),
+        std::path::Path::new("w.dig"),
+        text.as_bytes().to_vec(),
+    );
+    assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}");
+    check_workflow(&wf.unwrap())
+}
+
 #[test]
 fn javascript_idioms_behave_like_javascript() {
     check("'a/b'.replace(/\\//g, '-')", "a-b");
