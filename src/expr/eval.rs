@@ -166,8 +166,6 @@ pub(crate) struct Interp<'a> {
     started: Instant,
     /// JavaScript call depth.
     depth: usize,
-    /// Text passed to `print(...)`: Digdag's template puts it before the placeholder's value.
-    pub(crate) printed: String,
 }
 
 type R<T> = Result<T, JsError>;
@@ -181,7 +179,6 @@ impl<'a> Interp<'a> {
             steps: 0,
             started: Instant::now(),
             depth: 0,
-            printed: String::new(),
         }
     }
 

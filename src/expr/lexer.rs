@@ -49,7 +49,15 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
             continue;
         }
         if src[i..].starts_with("//") {
-            i = src[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            // digdag.js pastes the expression into a line of its own code, which a comment
+            // running to the end of the placeholder would swallow: a syntax error there.
+            let Some(n) = src[i..].find(['\n', '\r', '\u{2028}', '\u{2029}']) else {
+                return Err(LexError {
+                    offset: i,
+                    message: "a `//` comment must end with a line break inside `${...}` (Digdag fails otherwise); use `/* ... */`".into(),
+                });
+            };
+            i += n;
             continue;
         }
         if src[i..].starts_with("/*") {

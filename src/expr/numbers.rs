@@ -114,6 +114,21 @@ pub(crate) fn number_to_radix(n: f64, radix: u32) -> String {
     out
 }
 
+/// `Math.round`: halves go up, and the result is exact (`Math.round(0.49999999999999994)` is
+/// 0, where `floor(x + 0.5)` gives 1 because the sum rounds up to 1); -0.5 to 0 give -0.
+pub(crate) fn js_round(x: f64) -> f64 {
+    if !x.is_finite() || x.fract() == 0.0 {
+        return x;
+    }
+    let floor = x.floor();
+    let r = if x - floor >= 0.5 { floor + 1.0 } else { floor };
+    if r == 0.0 && x < 0.0 {
+        -0.0
+    } else {
+        r
+    }
+}
+
 pub(crate) fn parse_int(s: &str, radix: u32) -> f64 {
     let t = s.trim_start();
     let (neg, t) = match t.strip_prefix('-') {

@@ -92,6 +92,10 @@ pub(crate) fn parse_expression(src: &str) -> Result<Expr, ParseError> {
         pos: 0,
         depth: 0,
     };
+    if p.peek() == &Tok::Eof {
+        // `${ }`: digdag.js evaluates `( )`, a syntax error (only `${}` is nothing).
+        return Err(p.error("expected an expression"));
+    }
     let expr_error = match p.expression() {
         Ok(e) if p.peek() == &Tok::Eof => return Ok(e),
         Ok(_) => p.error("expected end of expression"),

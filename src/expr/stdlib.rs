@@ -3,7 +3,7 @@
 //! `strings`, `numbers`, `arrays`, `json` and `moment`), and `Date` methods.
 
 use super::arrays::{array_method, ARRAY_METHODS};
-use super::eval::{array_len, Interp, JsError, MAX_STRING_LEN};
+use super::eval::{array_len, Interp, JsError};
 use super::json::json_stringify;
 use super::moment;
 use super::numbers::{number_method, parse_float, parse_int, NUMBER_METHODS};
@@ -276,7 +276,7 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
                 "floor" => x.floor(),
                 "ceil" => x.ceil(),
                 // JavaScript rounds halves up: Math.round(-2.5) is -2.
-                "round" => (x + 0.5).floor(),
+                "round" => super::numbers::js_round(x),
                 "abs" => x.abs(),
                 "sqrt" => x.sqrt(),
                 "trunc" => x.trunc(),
@@ -357,12 +357,11 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
         },
         (Global::Array, "isArray") => Value::Bool(matches!(arg(args, 0), Value::Array(_))),
         (_, "print") => {
+            // digdag.js's `print` appends to the text being built, but the whole template is
+            // one `__p += ...` statement whose left side was read before, so what it prints
+            // is always lost. Its arguments are still converted, errors included.
             for a in args {
-                let s = interp.js_string(a)?;
-                interp.printed.push_str(&s);
-            }
-            if interp.printed.len() > MAX_STRING_LEN {
-                return Err(JsError::range_error("printed text too long"));
+                interp.js_string(a)?;
             }
             Value::Undefined
         }
@@ -556,7 +555,7 @@ fn date_method(interp: &mut Interp<'_>, ms: f64, name: &str) -> R<Value> {
                 return Ok(Value::Num(f64::NAN));
             };
             Value::Num(f64::from(match field {
-                "FullYear" => i32::from(f.year),
+                "FullYear" => f.year,
                 "Month" => i32::from(f.month) - 1,
                 "Date" => i32::from(f.day),
                 "Day" => i32::from(f.weekday),
