@@ -16,6 +16,7 @@ mod lexer;
 mod moment;
 mod numbers;
 mod parse;
+mod regexp;
 mod scope;
 mod secrets;
 mod stdlib;

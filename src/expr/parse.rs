@@ -498,9 +498,14 @@ impl Parser {
         Ok(e)
     }
 
+    /// `[a, , b]`: an elision is a hole, read as `undefined`; a final comma adds nothing.
     fn array_literal(&mut self) -> Result<Expr, ParseError> {
         let mut items = Vec::new();
         while !self.eat_punct("]") {
+            if self.eat_punct(",") {
+                items.push(Expr::Ident("undefined".into()));
+                continue;
+            }
             items.push(self.assignment()?);
             if !self.is_punct("]") {
                 self.expect_punct(",")?;
