@@ -43,10 +43,22 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
     let mut newline = false;
     while i < bytes.len() {
         let c = bytes[i];
-        if c.is_ascii_whitespace() {
-            newline |= c == b'\n';
+        if c.is_ascii_whitespace() || c == 0x0b {
+            newline |= c == b'\n' || c == b'\r';
             i += 1;
             continue;
+        }
+        // Other white space and line terminators of JavaScript (NBSP, BOM, U+2028, ...).
+        if c >= 0x80 {
+            if let Some(ch) = src[i..]
+                .chars()
+                .next()
+                .filter(|ch| super::numbers::is_js_space(*ch))
+            {
+                newline |= matches!(ch, '\u{2028}' | '\u{2029}');
+                i += ch.len_utf8();
+                continue;
+            }
         }
         if src[i..].starts_with("//") {
             // digdag.js pastes the expression into a line of its own code, which a comment

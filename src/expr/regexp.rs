@@ -138,10 +138,9 @@ fn escape(s: &[char], in_class: bool) -> R<(Escape, usize)> {
                 "backreferences (`\\1`) are not supported by spade's regular expressions",
             ))
         }
-        'c' if s.get(1).is_some_and(char::is_ascii_alphabetic) => (
-            Escape::Char(char::from((s[1] as u8) % 32)),
-            2,
-        ),
+        'c' if s.get(1).is_some_and(char::is_ascii_alphabetic) => {
+            (Escape::Char(char::from((s[1] as u8) % 32)), 2)
+        }
         'x' => match hex(2) {
             Some(ch) => (Escape::Char(ch), 3),
             None => (Escape::Char('x'), 1),

@@ -399,7 +399,11 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
         (_, "decodeURIComponent" | "decodeURI") => {
             let s = interp.js_string(&arg(args, 0))?;
             // decodeURI leaves escapes of the characters that are URI syntax as they are.
-            let keep = if name == "decodeURI" { ";/?:@&=+$,#" } else { "" };
+            let keep = if name == "decodeURI" {
+                ";/?:@&=+$,#"
+            } else {
+                ""
+            };
             Value::string(
                 percent_decode(&s, keep)
                     .ok_or_else(|| JsError::other("URIError: URI malformed"))?,
@@ -462,14 +466,7 @@ pub(crate) fn construct_global(interp: &mut Interp<'_>, g: Global, args: &[Value
                 moment::parse_date_string(s, &interp.host.timezone).unwrap_or(f64::NAN)
             }
             [Value::Date(ms)] => *ms,
-            [v] => {
-                let n = interp.js_number(v)?;
-                if n.is_finite() {
-                    n.trunc()
-                } else {
-                    f64::NAN
-                }
-            }
+            [v] => moment::time_clip(interp.js_number(v)?),
             _ => {
                 let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
                 for (i, p) in parts.iter_mut().enumerate().take(args.len()) {
@@ -608,7 +605,9 @@ fn unescape(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let hex = |from: usize, n: usize| -> Option<u16> {
         let digits: String = chars.get(from..from + n)?.iter().collect();
-        u16::from_str_radix(&digits, 16).ok().filter(|_| digits.len() == n)
+        u16::from_str_radix(&digits, 16)
+            .ok()
+            .filter(|_| digits.len() == n)
     };
     let mut units: Vec<u16> = Vec::new();
     let mut i = 0;

@@ -41,6 +41,7 @@ pub(crate) const STRING_METHODS: &[&str] = &[
     "toString",
     "valueOf",
     "equals",
+    "localeCompare",
     "isEmpty",
     "matches",
 ];
@@ -133,6 +134,17 @@ pub(crate) fn string_method(
                 "includes" | "contains" => Value::Bool(found.is_some()),
                 _ => Value::Num(found.map_or(-1.0, |b| s[..b].chars().count() as f64)),
             }
+        }
+        "localeCompare" => {
+            // An approximation of a collation: letters before case, then code points.
+            let other = str_arg(interp, 0)?;
+            let key = |t: &str| t.to_lowercase();
+            let order = key(s).cmp(&key(&other)).then_with(|| other.as_str().cmp(s));
+            Value::Num(match order {
+                std::cmp::Ordering::Less => -1.0,
+                std::cmp::Ordering::Equal => 0.0,
+                std::cmp::Ordering::Greater => 1.0,
+            })
         }
         "startsWith" => Value::Bool(s.starts_with(&str_arg(interp, 0)?)),
         "endsWith" => Value::Bool(s.ends_with(&str_arg(interp, 0)?)),

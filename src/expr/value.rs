@@ -34,7 +34,11 @@ impl JsRegex {
     /// `/source/flags`, flags in JavaScript's order.
     pub(crate) fn to_js_string(&self) -> String {
         let mut out = format!("/{}/", self.source);
-        for (on, f) in [(self.global, 'g'), (self.ignore_case, 'i'), (self.multiline, 'm')] {
+        for (on, f) in [
+            (self.global, 'g'),
+            (self.ignore_case, 'i'),
+            (self.multiline, 'm'),
+        ] {
             if on {
                 out.push(f);
             }
@@ -328,9 +332,11 @@ fn shortest_digits(x: f64) -> (String, i32) {
         Some((exact, exact_exp)) if exact.len() == digits.len() + 1 && exact.ends_with('5') => {
             let low = &exact[..digits.len()];
             let last = low.bytes().last().unwrap_or(b'0') - b'0';
-            let reads_back = |d: &str| format!("{d}e{}", exact_exp - (d.len() as i32 - 1))
-                .parse::<f64>()
-                .is_ok_and(|v| v == x);
+            let reads_back = |d: &str| {
+                format!("{d}e{}", exact_exp - (d.len() as i32 - 1))
+                    .parse::<f64>()
+                    .is_ok_and(|v| v == x)
+            };
             if last % 2 == 0 && low != digits && reads_back(low) {
                 (low.to_string(), exact_exp)
             } else {

@@ -469,6 +469,35 @@ function momentCases(g) {
   }
 }
 
+// Random combinations: format strings of several tokens, and chains of arithmetic, over
+// the session times and zones above.
+function momentCombinations(g) {
+  const { r, expr } = g;
+  const seps = ['-', '/', ' ', ':', 'T', '.', '', ', ', '[ at ]', '\\Y'];
+  const tokens = FORMAT_TOKENS.filter((t) => !t.includes(' ') && !t.includes('['));
+  for (let i = 0; i < 500; i++) {
+    const n = r.int(2, 5);
+    let fmt = '';
+    for (let k = 0; k < n; k++) {
+      fmt += (k ? r.pick(seps) : '') + r.pick(tokens);
+    }
+    expr('moment: format', `moment(session_time).format(${q(fmt)})`);
+  }
+  const units = ['years', 'months', 'weeks', 'days', 'hours', 'minutes', 'seconds', 'd', 'M', 'y', 'h', 'w', 'Q'];
+  const ends = ['day', 'week', 'isoWeek', 'month', 'quarter', 'year', 'hour'];
+  for (let i = 0; i < 300; i++) {
+    let chain = 'moment(session_time)';
+    for (let k = r.int(1, 3); k > 0; k--) {
+      const amount = r.pick([1, -1, 2, 7, -13, 31, 0.5, 1.5, -2.5, 100]);
+      chain += `.${r.pick(['add', 'subtract'])}(${amount}, ${q(r.pick(units))})`;
+    }
+    if (r.next() < 0.4) {
+      chain += `.${r.pick(['startOf', 'endOf'])}(${q(r.pick(ends))})`;
+    }
+    expr('moment: add and subtract', `${chain}.format("YYYY-MM-DDTHH:mm:ss.SSSZ")`);
+  }
+}
+
 function realWorld(g) {
   const { r, expr, add } = g;
   const exprs = ['session_date', 'session_date_compact', 'session_time', 'session_local_time', 'session_tz_offset', 'session_unixtime',
@@ -520,6 +549,7 @@ function generate(corpusDir) {
   operators(g);
   dates(g);
   momentCases(g);
+  momentCombinations(g);
   realWorld(g);
   for (const placeholder of corpusExpressions(corpusDir)) {
     for (const tz of ['UTC', 'Asia/Tokyo']) {

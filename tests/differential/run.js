@@ -98,6 +98,27 @@ function main() {
   }
 }
 
+// Mismatches whose cause is known and left alone on purpose, with the reason (README.md in
+// this directory and grammar/expr.md explain them).
+const KNOWN = [
+  [/Number\("0b/, 'ES2015 binary numbers: node reads them, ES5 (Digdag, spade) does not'],
+  [/JSON\.parse\("1e400"\)/, 'JSON numbers beyond the double range are refused (serde_json)'],
+  [/fromCharCode\((55357|0xD800|0xDC00)/, 'lone UTF-16 surrogates: spade strings hold Unicode scalar values'],
+  [/\.match\(.*\)\.index/, 'match results have no `index`/`input` properties'],
+  [/split\(\/\^\/m\)/, 'multiline `^` between CR and LF (the regex crate reads CRLF as one line end)'],
+  [/^\$\{x;\}$|^\$\{var /, 'statements in `${...}`: spade runs them, digdag.js cannot parse them'],
+  [/Date\.parse\("2016-02-30"\)/, 'V8 reads day overflow in Date.parse; ES5 (and spade) give NaN'],
+  [/\.tz \?/, '`.tz` is spade\'s moment-timezone extension'],
+  [/add\(-367, "y"\)/, 'local mean time before 1883: the bundled tz database has no such offsets'],
+  [/moment(\.utc)?\("(March 13, 2016|2016\/03\/13|2016-3-1|2016-03-13 10:00:00 \+0900)"\)/, 'non-ISO strings moment hands to the engine\'s own Date parser (V8 forms)'],
+  [/localeCompare/, 'collation: node uses ICU, spade an approximation'],
+];
+
+const knownReason = (template) => {
+  const hit = KNOWN.find(([re]) => re.test(template));
+  return hit ? hit[1] : null;
+};
+
 // Both succeed with the same text, or both fail (the messages of two engines never agree).
 function verdict(ours, theirs) {
   if (ours.ok && theirs.ok) {
@@ -128,6 +149,19 @@ function report(cases, ours, theirs, args) {
   const matched = cases.length - mismatches.length;
   const pct = (a, b) => (100 * a / b).toFixed(1) + '%';
   console.log(`\n${matched} of ${cases.length} templates match (${pct(matched, cases.length)})\n`);
+  const known = new Map();
+  for (const m of mismatches) {
+    const reason = knownReason(m.c.template);
+    if (reason) {
+      known.set(reason, (known.get(reason) || 0) + 1);
+    }
+  }
+  const unexplained = mismatches.length - [...known.values()].reduce((a, b) => a + b, 0);
+  console.log(`${mismatches.length} mismatches: ${mismatches.length - unexplained} known, ${unexplained} not explained`);
+  for (const [reason, n] of known) {
+    console.log(`  ${String(n).padStart(4)}  ${reason}`);
+  }
+  console.log();
   const width = Math.max(...[...byCategory.keys()].map((k) => k.length));
   for (const [category, s] of [...byCategory].sort()) {
     console.log(`  ${category.padEnd(width)}  ${String(s.matched).padStart(5)} / ${String(s.total).padStart(5)}  ${pct(s.matched, s.total)}`);
@@ -139,6 +173,9 @@ function report(cases, ours, theirs, args) {
       const n = shown.get(m.c.category) || 0;
       shown.set(m.c.category, n + 1);
       if (n >= args.show) {
+        continue;
+      }
+      if (knownReason(m.c.template)) {
         continue;
       }
       const show = (r) => (r.ok ? JSON.stringify(r.value) : `error: ${r.error}`);

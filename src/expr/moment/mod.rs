@@ -17,14 +17,15 @@ use super::eval::{Interp, JsError};
 use super::numbers::js_round;
 use super::value::{ObjectMap, Value};
 use calendar::{
-    day_of_year_from_weeks, days_in_month0, fields_at_offset, is_leap, time_clip, week_of_year,
-    weeks_in_year,
+    day_of_year_from_weeks, days_in_month0, fields_at_offset, is_leap, week_of_year, weeks_in_year,
 };
 use jiff::tz::TimeZone;
 use std::cell::RefCell;
 use std::rc::Rc;
 
-pub(crate) use calendar::{fields, iso_utc, local_from_parts, offset_minutes, utc_from_parts};
+pub(crate) use calendar::{
+    fields, iso_utc, local_from_parts, offset_minutes, time_clip, utc_from_parts,
+};
 
 type R<T> = Result<T, JsError>;
 
@@ -123,6 +124,8 @@ pub(crate) const METHODS: &[&str] = &[
     "get",
     "set",
     "isDST",
+    "toArray",
+    "toObject",
 ];
 
 pub(crate) const STATICS: &[&str] = &["utc", "unix", "tz", "isMoment", "now", "max", "min"];
@@ -752,18 +755,26 @@ fn from_string(s: &str, reading: &parse::Reading<'_>) -> f64 {
     if let Some(ms) = parse::rfc2822(s) {
         return ms;
     }
-    parse_date_string(s, reading.zone).unwrap_or(f64::NAN)
+    // moment's last resort is `new Date(s)`: spade reads ES5's date-time format there (the
+    // forms engines add on top differ between V8, Nashorn and Graal).
+    let zone = if reading.utc {
+        &TimeZone::UTC
+    } else {
+        reading.zone
+    };
+    parse::es5_date(s, zone).unwrap_or(f64::NAN)
 }
 
-/// `new Date(string)` / `Date.parse`: ISO forms (date-only strings are UTC, as in ES5) and
-/// RFC 2822.
+/// `new Date(string)` / `Date.parse`: ES5's date-time format (a date alone is UTC), then
+/// the ISO forms moment reads (`2016-03-13 10:00`, local) and RFC 2822.
 pub(crate) fn parse_date_string(s: &str, zone: &TimeZone) -> Option<f64> {
     let t = s.trim();
-    let date_only = t.len() <= 10 && !t.contains(['T', ' ']);
-    let zone = if date_only { &TimeZone::UTC } else { zone };
+    if let Some(ms) = parse::es5_date(t, zone) {
+        return Some(ms);
+    }
     let reading = parse::Reading {
         zone,
-        utc: date_only,
+        utc: false,
         now: 0.0,
     };
     let ms = parse::iso(t, &reading).or_else(|| parse::rfc2822(t))?;
@@ -965,6 +976,27 @@ pub(crate) fn call_method(
         }
         "toJSON" => cur.to_json().map_or(Value::Null, Value::string),
         "toDate" => Value::Date(cur.ms),
+        "toArray" | "toObject" => {
+            let units = [
+                ("years", Unit::Year),
+                ("months", Unit::Month),
+                ("date", Unit::Date),
+                ("hours", Unit::Hour),
+                ("minutes", Unit::Minute),
+                ("seconds", Unit::Second),
+                ("milliseconds", Unit::Millisecond),
+            ];
+            if name == "toArray" {
+                Value::array(units.iter().map(|(_, u)| Value::Num(cur.get(*u))).collect())
+            } else {
+                Value::object(
+                    units
+                        .iter()
+                        .map(|(k, u)| (Rc::from(*k), Value::Num(cur.get(*u))))
+                        .collect(),
+                )
+            }
+        }
         "toString" => Value::string(if valid {
             cur.to_js_string()
         } else {

@@ -890,3 +890,98 @@ pub(crate) fn from_parts(given: &[Option<f64>; 7], r: &Reading<'_>) -> f64 {
     };
     finish(p, r, false)
 }
+
+/// ES5's date-time string format (15.9.1.15), what `Date.parse` reads before anything else:
+/// `YYYY`, `YYYY-MM`, `YYYY-MM-DD` (or `±YYYYYY...`), then optionally `THH:mm`, `:ss`,
+/// `.sss`, and `Z` or `±HH:mm`. A date alone is UTC; a time without an offset is local, as in
+/// V8.
+pub(crate) fn es5_date(s: &str, zone: &TimeZone) -> Option<f64> {
+    let b = s.as_bytes();
+    let mut i = 0;
+    let num = |i: &mut usize, n: usize| -> Option<f64> {
+        let digits = s.get(*i..*i + n)?;
+        if !digits.bytes().all(|c| c.is_ascii_digit()) {
+            return None;
+        }
+        *i += n;
+        digits.parse().ok()
+    };
+    let year = match b.first() {
+        Some(b'+' | b'-') => {
+            let neg = b[0] == b'-';
+            i = 1;
+            let y = num(&mut i, 6)?;
+            if neg {
+                -y
+            } else {
+                y
+            }
+        }
+        _ => num(&mut i, 4)?,
+    };
+    let mut parts = [year, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
+    for (slot, (lo, hi)) in [(1usize, (1.0, 12.0)), (2, (1.0, 31.0))] {
+        if b.get(i) != Some(&b'-') {
+            break;
+        }
+        i += 1;
+        let v = num(&mut i, 2)?;
+        if !(lo..=hi).contains(&v) {
+            return None;
+        }
+        parts[slot] = if slot == 1 { v - 1.0 } else { v };
+    }
+    if parts[2] > days_in_month0(parts[0], parts[1]) {
+        return None;
+    }
+    let mut has_time = false;
+    if b.get(i) == Some(&b'T') {
+        has_time = true;
+        i += 1;
+        parts[3] = num(&mut i, 2)?;
+        if b.get(i) != Some(&b':') {
+            return None;
+        }
+        i += 1;
+        parts[4] = num(&mut i, 2)?;
+        if b.get(i) == Some(&b':') {
+            i += 1;
+            parts[5] = num(&mut i, 2)?;
+            if b.get(i) == Some(&b'.') {
+                i += 1;
+                let n = digits_at(b, i, usize::MAX);
+                if n == 0 {
+                    return None;
+                }
+                parts[6] = to_int(&format!("{:0<3}", &s[i..i + n.min(3)]));
+                i += n;
+            }
+        }
+        let end_of_day = parts[3] == 24.0 && parts[4] == 0.0 && parts[5] == 0.0 && parts[6] == 0.0;
+        if (parts[3] > 23.0 && !end_of_day) || parts[4] > 59.0 || parts[5] > 59.0 {
+            return None;
+        }
+    }
+    let offset = match s.get(i..)? {
+        "" => None,
+        "Z" => Some(0.0),
+        rest if has_time
+            && rest.len() == 6
+            && matches!(&rest[..1], "+" | "-")
+            && &rest[3..4] == ":" =>
+        {
+            let mut j = i + 1;
+            let h = num(&mut j, 2)?;
+            j += 1;
+            let m = num(&mut j, 2)?;
+            let v = h * 60.0 + m;
+            Some(if rest.starts_with('-') { -v } else { v })
+        }
+        _ => return None,
+    };
+    Some(match offset {
+        Some(off) => utc_from_parts(&parts) - off * 60_000.0,
+        None if !has_time => utc_from_parts(&parts),
+        None => local_from_parts(&parts, zone),
+    })
+}
