@@ -25,6 +25,8 @@ mod template;
 mod value;
 
 #[cfg(test)]
+mod parity_tests;
+#[cfg(test)]
 mod tests;
 
 use crate::diag::{Diagnostic, Span};

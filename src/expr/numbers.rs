@@ -104,24 +104,22 @@ pub(crate) fn number_to_radix(n: f64, radix: u32) -> String {
             let d = fraction as u32;
             frac_digits.push(d);
             fraction -= f64::from(d);
-            if fraction > 0.5 || (fraction == 0.5 && d & 1 == 1) {
-                if fraction + delta > 1.0 {
-                    // Round up, carrying through digits that overflow.
-                    loop {
-                        match frac_digits.pop() {
-                            None => {
-                                integer += 1.0;
-                                break;
-                            }
-                            Some(last) if last + 1 < radix => {
-                                frac_digits.push(last + 1);
-                                break;
-                            }
-                            Some(_) => {}
+            if (fraction > 0.5 || (fraction == 0.5 && d & 1 == 1)) && fraction + delta > 1.0 {
+                // Round up, carrying through digits that overflow.
+                loop {
+                    match frac_digits.pop() {
+                        None => {
+                            integer += 1.0;
+                            break;
                         }
+                        Some(last) if last + 1 < radix => {
+                            frac_digits.push(last + 1);
+                            break;
+                        }
+                        Some(_) => {}
                     }
-                    break;
                 }
+                break;
             }
             if fraction <= delta {
                 break;

@@ -18,14 +18,15 @@ impl SecretProvider for NoSecrets {
 }
 
 /// Evaluates `${expr}` in UTC with a few params and compares the rendered text.
-fn check(expr: &str, expected: &str) {
+pub(super) fn check(expr: &str, expected: &str) {
     check_in("UTC", expr, expected);
 }
 
 fn check_in(tz: &str, expr: &str, expected: &str) {
     let params: JsonMap = serde_json::from_str(
         r#"{"a": 1, "s": "str", "arr": [1, 2, 3], "obj": {"k": "v", "n": {"x": 5}},
-            "session_time": "2016-03-13T10:00:00+00:00", "t": true}"#,
+            "session_time": "2016-03-13T10:00:00+00:00", "t": true,
+            "tiny": 6.262589054136868e-10}"#,
     )
     .unwrap();
     let mut raw = JsonMap::new();

@@ -480,6 +480,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // The tie cases are exact doubles (multiples of 0.25 below 2^51), written out in full.
+    #[allow(clippy::excessive_precision)]
     fn numbers_print_like_javascript() {
         for (n, s) in [
             (1.0, "1"),
