@@ -85,7 +85,10 @@ fn long_token(s: &str) -> Option<&str> {
 }
 
 /// Replaces `LT`, `LLL`, ... (outside `[...]`, not after `\`) by their en expansions.
-pub(crate) fn expand_long_formats(fmt: &str) -> String {
+pub(crate) fn expand_long_formats(fmt: &str) -> std::borrow::Cow<'_, str> {
+    if !fmt.contains(['L', 'l']) {
+        return fmt.into();
+    }
     let mut out = String::new();
     let mut rest = fmt;
     while let Some(c) = rest.chars().next() {
@@ -103,7 +106,7 @@ pub(crate) fn expand_long_formats(fmt: &str) -> String {
         out.push_str(&rest[..take]);
         rest = &rest[take..];
     }
-    out
+    out.into()
 }
 
 /// The length of a run of `c` at the start of `s`, at most `max`.
@@ -172,7 +175,7 @@ pub(crate) fn token_span(s: &str) -> usize {
 pub(crate) fn format(subject: &Subject<'_>, fmt: &str) -> String {
     let fmt = expand_long_formats(fmt);
     let mut out = String::new();
-    let mut rest = fmt.as_str();
+    let mut rest: &str = &fmt;
     while !rest.is_empty() {
         let len = token_span(rest);
         if len == 0 {

@@ -411,11 +411,14 @@ fn tokens(fmt: &str) -> Vec<&str> {
 }
 
 /// The literal text a non-token stands for: brackets and backslashes removed.
-fn literal(token: &str) -> String {
+fn literal(token: &str) -> std::borrow::Cow<'_, str> {
     if token.len() >= 2 && token.starts_with('[') && token.ends_with(']') {
-        return token[1..token.len() - 1].to_string();
+        return token[1..token.len() - 1].into();
     }
-    token.replacen('\\', "", 1)
+    if token.contains('\\') {
+        return token.replacen('\\', "", 1).into();
+    }
+    token.into()
 }
 
 /// Reads `input` with one format (moment's `configFromStringAndFormat`).
@@ -696,10 +699,38 @@ pub(crate) fn with_formats(input: &str, fmts: &[String], strict: bool, r: &Readi
 /// An ISO 8601 string as moment reads it (its regexes pick a format, which is then read);
 /// `None` when the string is not ISO-shaped (moment then tries RFC 2822).
 pub(crate) fn iso(input: &str, r: &Reading<'_>) -> Option<f64> {
-    Some(match iso_format(input)? {
+    // ISO strings always name their year, so the result never depends on `now`: the same
+    // string in the same zone (`moment(session_time)` in every task) is read once per thread.
+    let key = r.zone.iana_name().map(|zone| (input.to_string(), zone.to_string(), r.utc));
+    if let Some(key) = &key {
+        if let Some(hit) = ISO_CACHE.with(|c| c.borrow().get(key).copied()) {
+            return hit;
+        }
+    }
+    let result = iso_format(input).map(|fmt| match fmt {
         Some(fmt) => with_format(input, &fmt, false, r),
         None => f64::NAN,
-    })
+    });
+    if let Some(key) = key {
+        ISO_CACHE.with(|c| {
+            let mut c = c.borrow_mut();
+            if c.len() >= ISO_CACHE_SIZE {
+                c.clear();
+            }
+            c.insert(key, result);
+        });
+    }
+    result
+}
+
+/// How many ISO readings a thread remembers; the cache is cleared when it fills up.
+const ISO_CACHE_SIZE: usize = 1024;
+
+type IsoKey = (String, String, bool);
+
+thread_local! {
+    static ISO_CACHE: std::cell::RefCell<std::collections::HashMap<IsoKey, Option<f64>>> =
+        std::cell::RefCell::new(std::collections::HashMap::new());
 }
 
 /// moment's ISO 8601 regexes (extended, basic), then its tables of date and time shapes,
