@@ -701,7 +701,10 @@ pub(crate) fn with_formats(input: &str, fmts: &[String], strict: bool, r: &Readi
 pub(crate) fn iso(input: &str, r: &Reading<'_>) -> Option<f64> {
     // ISO strings always name their year, so the result never depends on `now`: the same
     // string in the same zone (`moment(session_time)` in every task) is read once per thread.
-    let key = r.zone.iana_name().map(|zone| (input.to_string(), zone.to_string(), r.utc));
+    let key = r
+        .zone
+        .iana_name()
+        .map(|zone| (input.to_string(), zone.to_string(), r.utc));
     if let Some(key) = &key {
         if let Some(hit) = ISO_CACHE.with(|c| c.borrow().get(key).copied()) {
             return hit;
