@@ -6,6 +6,7 @@ mod conformance_run;
 mod corpus;
 mod crash;
 mod daemon;
+mod deep_expressions;
 mod eval_conformance;
 mod http;
 mod http_server;

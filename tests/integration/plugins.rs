@@ -314,7 +314,10 @@ fn wait_until(limit: Duration, mut done: impl FnMut() -> bool) -> bool {
 
 #[test]
 fn a_timed_out_executable_is_killed_with_its_process_group() {
-    let project = probe_project("+a:\n  probe>: x\n  mode: sleep\n  pids: pids\n  _timeout: 30s\n");
+    // 300 virtual seconds are 3 real ones at the test scale: time enough, even on a loaded
+    // machine, for python to start and write both pids before the timeout kills them.
+    let project =
+        probe_project("+a:\n  probe>: x\n  mode: sleep\n  pids: pids\n  _timeout: 300s\n");
     let ran: Ran = project.run(&["w"]);
     let pids: Vec<u32> = project
         .read("pids")
@@ -325,7 +328,7 @@ fn a_timed_out_executable_is_killed_with_its_process_group() {
     ran.expect(1);
     assert!(
         ran.stderr
-            .contains("failed: +w+a: try timed out after 30s (_timeout)"),
+            .contains("failed: +w+a: try timed out after 5m (_timeout)"),
         "{}",
         ran.stderr
     );
