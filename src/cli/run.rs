@@ -212,14 +212,50 @@ async fn run_owned(r: RunOwned<'_>) -> Result<u8, Error> {
         stop_tx,
         |_| {},
     ));
-    let result = claim_and_drive(&r, stop_rx, &first_signal).await;
+    // A kill asked through the store (`spade kill`, the API of a daemon on this database)
+    // reaches this process at its next look, every lease renewal.
+    let (kill_tx, kill_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(watch_cancel(
+        r.engine.clone(),
+        r.owner.clone(),
+        r.lease.renew_every,
+        kill_tx,
+    ));
+    let result = claim_and_drive(&r, stop_rx, kill_rx, &first_signal).await;
     heartbeat.abort();
+    watcher.abort();
     result
+}
+
+/// Sets `kill` once a kill of one of this owner's attempts was asked for.
+async fn watch_cancel(
+    engine: Arc<Engine>,
+    owner: OwnerId,
+    every: std::time::Duration,
+    kill: tokio::sync::watch::Sender<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let engine = engine.clone();
+        let owner = owner.clone();
+        let asked = tokio::task::spawn_blocking(move || engine.cancel_requested(&owner)).await;
+        if matches!(asked, Ok(Ok(ref ids)) if !ids.is_empty()) {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "kill requested: stopping the running tasks"
+            );
+            kill.send_replace(true);
+            return;
+        }
+    }
 }
 
 async fn claim_and_drive(
     r: &RunOwned<'_>,
     stop_rx: tokio::sync::watch::Receiver<StopLevel>,
+    kill_rx: tokio::sync::watch::Receiver<bool>,
     first_signal: &tokio::sync::watch::Receiver<Option<crate::signals::StopSignal>>,
 ) -> Result<u8, Error> {
     let session_text = r.request.session_time.to_zoned(r.tz.clone()).to_string();
@@ -296,6 +332,8 @@ async fn claim_and_drive(
                 stop: stop_rx,
                 stop_timeout: r.stop_timeout,
                 started: None,
+                kill: Some(kill_rx),
+                on_change: None,
             };
             executor::drive(&deps, &spec).await?
         }

@@ -69,6 +69,33 @@ pub(crate) async fn blocking<T: Send + 'static>(
         .map_err(Error::from)
 }
 
+/// What the rest of the daemon (the HTTP API) can see and do: read the store, start attempts
+/// (create and claim them, then hand them to the supervisor through `drive`), kill them, wake
+/// the scheduler after a schedule changed, and follow every attempt's changes.
+#[derive(Clone)]
+pub struct Handle {
+    pub engine: Arc<Engine>,
+    /// The scheduling clock (virtual under the test flags).
+    pub clock: Arc<dyn Clock>,
+    /// The daemon's owner id: attempts it starts are claimed for it.
+    pub owner: OwnerId,
+    pub project_id: ProjectId,
+    pub project_dir: PathBuf,
+    /// Where the database is, and the task logs (`<state>/logs/<attempt>/<task>.<fence>.log`).
+    pub state_dir: PathBuf,
+    /// The project as last (re)loaded.
+    pub project: channel::Receiver<Arc<Project>>,
+    /// Claimed attempts for the supervisor to drive.
+    pub drive: mpsc::UnboundedSender<supervisor::Drive>,
+    /// Attempts for the supervisor to kill.
+    pub kills: mpsc::UnboundedSender<crate::ids::AttemptId>,
+    /// Wakes the scheduler (a schedule was enabled, skipped, backfilled).
+    pub kick: Arc<Notify>,
+    /// Every attempt whose state changed, after the transaction committed.
+    pub changes: tokio::sync::broadcast::Sender<crate::ids::AttemptId>,
+    pub load: channel::Receiver<supervisor::Load>,
+}
+
 /// How long file events are gathered before one reload (editors write in several steps).
 const RELOAD_DEBOUNCE: Duration = Duration::from_millis(200);
 
@@ -134,8 +161,18 @@ async fn serve_as(
         .await?;
     }
     let (project_tx, project_rx) = channel::channel(project.clone());
+    let project_rx_for_handle = project_rx.clone();
     let (claims_tx, claims_rx) = mpsc::unbounded_channel();
+    let (kills_tx, kills_rx) = mpsc::unbounded_channel();
     let (load_tx, load_rx) = channel::channel(supervisor::Load::default());
+    let (changes, _) = tokio::sync::broadcast::channel(1024);
+    let on_change: Arc<dyn Fn(crate::ids::AttemptId) + Send + Sync> = {
+        let changes: tokio::sync::broadcast::Sender<crate::ids::AttemptId> = changes.clone();
+        Arc::new(move |a| {
+            // Nobody listening is fine: live views subscribe when they need to.
+            let _ = changes.send(a);
+        })
+    };
     let max_tasks = config
         .max_tasks
         .unwrap_or_else(|| crate::host::max_tasks_for(crate::host::raise_fd_limit()));
@@ -156,6 +193,8 @@ async fn serve_as(
             stop_timeout: config.stop_timeout,
             claims: claims_rx,
             load: load_tx,
+            kills: kills_rx,
+            on_change: Some(on_change),
         }
         .run(),
     );
@@ -206,18 +245,24 @@ async fn serve_as(
         project.workflows.len()
     ));
 
-    let lost = heartbeat_loop(
-        engine,
-        owner,
+    let handle = Handle {
+        engine: engine.clone(),
+        clock: clock.clone(),
+        owner: owner.clone(),
         project_id,
-        lease,
-        &claims_tx,
-        &notifier,
-        &load_rx,
-        stop_tx.clone(),
-        stop.clone(),
-    )
-    .await?;
+        project_dir: dir.clone(),
+        state_dir: config
+            .db
+            .parent()
+            .map_or_else(|| PathBuf::from("."), PathBuf::from),
+        project: project_rx_for_handle,
+        drive: claims_tx.clone(),
+        kills: kills_tx.clone(),
+        kick: kick.clone(),
+        changes: changes.clone(),
+        load: load_rx.clone(),
+    };
+    let lost = heartbeat_loop(&handle, lease, &notifier, stop_tx.clone(), stop.clone()).await?;
     notifier.stopping("stopping: waiting for running tasks");
     tracing::info!("stopping: no new sessions or tasks start; waiting for running tasks");
     drop(claims_tx);
@@ -233,16 +278,12 @@ async fn serve_as(
 }
 
 /// Renews the lease (and pings the watchdog) until a stop is asked; returns whether the
-/// lease was lost. Each beat also adopts attempts whose owner died meanwhile.
-#[allow(clippy::too_many_arguments)]
+/// lease was lost. Each beat also adopts attempts whose owner died meanwhile, and kills the
+/// attempts another process asked to kill through the store.
 async fn heartbeat_loop(
-    engine: &Arc<Engine>,
-    owner: &OwnerId,
-    project_id: ProjectId,
+    handle: &Handle,
     lease: Lease,
-    claims: &mpsc::UnboundedSender<supervisor::Drive>,
     notifier: &sdnotify::Notifier,
-    load: &channel::Receiver<supervisor::Load>,
     stop_tx: channel::Sender<StopLevel>,
     mut stop: channel::Receiver<StopLevel>,
 ) -> Result<bool, Error> {
@@ -262,13 +303,25 @@ async fn heartbeat_loop(
                 continue;
             }
         }
-        match heartbeat::beat(engine, owner, lease).await {
+        match heartbeat::beat(&handle.engine, &handle.owner, lease).await {
             Beat::Renewed => {
                 if notifier.watchdog().is_some() {
                     notifier.ping();
                 }
-                adopt_orphans(engine, owner, project_id, claims).await?;
-                let l = *load.borrow();
+                adopt_orphans(
+                    &handle.engine,
+                    &handle.owner,
+                    handle.project_id,
+                    &handle.drive,
+                )
+                .await?;
+                let engine = handle.engine.clone();
+                let owner = handle.owner.clone();
+                for attempt in blocking(move || engine.cancel_requested(&owner)).await? {
+                    tracing::info!(%attempt, "kill requested through the store");
+                    let _ = handle.kills.send(attempt);
+                }
+                let l = *handle.load.borrow();
                 notifier.status(&format!(
                     "{} attempt(s) running, {} queued",
                     l.running, l.queued

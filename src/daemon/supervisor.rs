@@ -7,7 +7,7 @@ use crate::clock::Clock;
 use crate::engine::{AttemptState, Claim, Engine};
 use crate::executor::{self, spawn::Spawner, AttemptSpec, Claimed, Deps, StopLevel};
 use crate::ids::AttemptId;
-use std::collections::{HashSet, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
@@ -31,6 +31,10 @@ pub struct Supervisor {
     pub claims: mpsc::UnboundedReceiver<Drive>,
     /// How many attempts are being driven and how many wait, for status lines.
     pub load: watch::Sender<Load>,
+    /// Attempts to kill (the API, or a kill another process asked for through the store).
+    pub kills: mpsc::UnboundedReceiver<AttemptId>,
+    /// Told of every transaction that changed an attempt.
+    pub on_change: Option<Arc<dyn Fn(AttemptId) + Send + Sync>>,
 }
 
 /// An attempt to drive: the claim on it, and its first actions when its creator already
@@ -62,6 +66,7 @@ impl Supervisor {
         let mut drivers: JoinSet<(AttemptId, Result<AttemptState, executor::Error>)> =
             JoinSet::new();
         let mut active: HashSet<AttemptId> = HashSet::new();
+        let mut switches: HashMap<AttemptId, watch::Sender<bool>> = HashMap::new();
         let mut queue: VecDeque<Drive> = VecDeque::new();
         let mut stop = self.stop.clone();
         let mut stopping = *stop.borrow() != StopLevel::Run;
@@ -71,7 +76,9 @@ impl Supervisor {
                     break;
                 };
                 let attempt = drive.claim.attempt;
-                let driver = self.driver(drive);
+                let (kill_tx, kill_rx) = watch::channel(false);
+                switches.insert(attempt, kill_tx);
+                let driver = self.driver(drive, kill_rx);
                 drivers.spawn(async move { (attempt, driver.await) });
             }
             self.load.send_replace(Load {
@@ -92,6 +99,7 @@ impl Supervisor {
                     match joined {
                         Ok((attempt, result)) => {
                             active.remove(&attempt);
+                            switches.remove(&attempt);
                             match result {
                                 Ok(AttemptState::Running) => tracing::info!(%attempt, "attempt stopped; it continues at the next start"),
                                 Ok(state) => tracing::info!(%attempt, state = state.as_str(), "attempt finished"),
@@ -99,6 +107,26 @@ impl Supervisor {
                             }
                         }
                         Err(e) => tracing::error!(error = %e, "attempt driver panicked"),
+                    }
+                }
+                Some(attempt) = self.kills.recv() => {
+                    if let Some(switch) = switches.get(&attempt) {
+                        switch.send_replace(true);
+                    } else if let Some(at) = queue.iter().position(|d| d.claim.attempt == attempt) {
+                        // Claimed but not started: nothing runs, so the store alone kills it.
+                        if let Some(Drive { claim, .. }) = queue.remove(at) {
+                            active.remove(&attempt);
+                            let engine = self.engine.clone();
+                            let now = self.clock.now();
+                            match tokio::task::spawn_blocking(move || engine.kill_claimed(&claim, now)).await {
+                                Ok(Ok(_)) => tracing::info!(%attempt, "killed a queued attempt"),
+                                Ok(Err(e)) => tracing::error!(%attempt, error = %e, "cannot kill a queued attempt"),
+                                Err(e) => tracing::error!(%attempt, error = %e, "kill panicked"),
+                            }
+                            if let Some(f) = &self.on_change {
+                                f(attempt);
+                            }
+                        }
                     }
                 }
                 changed = stop.changed(), if !stopping => {
@@ -120,6 +148,7 @@ impl Supervisor {
     fn driver(
         &self,
         drive: Drive,
+        kill: watch::Receiver<bool>,
     ) -> impl std::future::Future<Output = Result<AttemptState, executor::Error>> + Send + 'static
     {
         let Drive { claim, started } = drive;
@@ -145,6 +174,8 @@ impl Supervisor {
             stop: self.stop.clone(),
             stop_timeout: self.stop_timeout,
             started,
+            kill: Some(kill),
+            on_change: self.on_change.clone(),
         };
         tracing::info!(%attempt, "driving attempt");
         async move { executor::drive(&deps, &spec).await }

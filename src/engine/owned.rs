@@ -292,6 +292,35 @@ impl Engine {
         })
     }
 
+    /// Kills the attempt under a claim: unfinished tasks are canceled (queued ones at once),
+    /// the attempt ends `killed` and is released, in one transaction. The returned actions name
+    /// the running process groups (the driver stops them: SIGTERM, then SIGKILL after the
+    /// grace period); `_error` handlers do not run for a killed attempt.
+    pub fn kill_claimed(&self, claim: &Claim, now: Timestamp) -> Result<Vec<Action>, Error> {
+        self.store.write("kill_attempt", |tx| {
+            lease::check_claim(tx, claim)?;
+            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            a.kill(claim.attempt)?;
+            let actions = std::mem::take(&mut a.actions);
+            lease::release(tx, claim)?;
+            Ok(actions)
+        })
+    }
+
+    /// Asks whoever drives `attempt` to kill it; returns that owner if one is alive.
+    pub fn request_cancel(&self, attempt: AttemptId, real_ms: i64) -> Result<Option<Owner>, Error> {
+        self.store.write("request_cancel", |tx| {
+            lease::request_cancel(tx, attempt, real_ms).map_err(Error::from)
+        })
+    }
+
+    /// Attempts of `owner` whose kill was asked for by another process.
+    pub fn cancel_requested(&self, owner: &OwnerId) -> Result<Vec<AttemptId>, Error> {
+        self.store.read("cancel_requested", |tx| {
+            lease::cancel_requested(tx, owner).map_err(Error::from)
+        })
+    }
+
     /// Gives the attempt up without touching its tasks.
     pub fn release_claim(&self, claim: &Claim) -> Result<(), Error> {
         self.store.write("release_attempt", |tx| {

@@ -116,6 +116,12 @@ pub trait EngineApi: Send + Sync + 'static {
         let _ = attempt;
         Ok(None)
     }
+    /// Kills the attempt (its tasks canceled, the attempt `killed`); the driver stops the
+    /// processes itself.
+    fn kill(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        let _ = (attempt, now);
+        Ok(Vec::new())
+    }
     /// Records runs a stop ended as interrupted and releases the attempt.
     fn stop_runs(
         &self,
@@ -214,6 +220,10 @@ impl EngineApi for Claimed {
     ) -> Result<(), EngineError> {
         self.engine.stop_runs(&self.claim, now, runs, reason)
     }
+
+    fn kill(&self, _attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        self.engine.kill_claimed(&self.claim, now)
+    }
 }
 
 /// One attempt to drive.
@@ -236,6 +246,11 @@ pub struct AttemptSpec {
     /// The first actions of an attempt whose first tasks were started in the transaction that
     /// created it (the scheduler's): the driver begins with them instead of recovering.
     pub started: Option<Vec<Action>>,
+    /// Set to `true` to kill the attempt: queued tasks are canceled at once, running process
+    /// groups get SIGTERM, then SIGKILL after `stop_timeout`, and the attempt ends `killed`.
+    pub kill: Option<watch::Receiver<bool>>,
+    /// Called after every transaction that changed the attempt (live views, the event stream).
+    pub on_change: Option<Arc<dyn Fn(AttemptId) + Send + Sync>>,
 }
 
 /// `<state dir>/logs/<attempt>`: where the runs of one attempt keep their files.
@@ -277,7 +292,14 @@ async fn drive_inner<E: EngineApi>(
     let mut wake: Option<Timestamp> = None;
     let mut stop = spec.stop.clone();
     let mut stop_open = true;
+    let mut kill = spec.kill.clone();
+    let mut kill_open = kill.is_some();
     let mut stopping: Option<Stopping> = None;
+    let changed = |a: AttemptId| {
+        if let Some(f) = &spec.on_change {
+            f(a);
+        }
+    };
     let attempt = spec.attempt;
     let token_prefix = {
         let engine = deps.engine.clone();
@@ -300,6 +322,7 @@ async fn drive_inner<E: EngineApi>(
                 Err(e) => return Err(lost_ownership(e, attempt)),
             };
             remove_journals(replayed);
+            changed(attempt);
             actions
         }
     };
@@ -362,12 +385,17 @@ async fn drive_inner<E: EngineApi>(
                 runs.shutdown().await;
                 let keys = st.runs.clone();
                 remove_run_journals(&spec.run_dir, &keys);
+                if st.killed {
+                    tracing::info!("killed; every process of the attempt is gone");
+                    return Ok(AttemptState::Killed);
+                }
                 let engine = deps.engine.clone();
                 let now = deps.clock.now();
                 let reason = st.level.reason();
                 blocking(move || engine.stop_runs(attempt, now, &keys, reason))
                     .await
                     .map_err(|e| lost_ownership(e, attempt))?;
+                changed(attempt);
                 tracing::info!(
                     runs = st.runs.len(),
                     "stopped; interrupted runs start again on the next start"
@@ -397,6 +425,38 @@ async fn drive_inner<E: EngineApi>(
                         let level = *stop.borrow_and_update();
                         begin_stop(deps, spec, level, &mut stopping, &mut in_flight, &mut runs, &mut events);
                     }
+                }
+            }
+            asked = async { match kill.as_mut() { Some(k) => k.changed().await, None => std::future::pending().await } }, if kill_open => {
+                let wanted = asked.is_ok() && kill.as_ref().is_some_and(|k| *k.borrow());
+                if asked.is_err() {
+                    kill_open = false;
+                }
+                if wanted {
+                    kill_open = false;
+                    // The store first: queued tasks are canceled and the attempt is `killed`
+                    // at once; then the processes, politely (the engine's own kill actions
+                    // would SIGKILL them).
+                    let engine = deps.engine.clone();
+                    let now = deps.clock.now();
+                    blocking(move || engine.kill(attempt, now)).await.map_err(|e| lost_ownership(e, attempt))?;
+                    changed(attempt);
+                    tracing::info!("kill requested: running tasks get SIGTERM");
+                    wake = None;
+                    begin_stop(deps, spec, StopLevel::Graceful, &mut stopping, &mut in_flight, &mut runs, &mut events);
+                    match &mut stopping {
+                        Some(st) => st.killed = true,
+                        None => {
+                            stopping = Some(Stopping {
+                                level: StopLevel::Graceful,
+                                runs: Vec::new(),
+                                kill_at: None,
+                                killed: true,
+                            });
+                        }
+                    }
+                    // Their completions are stale now (the tasks are canceled).
+                    events.retain(|e| matches!(e, Event::Spawned { .. }));
                 }
             }
             Some(event) = events_rx.recv() => events.push(event),
@@ -444,8 +504,14 @@ async fn drive_inner<E: EngineApi>(
             events.retain(|e| matches!(e, Event::Spawned { .. }));
             remove_journals(std::mem::take(&mut journals));
         }
+        let had_events = !events.is_empty();
         pending = match call_engine(deps, events).await {
-            Ok(actions) => actions,
+            Ok(actions) => {
+                if had_events {
+                    changed(attempt);
+                }
+                actions
+            }
             Err(e) => {
                 let e = lost_ownership(e, attempt);
                 if matches!(e, Error::LostOwnership { .. }) {
@@ -473,6 +539,8 @@ struct Stopping {
     runs: Vec<(TaskId, Fence)>,
     /// When the groups that are still running get SIGKILL (`None`: already sent).
     kill_at: Option<tokio::time::Instant>,
+    /// The attempt was killed (already recorded): its runs are not recorded as interrupted.
+    killed: bool,
 }
 
 /// How far a driver is asked to stop (SIGTERM/SIGINT of `spade run`, a daemon shutdown).
@@ -543,6 +611,7 @@ fn begin_stop<E: EngineApi>(
             level,
             runs: keys,
             kill_at: Some(tokio::time::Instant::now() + spec.stop_timeout),
+            killed: false,
         });
     }
     if level == StopLevel::Now {
@@ -1148,6 +1217,8 @@ mod tests {
             stop: stop_channel().1,
             stop_timeout: Duration::from_secs(30),
             started: None,
+            kill: None,
+            on_change: None,
         };
         let handle = tokio::spawn(async move { drive(&deps, &spec).await });
         while !handle.is_finished() {

@@ -406,3 +406,34 @@ pub fn live_owner_of(tx: &Tx<'_>, attempt: AttemptId, now_ms: i64) -> Result<Opt
     };
     Ok(load_owner(tx, &OwnerId(owner))?.filter(|o| o.is_alive(host::identity(), now_ms)))
 }
+
+/// Asks for `attempt` to be killed by whoever drives it (a flag its owner reads at its next
+/// heartbeat). Returns the live owner, if there is one.
+pub fn request_cancel(
+    tx: &Tx<'_>,
+    attempt: AttemptId,
+    now_ms: i64,
+) -> Result<Option<Owner>, Error> {
+    tx.prepare_cached(
+        "UPDATE attempts SET cancel_requested = 1 WHERE id = ?1 AND state = 'running'",
+    )
+    .and_then(|mut s| s.execute(params![attempt.0]))
+    .map_err(sql("request_cancel"))?;
+    live_owner_of(tx, attempt, now_ms)
+}
+
+/// Running attempts of `owner` whose kill was asked for.
+pub fn cancel_requested(tx: &Tx<'_>, owner: &OwnerId) -> Result<Vec<AttemptId>, Error> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT id FROM attempts WHERE owner_id = ?1 AND cancel_requested = 1 \
+             AND state = 'running' ORDER BY id",
+        )
+        .map_err(sql("cancel_requested"))?;
+    let ids = stmt
+        .query_map(params![owner.0], |r| r.get::<_, i64>(0))
+        .map_err(sql("cancel_requested"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("cancel_requested"))?;
+    Ok(ids.into_iter().map(AttemptId).collect())
+}

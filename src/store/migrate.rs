@@ -16,6 +16,10 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "004_ownership_schedules",
         include_str!("../../schema/004_ownership_schedules.sql"),
     ),
+    (
+        "005_cancel_requested",
+        include_str!("../../schema/005_cancel_requested.sql"),
+    ),
 ];
 
 /// The version this binary writes and understands.
