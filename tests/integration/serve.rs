@@ -587,3 +587,122 @@ fn reload_picks_up_new_workflows_keeps_the_last_good_revision_of_broken_ones() {
     assert!(!out_a.contains("broken"), "{out_a}");
     assert!(out_a.starts_with("v1 "), "{out_a}");
 }
+
+#[test]
+fn start_and_end_bound_the_sessions_a_schedule_fires() {
+    let project = Project::new();
+    project.write(
+        "bounded.dig",
+        "timezone: UTC\nschedule:\n  daily>: 06:00:00\n  start: 2026-03-03\n  end: 2026-03-05\n+a:\n  echo>: ${session_time}\n",
+    );
+    project.write(
+        "clock.dig",
+        "timezone: UTC\nschedule:\n  daily>: 07:00:00\n+a:\n  echo>: tick\n",
+    );
+    let db = db(&project);
+    // Six virtual days in about ten real seconds.
+    let mut p = serve(&project, ts("2026-03-01T00:00:00Z"), 50_000.0, &[]);
+    let fired_all = || {
+        sessions(&db, "bounded").len() >= 3
+            && column(
+                &db,
+                "SELECT COUNT(*) FROM schedules WHERE workflow = 'bounded' AND next_session_ms IS NULL",
+            ) == ["1"]
+    };
+    wait_until("the last slot before `end`", LONG, fired_all, || {
+        p.log_text()
+    });
+    // An unbounded schedule shows virtual time passing two more days, past `end`.
+    wait_until(
+        "the 2026-03-07 slot of the unbounded schedule",
+        LONG,
+        || sessions(&db, "clock").contains(&"2026-03-07T00:00:00Z".to_owned()),
+        || p.log_text(),
+    );
+    stop(&mut p);
+    assert_eq!(
+        sessions(&db, "bounded"),
+        [
+            "2026-03-03T00:00:00Z",
+            "2026-03-04T00:00:00Z",
+            "2026-03-05T00:00:00Z"
+        ],
+        "{}",
+        p.log_text()
+    );
+    // The bounded workflow's attempts all finished (the clock's last one may be interrupted
+    // by the stop).
+    assert_eq!(
+        column(
+            &db,
+            "SELECT COUNT(*) FROM attempts a JOIN sessions s ON s.id = a.session_id \
+             WHERE s.workflow = 'bounded' AND a.state != 'success'"
+        ),
+        ["0"]
+    );
+}
+
+/// The unit's `ExecStart` must be a command line `spade serve` accepts, and its stop settings
+/// must leave spade's own graceful stop room to finish before systemd's SIGKILL.
+#[test]
+fn the_unit_file_starts_spade_as_the_daemon_expects() {
+    let unit = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("systemd/spade.service"),
+    )
+    .unwrap();
+    let directive = |key: &str| {
+        unit.lines()
+            .find_map(|l| l.strip_prefix(&format!("{key}=")))
+            .unwrap_or_else(|| panic!("no {key}= in the unit"))
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(directive("Type"), "notify");
+    assert_eq!(directive("KillMode"), "mixed");
+    assert_eq!(directive("StateDirectory"), "spade");
+    for hardening in ["NoNewPrivileges", "PrivateTmp", "ProtectHome"] {
+        assert_eq!(directive(hardening), "true", "{hardening}");
+    }
+    assert_eq!(directive("ProtectSystem"), "strict");
+    assert_eq!(directive("Restart"), "on-failure");
+
+    let exec = directive("ExecStart");
+    let mut words = exec.split_whitespace();
+    assert_eq!(words.next(), Some("/usr/local/bin/spade"));
+    let args: Vec<&str> = words.collect();
+    assert_eq!(args.first(), Some(&"serve"), "{exec}");
+    let stop_timeout = args
+        .iter()
+        .position(|a| *a == "--stop-timeout")
+        .and_then(|i| args.get(i + 1))
+        .expect("the unit sets --stop-timeout");
+    let secs = |text: &str| -> u64 { text.trim_end_matches('s').parse().unwrap() };
+    assert!(
+        secs(&directive("TimeoutStopSec")) > secs(stop_timeout),
+        "TimeoutStopSec must exceed --stop-timeout"
+    );
+
+    // The same command line, with its paths moved into a temporary project, is accepted.
+    let project = Project::new();
+    project.write("hello.dig", "+a:\n  echo>: hi\n");
+    let db = db(&project);
+    let args: Vec<String> = args
+        .iter()
+        .map(|a| match *a {
+            "/srv/spade/workflows" => project.path().to_str().unwrap().to_owned(),
+            "/var/lib/spade/spade.db" => db.to_str().unwrap().to_owned(),
+            other => other.to_owned(),
+        })
+        .collect();
+    let out = crate::util::spade()
+        .args(&args)
+        .arg("--dry-run")
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{exec}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
