@@ -1,5 +1,5 @@
 //! Daemon benchmark: a project of 1,000 workflows, each on a one-minute schedule, served by the
-//! release binary on real time. It prints
+//! release binary under the test clock (`--time-origin`, at real speed). It prints
 //! - the delay from each slot's due time to its first task starting (p50, p99, max), with the
 //!   cost of one `spade run` of the same workflow in this run for scale;
 //! - the daemon's CPU time while idle between slots;
@@ -114,14 +114,16 @@ fn main() {
         .success();
     let one_run = run_started.elapsed();
     assert!(ok);
-    let db = dir.path().join("bench.db");
-    // Real time, starting 2 s before a minute boundary so the daemon is armed when it comes.
+    let db = dir.path().join(".spade").join("bench.db");
+    // The test clock: virtual time starts 3 s before a minute boundary and runs at real speed,
+    // so the daemon is loaded and armed when the first slot comes, with no wait for a real
+    // boundary.
     let now = jiff::Timestamp::now();
     let boundary = now.as_second() - now.as_second().rem_euclid(60) + 60;
-    let lead = boundary - now.as_second();
-    if lead < 5 {
-        std::thread::sleep(Duration::from_secs(u64::try_from(lead).unwrap_or(0) + 1));
-    }
+    let origin = jiff::Timestamp::from_second(boundary - 3)
+        .unwrap()
+        .to_string();
+    let max_attempts = (2 * n).to_string();
     let log = std::fs::File::create(dir.path().join("serve.log")).unwrap();
     let daemon = Daemon(
         Command::new(spade_bin())
@@ -129,6 +131,8 @@ fn main() {
             .arg(dir.path())
             .arg("--db")
             .arg(&db)
+            .args(["--max-attempts", &max_attempts])
+            .args(["--time-origin", &origin, "--time-scale", "1"])
             .env("SPADE_LOG", "warn")
             .stdout(Stdio::null())
             .stderr(log)

@@ -636,7 +636,7 @@ fn start_and_end_bound_the_sessions_a_schedule_fires() {
         column(
             &db,
             "SELECT COUNT(*) FROM attempts a JOIN sessions s ON s.id = a.session_id \
-             WHERE s.workflow = 'bounded' AND a.state != 'success'"
+             WHERE s.workflow = 'bounded' AND a.state != 'succeeded'"
         ),
         ["0"]
     );
