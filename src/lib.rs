@@ -19,6 +19,7 @@
 //! - `cli`: the `spade` command line.
 //! - `error`: the top-level error and exit codes.
 
+pub mod api;
 pub mod catchup;
 pub mod cli;
 pub mod clock;
