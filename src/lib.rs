@@ -22,6 +22,7 @@
 pub mod api;
 pub mod catchup;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;
