@@ -31,11 +31,14 @@ impl<S: Send + Sync, T: serde::de::DeserializeOwned> axum::extract::FromRequest<
     }
 }
 
+/// 400 for a body that is not the JSON the endpoint takes (axum says 422 for a missing
+/// field; Digdag says 400), 413 for one too large, 415 without a JSON content type.
 fn rejection(e: &JsonRejection) -> ApiError {
-    ApiError::new(
-        e.status(),
-        format!("invalid request body: {}", e.body_text()),
-    )
+    let status = match e.status() {
+        StatusCode::UNPROCESSABLE_ENTITY => StatusCode::BAD_REQUEST,
+        other => other,
+    };
+    ApiError::new(status, format!("invalid request body: {}", e.body_text()))
 }
 
 /// `PUT /api/attempts`.
@@ -146,6 +149,36 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
             .session_time
             .parse()
             .map_err(|_| ApiError::bad_request("the attempt's session time is unreadable"))?;
+    }
+    if req.resume.is_none() {
+        // A plain start never resumes or repeats an attempt that exists (Digdag's 409); the
+        // schema still decides between two starts racing past this check.
+        let engine = api.handle.engine.clone();
+        let key = (
+            api.handle.project_id,
+            name.clone(),
+            session_time,
+            attempt_name.clone().unwrap_or_default(),
+        );
+        let existing = blocking(move || {
+            engine
+                .store()
+                .read("api_find_attempt", |tx| {
+                    crate::store::api::attempt_by_key(tx, key.0, &key.1, key.2, &key.3)
+                })
+                .map_err(Into::into)
+        })
+        .await?;
+        if let Some(id) = existing {
+            let row = api.attempt_row(id).await?;
+            return Err(ApiError::conflict(
+                format!(
+                    "attempt {id} of this session and name exists already ({}); name a new attempt with retryAttemptName, or retry it",
+                    shapes::attempt_status(&row.state)
+                ),
+                shapes::attempt(&row),
+            ));
+        }
     }
     let new = NewAttempt {
         project_dir: api.handle.project_dir.clone(),

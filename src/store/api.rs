@@ -104,6 +104,30 @@ pub fn attempt(tx: &Tx<'_>, id: AttemptId) -> Result<Option<AttemptRow>, Error> 
     .map_err(sql("api_attempt"))
 }
 
+/// The attempt of a session and name, if it exists.
+pub fn attempt_by_key(
+    tx: &Tx<'_>,
+    project: ProjectId,
+    workflow: &str,
+    session_time: jiff::Timestamp,
+    name: &str,
+) -> Result<Option<AttemptId>, Error> {
+    tx.prepare_cached(
+        "SELECT a.id FROM sessions s JOIN attempts a ON a.session_id = s.id \
+         WHERE s.project_id = ?1 AND s.workflow = ?2 AND s.session_time = ?3 \
+         AND a.attempt_name = ?4",
+    )
+    .and_then(|mut s| {
+        s.query_row(
+            params![project.0, workflow, session_time.to_string(), name],
+            |r| r.get(0),
+        )
+        .optional()
+    })
+    .map(|id: Option<i64>| id.map(AttemptId))
+    .map_err(sql("api_attempt_by_key"))
+}
+
 /// One page of attempts, newest first.
 pub fn attempts(tx: &Tx<'_>, f: &AttemptFilter) -> Result<Vec<AttemptRow>, Error> {
     let mut sql_text = format!("SELECT {ATTEMPT_COLUMNS} {ATTEMPT_FROM} WHERE a.id < ?1");
