@@ -449,3 +449,52 @@ fn metrics_parse_as_prometheus_text_and_match_the_store() {
         .sum();
     assert_eq!(histogram_count, runs as f64, "{text}");
 }
+
+#[test]
+fn openapi_lists_exactly_the_routes_the_server_has() {
+    let doc: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::util::root().join("docs/openapi.json")).unwrap(),
+    )
+    .unwrap();
+    let mut documented: Vec<(String, String)> = Vec::new();
+    for (path, methods) in doc["paths"].as_object().unwrap() {
+        for method in methods.as_object().unwrap().keys() {
+            documented.push((method.to_uppercase(), path.clone()));
+        }
+    }
+    documented.sort();
+    let mut routes: Vec<(String, String)> = spade::api::ROUTES
+        .iter()
+        .map(|(m, p)| ((*m).to_owned(), (*p).to_owned()))
+        .collect();
+    routes.sort();
+    assert_eq!(
+        documented, routes,
+        "docs/openapi.json and api::ROUTES differ"
+    );
+
+    // Every documented route is one the running server answers (not its fallback, not 405).
+    let project = Project::new();
+    project.write("wf.dig", "+a:\n  echo>: hi\n");
+    let d = Daemon::start(&project, &[]);
+    let client = reqwest::blocking::Client::new();
+    for (method, path) in &documented {
+        let concrete = path.replace("{id}", "1").replace("{file}", "1.1.log");
+        let response = client
+            .request(method.parse().unwrap(), format!("{}{concrete}", d.base))
+            .header("content-type", "application/json")
+            .body("{}")
+            .send()
+            .unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().unwrap_or_default();
+        assert_ne!(status, 405, "{method} {path}");
+        assert!(
+            !text.contains("no such endpoint"),
+            "{method} {path} is documented but the server has no such route: {text}"
+        );
+    }
+    let (status, e) = d.get("/api/projects/1/archive");
+    assert_eq!(status, 404);
+    assert!(e["message"].as_str().unwrap().contains("no such endpoint"));
+}
