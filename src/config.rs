@@ -20,7 +20,36 @@ pub const KEYS: &[Key] = &[
     ),
     Key::new("stop_timeout", "how long a stop waits after SIGTERM before SIGKILL (default 30s)"),
     Key::new("log_format", "`human` (default) or `json`"),
+    Key::new("listen", "where the HTTP API listens (default 127.0.0.1:65432)"),
+    Key::new(
+        "api_token",
+        "the bearer token the API requires (file only, never a flag; required off loopback)",
+    ),
+    Key::new("api_token_file", "a file holding the API's bearer token (file only)"),
 ];
+
+/// Where the API listens unless told otherwise (Digdag's port, on loopback).
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:65432";
+
+/// A secret value: compared and used, never printed (`Debug` shows `***`).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Secret {
+        Secret(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("***")
+    }
+}
 
 /// One configuration key.
 #[derive(Clone, Copy, Debug)]
@@ -61,6 +90,16 @@ pub enum Error {
         rendered: String,
         count: usize,
     },
+    #[error("the API would listen on {listen}, which is not a loopback address, without a token: set `api_token_file` (or `api_token`) in the configuration file, or listen on 127.0.0.1")]
+    TokenRequired { listen: std::net::SocketAddr },
+    #[error("cannot read the API token file {}", path.display())]
+    TokenFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("the API token file {} is empty", path.display())]
+    EmptyToken { path: PathBuf },
     #[error("invalid {what} `{value}`: {expected}")]
     Value {
         what: String,
@@ -96,6 +135,9 @@ pub struct Layer {
     pub max_tasks: Option<usize>,
     pub stop_timeout: Option<String>,
     pub log_format: Option<String>,
+    pub listen: Option<String>,
+    pub api_token: Option<Secret>,
+    pub api_token_file: Option<PathBuf>,
 }
 
 impl Layer {
@@ -108,6 +150,9 @@ impl Layer {
             max_tasks: self.max_tasks.or(lower.max_tasks),
             stop_timeout: self.stop_timeout.or(lower.stop_timeout),
             log_format: self.log_format.or(lower.log_format),
+            listen: self.listen.or(lower.listen),
+            api_token: self.api_token.or(lower.api_token),
+            api_token_file: self.api_token_file.or(lower.api_token_file),
         }
     }
 }
@@ -122,6 +167,10 @@ pub struct Config {
     pub max_tasks: Option<usize>,
     pub stop_timeout: Duration,
     pub log_format: LogFormat,
+    /// Where the HTTP API listens.
+    pub listen: std::net::SocketAddr,
+    /// The bearer token the API requires (`None`: no token, loopback only).
+    pub api_token: Option<Secret>,
 }
 
 impl Config {
@@ -164,6 +213,31 @@ impl Config {
                 expected: "`human` or `json`",
             })?,
         };
+        let listen_text = layer.listen.unwrap_or_else(|| DEFAULT_LISTEN.to_owned());
+        let listen: std::net::SocketAddr = listen_text.parse().map_err(|_| Error::Value {
+            what: "listen".into(),
+            value: listen_text.clone(),
+            expected: "an address and port such as 127.0.0.1:65432 or [::1]:65432",
+        })?;
+        let api_token = match (layer.api_token, layer.api_token_file) {
+            (Some(t), _) => Some(t),
+            (None, Some(path)) => {
+                let path = absolute(path);
+                let text = std::fs::read_to_string(&path).map_err(|source| Error::TokenFile {
+                    path: path.clone(),
+                    source,
+                })?;
+                let token = text.trim();
+                if token.is_empty() {
+                    return Err(Error::EmptyToken { path });
+                }
+                Some(Secret::new(token.to_owned()))
+            }
+            (None, None) => None,
+        };
+        if api_token.is_none() && !listen.ip().is_loopback() {
+            return Err(Error::TokenRequired { listen });
+        }
         Ok(Config {
             project,
             db,
@@ -171,6 +245,8 @@ impl Config {
             max_tasks: layer.max_tasks,
             stop_timeout,
             log_format,
+            listen,
+            api_token,
         })
     }
 }
@@ -200,6 +276,7 @@ pub fn load_file(path: &Path) -> Result<Layer, Error> {
     Ok(Layer {
         project: layer.project.map(rebase),
         db: layer.db.map(rebase),
+        api_token_file: layer.api_token_file.map(rebase),
         ..layer
     })
 }
@@ -287,6 +364,19 @@ fn parse(text: &str, file: crate::diag::FileId) -> (Layer, Vec<Diagnostic>) {
                     }
                 }
             }
+            "listen" => {
+                layer.listen = text_value(&mut diags);
+                if let Some(l) = &layer.listen {
+                    if l.parse::<std::net::SocketAddr>().is_err() {
+                        diags.push(Diagnostic::error(
+                            value_span,
+                            format!("`listen` must be an address and port such as \"127.0.0.1:65432\", found `{l}`"),
+                        ));
+                    }
+                }
+            }
+            "api_token" => layer.api_token = text_value(&mut diags).map(Secret::new),
+            "api_token_file" => layer.api_token_file = text_value(&mut diags).map(PathBuf::from),
             "log_format" => {
                 layer.log_format = text_value(&mut diags);
                 if let Some(f) = &layer.log_format {
@@ -324,7 +414,7 @@ mod tests {
     fn a_valid_file_fills_its_keys_and_rebases_paths() {
         check(
             "db = \"state/spade.db\"\nmax_attempts = 8\nstop_timeout = \"1m\"\nlog_format = \"json\"\n",
-            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, stop_timeout: Some("1m"), log_format: Some("json") }"#,
+            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, stop_timeout: Some("1m"), log_format: Some("json"), listen: None, api_token: None, api_token_file: None }"#,
         );
     }
 
@@ -385,5 +475,34 @@ DIR/spade.toml:3:14: `log_format` must be "human" or "json", found `xml`
             Path::new("/")
         )
         .is_err());
+    }
+
+    #[test]
+    fn a_non_loopback_listen_needs_a_token_from_the_file_and_never_prints_it() {
+        let public = || Layer {
+            listen: Some("0.0.0.0:65432".into()),
+            ..Layer::default()
+        };
+        let err = Config::resolve(public(), Path::new("/")).unwrap_err();
+        assert!(matches!(err, Error::TokenRequired { .. }), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("token");
+        std::fs::write(&file, "s3cret-token\n").unwrap();
+        let c = Config::resolve(
+            Layer {
+                api_token_file: Some(file),
+                ..public()
+            },
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(
+            c.api_token.as_ref().map(Secret::expose),
+            Some("s3cret-token")
+        );
+        assert!(!format!("{c:?}").contains("s3cret"), "{c:?}");
+        let loopback = Config::resolve(Layer::default(), Path::new("/")).unwrap();
+        assert_eq!(loopback.listen.to_string(), DEFAULT_LISTEN);
+        assert!(loopback.api_token.is_none());
     }
 }

@@ -27,6 +27,8 @@ pub enum Error {
     Config(#[from] crate::config::Error),
     #[error(transparent)]
     Daemon(#[from] crate::daemon::Error),
+    #[error(transparent)]
+    Client(#[from] crate::client::Error),
     #[error("{what}")]
     Io {
         what: String,
@@ -49,7 +51,9 @@ impl Error {
             Error::Daemon(e) if e.is_user_fixable() => 2,
             Error::Store(e) if e.is_user_fixable() => 2,
             Error::Engine(e) if e.is_user_fixable() => 2,
-            Error::Store(_)
+            Error::Client(e) if e.is_user_fixable() => 2,
+            Error::Client(_)
+            | Error::Store(_)
             | Error::Engine(_)
             | Error::Executor(_)
             | Error::Daemon(_)

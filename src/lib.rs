@@ -19,8 +19,10 @@
 //! - `cli`: the `spade` command line.
 //! - `error`: the top-level error and exit codes.
 
+pub mod api;
 pub mod catchup;
 pub mod cli;
+pub mod client;
 pub mod clock;
 pub mod config;
 pub mod daemon;

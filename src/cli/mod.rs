@@ -1,9 +1,11 @@
 //! The `spade` command line: clap types and dispatch to one module per subcommand.
 
 pub mod check;
+pub mod client;
 pub mod run;
 pub mod schedule;
 pub mod serve;
+pub mod table;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -31,6 +33,9 @@ pub enum Command {
     /// Run the scheduler daemon: fire every workflow's schedule, drive attempts, reload on
     /// file changes.
     Serve(serve::ServeArgs),
+    /// Client commands: they talk to a running `spade serve` through its HTTP API.
+    #[command(flatten)]
+    Client(client::ClientCommand),
 }
 
 /// Parses argv, runs the command and maps the result to the process exit code.
@@ -58,6 +63,7 @@ fn dispatch(cli: Cli) -> Result<u8, crate::Error> {
         Command::Run(args) => run::run(args),
         Command::Schedule(cmd) => schedule::run(cmd),
         Command::Serve(args) => serve::run(args),
+        Command::Client(cmd) => client::run(cmd),
     }
 }
 

@@ -37,6 +37,10 @@ pub struct ServeArgs {
     /// How long a stop waits for running tasks after SIGTERM before SIGKILL (default 30s).
     #[arg(long, env = "SPADE_STOP_TIMEOUT", value_name = "DURATION")]
     pub stop_timeout: Option<String>,
+    /// Where the HTTP API listens (default 127.0.0.1:65432). Off loopback the configuration
+    /// file must hold `api_token_file` (or `api_token`); a token is never a flag.
+    #[arg(long, env = "SPADE_LISTEN", value_name = "ADDR:PORT")]
+    pub listen: Option<String>,
     /// `human` (default) or `json`.
     #[arg(long, env = "SPADE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
@@ -61,6 +65,9 @@ impl ServeArgs {
             max_tasks: self.max_tasks,
             stop_timeout: self.stop_timeout.clone(),
             log_format: self.log_format.clone(),
+            listen: self.listen.clone(),
+            api_token: None,
+            api_token_file: None,
         }
     }
 }

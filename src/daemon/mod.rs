@@ -45,6 +45,12 @@ pub enum Error {
     },
     #[error("a daemon task panicked or was canceled")]
     Thread(#[source] tokio::task::JoinError),
+    #[error("the HTTP API cannot listen on {addr}: is another spade serve (or another program) using it? Choose another with --listen or `listen` in the configuration")]
+    Listen {
+        addr: std::net::SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("the owner lease lapsed (the store could not be written for too long); every task was stopped")]
     LeaseLost,
 }
@@ -52,7 +58,7 @@ pub enum Error {
 impl Error {
     pub fn is_user_fixable(&self) -> bool {
         match self {
-            Error::AnotherDaemon { .. } => true,
+            Error::AnotherDaemon { .. } | Error::Listen { .. } => true,
             Error::Engine(e) => e.is_user_fixable(),
             Error::Dig(_) | Error::Watch { .. } | Error::Thread(_) | Error::LeaseLost => false,
         }
@@ -108,6 +114,13 @@ pub async fn serve(
     notifier: Arc<sdnotify::Notifier>,
     stop_tx: channel::Sender<StopLevel>,
 ) -> Result<(), Error> {
+    // The port first: a second daemon, or a busy port, fails before anything is written.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| Error::Listen {
+            addr: config.listen,
+            source,
+        })?;
     let engine = Arc::new(Engine::open(&config.db)?);
     let lease = Lease::default();
     let (owner, project_id) =
@@ -121,7 +134,7 @@ pub async fn serve(
             }
         };
     let result = serve_as(
-        config, clock, notifier, stop_tx, &engine, &owner.id, project_id, lease,
+        config, clock, notifier, stop_tx, &engine, &owner.id, project_id, lease, listener,
     )
     .await;
     if let Err(e) = engine.unregister_owner(&owner.id) {
@@ -140,6 +153,7 @@ async fn serve_as(
     owner: &OwnerId,
     project_id: ProjectId,
     lease: Lease,
+    listener: tokio::net::TcpListener,
 ) -> Result<(), Error> {
     let stop = stop_tx.subscribe();
     let dir = config.project.clone();
@@ -262,6 +276,15 @@ async fn serve_as(
         changes: changes.clone(),
         load: load_rx.clone(),
     };
+    let api = crate::api::Api::new(
+        handle.clone(),
+        config.api_token.clone(),
+        stop.clone(),
+        Arc::new(crate::api::metrics::Metrics::default()),
+    );
+    let listen = listener.local_addr().unwrap_or(config.listen);
+    tracing::info!(%listen, token = config.api_token.is_some(), "API listening on http://{listen}");
+    let api_server = tokio::spawn(crate::api::serve(listener, api));
     let lost = heartbeat_loop(&handle, lease, &notifier, stop_tx.clone(), stop.clone()).await?;
     notifier.stopping("stopping: waiting for running tasks");
     tracing::info!("stopping: no new sessions or tasks start; waiting for running tasks");
@@ -269,6 +292,8 @@ async fn serve_as(
     let scheduled_result = scheduler.await.map_err(Error::Thread)?;
     supervisor.await.map_err(Error::Thread)?;
     reloader.await.map_err(Error::Thread)?;
+    // Open event streams would hold a graceful shutdown: the API ends with the daemon.
+    api_server.abort();
     scheduled_result?;
     if lost {
         return Err(Error::LeaseLost);

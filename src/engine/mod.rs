@@ -19,7 +19,7 @@ pub mod def;
 mod owned;
 mod params;
 pub mod plan;
-mod prepare;
+pub(crate) mod prepare;
 pub mod retry;
 #[cfg(test)]
 mod scenarios;

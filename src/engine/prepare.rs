@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 
 /// The revision hash: the workflow name and every source (path, text), length-prefixed so
 /// no two different inputs hash alike by concatenation.
-pub(super) fn revision_hash(workflow: &str, sources: &[(std::path::PathBuf, String)]) -> String {
+pub(crate) fn revision_hash(workflow: &str, sources: &[(std::path::PathBuf, String)]) -> String {
     let mut h = Sha256::new();
     let mut field = |bytes: &[u8]| {
         h.update((bytes.len() as u64).to_le_bytes());

@@ -1,7 +1,9 @@
 //! The single integration test binary: runs the real `spade` binary on real `.dig` files.
 
+mod api;
 mod bad_input;
 mod check;
+mod client;
 mod conformance_run;
 mod corpus;
 mod crash;

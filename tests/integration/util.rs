@@ -30,9 +30,13 @@ pub(crate) fn spade_bin() -> PathBuf {
 }
 
 /// A `Command` for the built `spade` binary: the one place integration tests create processes.
+/// Daemons it starts listen on a free loopback port (tests run in parallel; the default port
+/// would be taken by the first), unless a test sets `SPADE_LISTEN` or `--listen` itself.
 pub(crate) fn spade() -> std::process::Command {
     #[allow(clippy::disallowed_methods)] // tests run the real binary directly
-    std::process::Command::new(spade_bin())
+    let mut cmd = std::process::Command::new(spade_bin());
+    cmd.env("SPADE_LISTEN", "127.0.0.1:0");
+    cmd
 }
 
 /// Every `.dig` file under `dir`, recursively, in a stable (sorted) order.
