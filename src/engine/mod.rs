@@ -11,7 +11,9 @@
 //!   as `Action::Kill`, and every ready task is returned as `Action::Start`.
 //!   `Engine::replay(attempt, now, events)` is the same, preceded in its transaction by
 //!   completions replayed from journals.
-//! - `Engine::apply(now, event)` applies one event in one transaction and returns actions.
+//! - `Engine::apply(now, event)` applies one event in one transaction and returns actions;
+//!   `Engine::apply_all(now, events)` applies a batch in one transaction (group commit: each
+//!   event's transitions stay whole, and the batch's actions run after its one commit).
 
 pub mod action;
 mod apply;
@@ -42,6 +44,10 @@ pub enum Error {
     /// The engine asked for a transition the table forbids: a spade bug.
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
+    /// What was asked cannot apply to the attempt as it is (new params or `--rerun` for an
+    /// attempt that has not finished); the message says what to do instead.
+    #[error("{0}")]
+    Request(String),
 }
 
 impl Error {
@@ -49,9 +55,16 @@ impl Error {
         match self {
             Error::Store(e) => e.is_user_fixable(),
             Error::Illegal(_) => false,
+            Error::Request(_) => true,
         }
     }
 }
+
+/// Live tasks one attempt may hold unless configured otherwise (`spade run --task-limit`):
+/// Digdag's `executor.task_max_run` is 1,000, which a 600-item `for_each>` retried once
+/// passed. An attempt of this size costs about 2 s and 60 MiB per 10,000 tasks (see
+/// `docs/engine.md`, "Task limit").
+pub const DEFAULT_TASK_LIMIT: u64 = 100_000;
 
 /// Attempt states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -106,8 +119,21 @@ pub struct NewAttempt {
     pub rerun: bool,
 }
 
+/// What a resume keeps and runs, for `spade run` to say (static tasks, by full name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeReport {
+    /// Tasks that succeeded before and do not run again.
+    pub kept: Vec<String>,
+    /// Tasks of the definition that the previous try did not have (top-most only: a new
+    /// group stands for its children).
+    pub new: Vec<String>,
+    /// The workflow's sources (the file, its `!include`s and `call>` targets) changed since
+    /// the previous try.
+    pub definition_changed: bool,
+}
+
 /// The attempt `prepare_attempt` found or created.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PreparedAttempt {
     pub session: SessionId,
     pub attempt: AttemptId,
@@ -119,6 +145,8 @@ pub struct PreparedAttempt {
     /// `Some(kept)` when a failed or killed attempt resumes: the previous try's succeeded
     /// operator tasks that will not run again.
     pub resumed: Option<usize>,
+    /// The details of a resume (`Some` exactly when `resumed` is).
+    pub resume: Option<ResumeReport>,
 }
 
 /// One task as tests and reports see it.
@@ -157,31 +185,47 @@ pub struct AttemptSummary {
 pub type Lowerer =
     fn(&str, &crate::dig::Value) -> Result<crate::dig::TaskDef, Vec<crate::diag::Diagnostic>>;
 
+/// What every transaction of one engine is configured with.
+#[derive(Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) lower: Lowerer,
+    /// Live tasks one attempt may hold; a generator asking for more fails.
+    pub(crate) task_limit: u64,
+}
+
 /// The engine over one store. Cheap to share behind an `Arc`; all writes go through it.
 pub struct Engine {
     store: Store,
-    lower: Lowerer,
+    config: Config,
 }
 
 impl Engine {
     pub fn open(db: &std::path::Path) -> Result<Engine, Error> {
-        Ok(Engine {
-            store: Store::open(db)?,
-            lower: crate::dig::lower_task,
-        })
+        Engine::open_with(db, store::Options::default())
     }
 
     pub fn open_with(db: &std::path::Path, options: store::Options) -> Result<Engine, Error> {
         Ok(Engine {
             store: Store::open_with(db, options)?,
-            lower: crate::dig::lower_task,
+            config: Config {
+                lower: crate::dig::lower_task,
+                task_limit: DEFAULT_TASK_LIMIT,
+            },
         })
     }
 
     /// Replaces how generated `^sub` bodies are lowered (tests drive the engine without the
     /// `.dig` lowering).
     pub fn with_lowerer(mut self, lower: Lowerer) -> Engine {
-        self.lower = lower;
+        self.config.lower = lower;
+        self
+    }
+
+    /// Sets how many live tasks (the attempt's current tree; history rows of retries and
+    /// earlier tries do not count) one attempt may hold. Static tasks always instantiate; a
+    /// generator whose output would pass the limit fails.
+    pub fn with_task_limit(mut self, limit: u64) -> Engine {
+        self.config.task_limit = limit;
         self
     }
 
@@ -194,13 +238,14 @@ impl Engine {
         req: &NewAttempt,
         now: Timestamp,
     ) -> Result<PreparedAttempt, Error> {
-        self.store
-            .write("prepare_attempt", |tx| prepare::prepare(tx, req, now))
+        self.store.write("prepare_attempt", |tx| {
+            prepare::prepare(tx, req, now, self.config)
+        })
     }
 
     pub fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
         self.store.write("recover", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            let mut a = apply::Apply::new(tx, now, self.config);
             a.recover(attempt)?;
             Ok(a.actions)
         })
@@ -218,9 +263,7 @@ impl Engine {
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
         self.store.write("replay", |tx| {
-            let mut a = apply::Apply::new(tx, now)
-                .with_lowerer(self.lower)
-                .deferring_starts();
+            let mut a = apply::Apply::new(tx, now, self.config).deferring_starts();
             // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
             for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
                 apply_event(&mut a, event)?;
@@ -242,8 +285,25 @@ impl Engine {
 
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
         self.store.write("apply", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            let mut a = apply::Apply::new(tx, now, self.config);
             apply_event(&mut a, event)?;
+            Ok(a.actions)
+        })
+    }
+
+    /// Applies `events` in order in one transaction (group commit) and returns their actions
+    /// in order. Each event is whole as with `apply`; the commit covers them all, so nothing
+    /// any of them decided runs before all of them are durable. Runs that finish together
+    /// (a wide parallel group) then cost one commit instead of one each.
+    pub fn apply_all(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        self.store.write("apply", |tx| {
+            let mut a = apply::Apply::new(tx, now, self.config);
+            for event in events {
+                apply_event(&mut a, event)?;
+            }
             Ok(a.actions)
         })
     }
@@ -253,7 +313,7 @@ impl Engine {
     /// their `Start` actions to the caller.
     pub fn tick_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
         self.store.write("tick_attempt", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            let mut a = apply::Apply::new(tx, now, self.config);
             a.tick(Some(attempt))?;
             Ok(a.actions)
         })
@@ -263,7 +323,7 @@ impl Engine {
     /// come back as `Action::Kill`, and the attempt ends `killed` (`Action::AttemptFinished`).
     pub fn kill_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
         self.store.write("kill_attempt", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+            let mut a = apply::Apply::new(tx, now, self.config);
             a.kill(attempt)?;
             Ok(a.actions)
         })
@@ -285,8 +345,8 @@ impl Engine {
     /// operators read their unevaluated `_do:`/`_else_do:` from it.
     pub fn task_def(&self, task: TaskId) -> Result<crate::dig::TaskDef, Error> {
         self.store.read("task_def", |tx| {
-            let text = store::rows::load_definition(tx, task)?;
-            Ok(def::from_json(&text)?)
+            let row = store::rows::load_task(tx, task)?;
+            Ok(def::load_tree(tx, row.def_id)?)
         })
     }
 
@@ -328,7 +388,7 @@ impl Engine {
     ) -> Result<Vec<serde_json::Value>, Error> {
         self.store.read("scope_layers", |tx| {
             let row = store::rows::load_task(tx, task)?;
-            let mut a = apply::Apply::new(tx, now);
+            let mut a = apply::Apply::new(tx, now, self.config);
             Ok(a.scope(&row)?.debug_layers())
         })
     }

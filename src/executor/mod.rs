@@ -65,6 +65,14 @@ impl<E: EngineApi> Clone for Deps<E> {
 pub trait EngineApi: Send + Sync + 'static {
     fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError>;
     fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError>;
+    /// Applies a batch of events; `Engine` commits them in one transaction (group commit).
+    fn apply_all(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(self.apply(now, event)?);
+        }
+        Ok(actions)
+    }
     /// Applies completions replayed from journals, then recovers. The default applies them
     /// one by one and drops the starts they return (`recover` announces every startable task
     /// again); `Engine` does both in one transaction without starting anything twice.
@@ -103,6 +111,10 @@ impl EngineApi for Engine {
 
     fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
         Engine::apply(self, now, event)
+    }
+
+    fn apply_all(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        Engine::apply_all(self, now, events)
     }
 
     fn replay(
@@ -396,7 +408,8 @@ fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
     }
 }
 
-/// Applies events one by one (one transaction each) on the blocking pool.
+/// Applies the events that are ready together in one engine call (`EngineApi::apply_all`: one
+/// transaction for `Engine`), on the blocking pool unless the runtime is current-thread.
 async fn call_engine<E: EngineApi>(
     deps: &Deps<E>,
     events: Vec<Event>,
@@ -406,14 +419,7 @@ async fn call_engine<E: EngineApi>(
     }
     let engine = deps.engine.clone();
     let now = deps.clock.now();
-    blocking(move || {
-        let mut actions = Vec::new();
-        for event in events {
-            actions.extend(engine.apply(now, event)?);
-        }
-        Ok(actions)
-    })
-    .await
+    blocking(move || engine.apply_all(now, events)).await
 }
 
 async fn blocking<T: Send + 'static>(

@@ -1,6 +1,7 @@
 //! Typed rows and the queries over them; every state string goes through `TaskState`.
 
 use super::{sql, Error, Tx};
+use crate::engine::def::DefId;
 use crate::engine::state::TaskState;
 use crate::expr::JsonMap;
 use crate::ids::{AttemptId, Fence, TaskId};
@@ -58,9 +59,8 @@ pub struct TaskRow {
     pub full_name: String,
     pub is_group: bool,
     pub role: Role,
-    /// The task's own `_export:` as stored by `engine::def::map_to_json` (the full definition
-    /// is loaded on demand: a group's holds its whole subtree).
-    pub export_def: String,
+    /// Its definition node (`task_defs`), shared by every row instantiated from it.
+    pub def_id: DefId,
     pub state: TaskState,
     pub child_epoch: i64,
     pub retry_policy: Option<String>,
@@ -69,19 +69,22 @@ pub struct TaskRow {
     pub fence: Fence,
     pub interrupted_count: u32,
     pub first_started: Option<Timestamp>,
-    pub params: Option<String>,
     pub export_params: Option<String>,
     pub store_params: Option<String>,
     pub reset_store: Option<String>,
     pub error: Option<String>,
     pub pending_state: Option<TaskState>,
     pub pgid: Option<u32>,
+    /// When the current try of this planned task passes its `_timeout`.
+    pub timeout_at: Option<Timestamp>,
+    /// What its upstream siblings stored, folded (`engine::params`), once they succeeded.
+    pub up_fold: Option<String>,
 }
 
 pub const TASK_COLUMNS: &str = "id, attempt_id, parent_id, epoch, child_index, full_name, kind, \
-    role, export_def, state, child_epoch, retry_policy, retry_count, retry_at_ms, fence, \
-    interrupted_count, first_started_ms, params, export_params, store_params, reset_store, \
-    error, pending_state, pgid";
+    role, def_id, state, child_epoch, retry_policy, retry_count, retry_at_ms, fence, \
+    interrupted_count, first_started_ms, timeout_at_ms, export_params, store_params, \
+    reset_store, error, pending_state, pgid, up_fold";
 
 pub fn ms_to_ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.and_then(|m| Timestamp::from_millisecond(m).ok())
@@ -118,7 +121,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<(TaskRow, String)> {
             full_name: row.get(5)?,
             is_group: kind == "group",
             role: Role::Root,
-            export_def: row.get(8)?,
+            def_id: DefId(row.get::<_, Option<i64>>(8)?.unwrap_or(0)),
             state: state_col(row, 9)?,
             child_epoch: row.get(10)?,
             retry_policy: row.get(11)?,
@@ -127,13 +130,14 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<(TaskRow, String)> {
             fence: Fence(row.get(14)?),
             interrupted_count: row.get(15)?,
             first_started: ms_to_ts(row.get(16)?),
-            params: row.get(17)?,
+            timeout_at: ms_to_ts(row.get(17)?),
             export_params: row.get(18)?,
             store_params: row.get(19)?,
             reset_store: row.get(20)?,
             error: row.get(21)?,
             pending_state,
             pgid: row.get(23)?,
+            up_fold: row.get(24)?,
         },
         role,
     ))
@@ -168,18 +172,6 @@ pub fn select_tasks(
 pub fn load_task(tx: &Tx<'_>, id: TaskId) -> Result<TaskRow, Error> {
     select_tasks(tx, "load_task", "id = ?1", params![id.0])?
         .pop()
-        .ok_or(Error::NotFound {
-            what: "task",
-            id: id.0,
-        })
-}
-
-/// The full definition text of a task.
-pub fn load_definition(tx: &Tx<'_>, id: TaskId) -> Result<String, Error> {
-    tx.prepare_cached("SELECT definition FROM tasks WHERE id = ?1")
-        .and_then(|mut s| s.query_row(params![id.0], |r| r.get(0)))
-        .optional()
-        .map_err(sql("load_definition"))?
         .ok_or(Error::NotFound {
             what: "task",
             id: id.0,
@@ -236,16 +228,15 @@ pub struct NewTask<'a> {
     pub full_name: &'a str,
     pub is_group: bool,
     pub role: Role,
-    pub definition: &'a str,
-    pub export_def: &'a str,
+    pub def_id: DefId,
 }
 
 pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: Timestamp) -> Result<TaskId, Error> {
     let now_s = now.to_string();
     tx.prepare_cached(
         "INSERT INTO tasks (attempt_id, parent_id, epoch, child_index, full_name, kind, role, \
-         definition, export_def, state, created_at, updated_at) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11)",
+         def_id, state, created_at, updated_at) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -256,8 +247,7 @@ pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: Timestamp) -> Result<TaskI
             t.full_name,
             if t.is_group { "group" } else { "operator" },
             t.role.as_str(),
-            t.definition,
-            t.export_def,
+            t.def_id.0,
             TaskState::Blocked.as_str(),
             now_s,
         ])
@@ -359,11 +349,25 @@ fn record_transition(
     Ok(())
 }
 
+/// Parses JSON that spade wrote. The parser's recursion limit is lifted: spade writes values
+/// as deep as a file may nest them (the `.dig` parser bounds that), and a limit of 128 made
+/// deep but valid params unreadable ("corrupt ... recursion limit exceeded").
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = T::deserialize(&mut de).map_err(|source| Error::Json { what, source })?;
+    de.end().map_err(|source| Error::Json { what, source })?;
+    Ok(value)
+}
+
 /// Parses an optional JSON-object column.
 pub fn json_map(what: &'static str, text: Option<&str>) -> Result<JsonMap, Error> {
     match text {
         None => Ok(JsonMap::new()),
-        Some(t) => serde_json::from_str(t).map_err(|source| Error::Json { what, source }),
+        Some(t) => parse_json(what, t),
     }
 }
 
