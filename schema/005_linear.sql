@@ -41,6 +41,15 @@ ALTER TABLE tasks DROP COLUMN secret_keys;
 ALTER TABLE tasks ADD COLUMN up_fold TEXT;
 ALTER TABLE tasks ADD COLUMN sub_fold TEXT;
 
+-- Indexes a state change does not have to update: the attempt's rows by attempt alone, and
+-- retry waits by a partial index that only waiting rows enter. Every transition used to
+-- rewrite three index entries (attempt+state, state+retry time, parent+state); now one.
+DROP INDEX tasks_by_attempt_state;
+CREATE INDEX tasks_by_attempt ON tasks (attempt_id);
+DROP INDEX tasks_by_state_retry_at;
+CREATE INDEX tasks_retry_due ON tasks (retry_at_ms)
+    WHERE state IN ('retry_waiting', 'group_retry_waiting');
+
 -- Rows of the attempt's live tree (history rows of retries and earlier tries excluded), for
 -- the task limit; NULL until first counted.
 ALTER TABLE attempts ADD COLUMN live_tasks INTEGER;

@@ -15,22 +15,50 @@ use crate::store::rows::{self, AttemptRow, NewTask, Role, TaskRow};
 use crate::store::{sql, Tx};
 use jiff::Timestamp;
 use rusqlite::params;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Tries interrupted in a row (engine crash while running) before the task fails.
 pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
+
+/// Definition nodes read by earlier transactions, shared by every transaction of an engine
+/// (nodes never change once committed). Filled after commit only, so a node id freed by a
+/// rolled-back transaction is never cached.
+pub(crate) type NodeCache = std::sync::Mutex<HashMap<DefId, Arc<Node>>>;
+
+/// Nodes kept in a [`NodeCache`] before it starts over (a bound on memory, not on cost).
+const NODE_CACHE_LIMIT: usize = 50_000;
+
+/// Adds the nodes a committed transaction read to the shared cache.
+pub(crate) fn publish_nodes(cache: &NodeCache, nodes: HashMap<DefId, Arc<Node>>) {
+    if nodes.is_empty() {
+        return;
+    }
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() + nodes.len() > NODE_CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.extend(nodes);
+}
 
 /// The working state of one `apply` call: the open transaction and the actions decided.
 pub(crate) struct Apply<'t, 'c> {
     tx: &'t Tx<'c>,
     now: Timestamp,
+    /// `now` as stored (RFC 3339), formatted once per transaction.
+    now_s: String,
+    history: rows::History,
+    shared: &'t NodeCache,
     pub(crate) actions: Vec<Action>,
     /// Planned tasks whose children changed: settled before the transaction commits.
     dirty: Vec<TaskId>,
+    dirty_set: HashSet<TaskId>,
     attempts: HashMap<AttemptId, AttemptRow>,
-    /// Definition nodes are immutable: read at most once per transaction.
-    defs: HashMap<DefId, Rc<Node>>,
+    /// Definition nodes this transaction read (published to `shared` after commit).
+    defs: HashMap<DefId, Arc<Node>>,
     /// The scope chain (root to the key) of parents whose children start in this transaction:
     /// siblings share it. Cleared whenever a row's exports or stores change.
     chains: HashMap<TaskId, Rc<Vec<ChainNode>>>,
@@ -50,12 +78,21 @@ fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> crate::store::E
 }
 
 impl<'t, 'c> Apply<'t, 'c> {
-    pub(crate) fn new(tx: &'t Tx<'c>, now: Timestamp, config: Config) -> Apply<'t, 'c> {
+    pub(crate) fn new(
+        tx: &'t Tx<'c>,
+        now: Timestamp,
+        config: Config,
+        shared: &'t NodeCache,
+    ) -> Apply<'t, 'c> {
         Apply {
             tx,
             now,
+            now_s: now.to_string(),
+            history: rows::History::default(),
+            shared,
             actions: Vec::new(),
             dirty: Vec::new(),
+            dirty_set: HashSet::new(),
             attempts: HashMap::new(),
             defs: HashMap::new(),
             chains: HashMap::new(),
@@ -66,14 +103,25 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
     }
 
-    pub(crate) fn deferring_starts(mut self) -> Self {
-        self.defer_starts = true;
-        self
+    /// While set, ready operators are left `ready` instead of started (`prepare_attempt`, and
+    /// journal replay before `recover`).
+    pub(crate) fn defer_starts(&mut self, defer: bool) {
+        self.defer_starts = defer;
     }
 
-    /// Ends `deferring_starts`: later steps (`recover`) start ready operators again.
-    pub(crate) fn stop_deferring(&mut self) {
-        self.defer_starts = false;
+    pub(crate) fn tx(&self) -> &'t Tx<'c> {
+        self.tx
+    }
+
+    pub(crate) fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Writes what is buffered (state history) and hands back the actions and the nodes read,
+    /// for the caller to commit and then publish.
+    pub(crate) fn finish(mut self) -> Result<(Vec<Action>, HashMap<DefId, Arc<Node>>), Error> {
+        self.history.flush(self.tx, &self.now_s)?;
+        Ok((self.actions, self.defs))
     }
 
     fn attempt(&mut self, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -85,16 +133,25 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(a)
     }
 
-    fn node(&mut self, id: DefId) -> Result<Rc<Node>, Error> {
+    fn node(&mut self, id: DefId) -> Result<Arc<Node>, Error> {
         if let Some(d) = self.defs.get(&id) {
-            return Ok(Rc::clone(d));
+            return Ok(Arc::clone(d));
         }
-        let d = Rc::new(def::load(self.tx, id)?);
-        self.defs.insert(id, Rc::clone(&d));
+        let cached = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let d = match cached {
+            Some(d) => d,
+            None => Arc::new(def::load(self.tx, id)?),
+        };
+        self.defs.insert(id, Arc::clone(&d));
         Ok(d)
     }
 
-    fn def_of(&mut self, row: &TaskRow) -> Result<Rc<Node>, Error> {
+    fn def_of(&mut self, row: &TaskRow) -> Result<Arc<Node>, Error> {
         self.node(row.def_id)
     }
 
@@ -111,17 +168,31 @@ impl<'t, 'c> Apply<'t, 'c> {
     ) -> Result<TaskState, Error> {
         let to = next(row.state, event)?;
         if to != row.state {
-            rows::set_state(self.tx, row.id, row.state, to, self.now, reason)?;
-            row.state = to;
-            if to == TaskState::Succeeded {
-                if event == TaskEvent::ChildrenSucceeded {
-                    self.fold_children(row)?;
-                }
-                rows::release_downstreams(self.tx, row.id)?;
+            rows::set_state(self.tx, row.id, row.state, to, &self.now_s)?;
+            self.moved(row, to, event, reason)?;
+        }
+        Ok(to)
+    }
+
+    /// The rest of a transition whose new state the caller wrote in its own update (one write
+    /// per row instead of two): history, and what the new state sets off.
+    fn moved(
+        &mut self,
+        row: &mut TaskRow,
+        to: TaskState,
+        event: TaskEvent,
+        reason: &str,
+    ) -> Result<TaskState, Error> {
+        self.history.record(row.id, Some(row.state), to, reason);
+        row.state = to;
+        if to == TaskState::Succeeded {
+            if event == TaskEvent::ChildrenSucceeded {
+                self.fold_children(row)?;
             }
-            if to.is_terminal() {
-                self.on_terminal(row)?;
-            }
+            rows::release_downstreams(self.tx, row.id)?;
+        }
+        if to.is_terminal() {
+            self.on_terminal(row)?;
         }
         Ok(to)
     }
@@ -162,7 +233,7 @@ impl<'t, 'c> Apply<'t, 'c> {
     /// A task finished: its parent may progress; a finished root finishes the attempt.
     fn on_terminal(&mut self, row: &TaskRow) -> Result<(), Error> {
         match row.parent {
-            Some(p) => self.dirty.push(p),
+            Some(p) => self.mark_dirty(p),
             None => {
                 let state = match row.state {
                     TaskState::Succeeded => AttemptState::Succeeded,
@@ -182,12 +253,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                     "finish_attempt",
                     "UPDATE attempts SET state = ?1, finished_at = ?2 WHERE id = ?3 \
                          AND root_task_id = ?4",
-                    params![
-                        state.as_str(),
-                        self.now.to_string(),
-                        row.attempt.0,
-                        row.id.0
-                    ],
+                    params![state.as_str(), self.now_s.clone(), row.attempt.0, row.id.0],
                 )?;
                 self.attempts.remove(&row.attempt);
                 tracing::info!(attempt = %row.attempt, state = state.as_str(), "attempt finished");
@@ -200,9 +266,18 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(())
     }
 
+    /// Marks a planned task for settling before the transaction commits (once, however many
+    /// of its children finished in this transaction).
+    fn mark_dirty(&mut self, id: TaskId) {
+        if self.dirty_set.insert(id) {
+            self.dirty.push(id);
+        }
+    }
+
     /// Settles every dirty planned task; repeats until nothing changes.
     pub(crate) fn settle_all(&mut self) -> Result<(), Error> {
         while let Some(id) = self.dirty.pop() {
+            self.dirty_set.remove(&id);
             let row = self.load(id)?;
             if row.state == TaskState::Planned {
                 self.settle(row)?;
@@ -269,8 +344,10 @@ impl<'t, 'c> Apply<'t, 'c> {
                 role: Role::Root,
                 def_id: root,
             },
-            self.now,
+            &self.now_s,
         )?;
+        self.history
+            .record(id, None, TaskState::Blocked, "instantiated");
         crate::store::exec(
             self.tx,
             "set_root",
@@ -313,8 +390,10 @@ impl<'t, 'c> Apply<'t, 'c> {
                     role: *role,
                     def_id: *def_id,
                 },
-                self.now,
+                &self.now_s,
             )?;
+            self.history
+                .record(id, None, TaskState::Blocked, "instantiated");
             for &u in upstream.get(i).map_or(&[][..], |v| &v[..]) {
                 if let Some(&up) = ids.get(u) {
                     rows::insert_edge(self.tx, up, id)?;
@@ -541,27 +620,30 @@ impl<'t, 'c> Apply<'t, 'c> {
                    SELECT ?1, 0 \
                    UNION ALL SELECT t.parent_id, a.depth + 1 FROM a CROSS JOIN tasks t \
                      ON t.id = a.id WHERE t.parent_id IS NOT NULL) \
-                 SELECT t.up_fold, d.export, t.export_params, t.store_params, t.reset_store \
+                 SELECT a.depth, t.up_fold, d.export, t.export_params, t.store_params, \
+                   t.reset_store \
                  FROM a CROSS JOIN tasks t ON t.id = a.id CROSS JOIN task_defs d \
-                   ON d.id = t.def_id \
-                 ORDER BY a.depth DESC",
+                   ON d.id = t.def_id",
             )
             .map_err(sql("ancestors"))?;
-        let raw = stmt
+        let mut raw = stmt
             .query_map(params![parent.0], |r| {
                 Ok((
-                    r.get::<_, Option<String>>(0)?,
-                    r.get::<_, String>(1)?,
-                    r.get::<_, Option<String>>(2)?,
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
                 ))
             })
             .map_err(sql("ancestors"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql("ancestors"))?;
+        // Root first; sorted here rather than by SQL, which would build a sorter each time.
+        raw.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut chain = Vec::with_capacity(raw.len());
-        for (up_fold, export, export_params, store_params, reset_store) in raw {
+        for (_, up_fold, export, export_params, store_params, reset_store) in raw {
             chain.push(ChainNode {
                 up_fold,
                 ancestor: Some(AncestorParts {
@@ -680,7 +762,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 self.tx,
                 "group_started",
                 "UPDATE tasks SET first_started_ms = ?1, started_at = ?2 WHERE id = ?3",
-                params![rows::ts_ms(self.now), self.now.to_string(), row.id.0],
+                params![rows::ts_ms(self.now), self.now_s.clone(), row.id.0],
             )?;
             row.first_started = Some(self.now);
         }
@@ -704,7 +786,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             }
         }
         self.instantiate_group_children(&row, d)?;
-        self.dirty.push(row.id);
+        self.mark_dirty(row.id);
         Ok(())
     }
 
@@ -713,14 +795,15 @@ impl<'t, 'c> Apply<'t, 'c> {
     fn settle(&mut self, row: TaskRow) -> Result<(), Error> {
         let unblocked = rows::unblockable_children(self.tx, &row)?;
         if !unblocked.is_empty() {
+            // A child that finishes at once (disabled, an empty group, a failed start) marks
+            // this task dirty again as it finishes (`on_terminal`), and one still going will
+            // when it finishes: no re-check here.
             for child in unblocked {
                 self.unblock(child)?;
             }
-            // Started children may have finished at once (disabled, empty groups): re-check.
-            self.dirty.push(row.id);
             return Ok(());
         }
-        if rows::count_progressing_children(self.tx, &row)? > 0 {
+        if rows::any_progressing_child(self.tx, &row)? {
             return Ok(());
         }
         let children = rows::live_children(self.tx, &row)?;
@@ -751,7 +834,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 if let Some(check) = d.check {
                     let name = plan::full_name(&row.full_name, "^check");
                     self.insert_children(&row, &[(check, Role::Check)], &[Vec::new()], &[name])?;
-                    self.dirty.push(row.id);
+                    self.mark_dirty(row.id);
                     return Ok(());
                 }
             }
@@ -865,7 +948,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 self.transition(&mut row, TaskEvent::FailedWithHandler, &reason)?;
                 let name = plan::full_name(&row.full_name, "^error");
                 self.insert_children(&row, &[(handler, Role::Error)], &[Vec::new()], &[name])?;
-                self.dirty.push(row.id);
+                self.mark_dirty(row.id);
                 Ok(())
             }
             None => {
@@ -966,21 +1049,26 @@ impl<'t, 'c> Apply<'t, 'c> {
         // `_timeout` bounds the whole try: the executor kills the run at this time, and a
         // generator's children must finish by then too (`tick`).
         let timeout_at = d.timeout.map(|t| retry::add(self.now, t));
-        crate::store::exec(
+        // The state change is part of this write (one update of the row, not two).
+        let running = next(row.state, TaskEvent::Start)?;
+        let n = crate::store::exec(
             self.tx,
             "start",
             "UPDATE tasks SET fence = ?1, first_started_ms = ?2, \
-                 started_at = COALESCE(started_at, ?3), pid = NULL, pgid = NULL, \
-                 store_params = NULL, reset_store = NULL, export_params = NULL, error = NULL, \
-                 timeout_at_ms = ?4 WHERE id = ?5",
+                 started_at = COALESCE(started_at, ?3), updated_at = ?3, pid = NULL, \
+                 pgid = NULL, store_params = NULL, reset_store = NULL, export_params = NULL, \
+                 error = NULL, timeout_at_ms = ?4, state = ?5 WHERE id = ?6 AND state = ?7",
             params![
                 fence.0,
                 rows::ts_ms(first),
-                self.now.to_string(),
+                self.now_s,
                 timeout_at.map(rows::ts_ms),
-                row.id.0
+                running.as_str(),
+                row.id.0,
+                row.state.as_str()
             ],
         )?;
+        rows::expect_one(n, row.id, row.state)?;
         crate::store::exec(
             self.tx,
             "insert_run",
@@ -989,7 +1077,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             params![
                 row.id.0,
                 fence.0,
-                self.now.to_string(),
+                self.now_s.clone(),
                 rows::to_json(&evaluated.params),
                 rows::to_json(&evaluated.secret_keys)
             ],
@@ -1007,8 +1095,15 @@ impl<'t, 'c> Apply<'t, 'c> {
         row.export_params = None;
         row.error = None;
         row.timeout_at = timeout_at;
-        self.transition(&mut row, TaskEvent::Start, "started")?;
+        self.moved(&mut row, running, TaskEvent::Start, "started")?;
         let policy = Self::policy(&row)?;
+        // Cached with the attempt row, so possibly a few tasks behind within this
+        // transaction: good enough for a generator's early refusal.
+        let live = self.attempt(row.attempt)?.live_tasks.unwrap_or(0);
+        let generate_limit = self
+            .config
+            .task_limit
+            .saturating_sub(u64::try_from(live).unwrap_or(0));
         let command = evaluated
             .params
             .get("_command")
@@ -1026,6 +1121,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             timeout: d.timeout,
             deadline_at: policy.as_ref().and_then(|p| p.deadline_at(first)),
             retry_count: row.retry_count,
+            generate_limit,
         })));
         Ok(())
     }
@@ -1066,26 +1162,14 @@ impl<'t, 'c> Apply<'t, 'c> {
         fence: Fence,
         outcome: Outcome,
     ) -> Result<(), Error> {
-        // The fence check, and an interruption streak ended by any real outcome, in one write.
-        let n = crate::store::exec(
-            self.tx,
-            "fence_check",
-            "UPDATE tasks SET updated_at = ?1, \
-                 interrupted_count = CASE WHEN ?5 THEN interrupted_count ELSE 0 END \
-             WHERE id = ?2 AND fence = ?3 AND state = ?4",
-            params![
-                self.now.to_string(),
-                task.0,
-                fence.0,
-                TaskState::Running.as_str(),
-                matches!(outcome, Outcome::Interrupted)
-            ],
-        )?;
-        if n == 0 {
+        // The fence check, the end of an interruption streak by any real outcome, and the
+        // row, in one statement.
+        let interrupted = matches!(outcome, Outcome::Interrupted);
+        let Some(row) = rows::claim_completion(self.tx, task, fence, &self.now_s, interrupted)?
+        else {
             tracing::info!(%task, %fence, "ignoring a stale completion (fence no longer current)");
             return Ok(());
-        }
-        let row = self.load(task)?;
+        };
         let (kind, message) = match &outcome {
             Outcome::Succeeded { .. } => ("succeeded", None),
             Outcome::Failed { message, .. } => ("failed", Some(message.clone())),
@@ -1099,7 +1183,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             "finish_run",
             "UPDATE task_runs SET finished_at = ?1, outcome = ?2, message = ?3 \
                  WHERE task_id = ?4 AND fence = ?5",
-            params![self.now.to_string(), kind, message, task.0, fence.0],
+            params![self.now_s, kind, message, task.0, fence.0],
         )?;
         match outcome {
             Outcome::Succeeded {
@@ -1239,19 +1323,33 @@ impl<'t, 'c> Apply<'t, 'c> {
         } else {
             None
         };
-        crate::store::exec(
+        // The outputs and the new state in one write.
+        let event = if leaf {
+            TaskEvent::Succeeded
+        } else {
+            TaskEvent::SucceededWithChildren
+        };
+        let to = next(row.state, event)?;
+        let n = crate::store::exec(
             self.tx,
             "save_outputs",
             "UPDATE tasks SET store_params = ?1, reset_store = ?2, export_params = ?3, \
-                 sub_fold = ?4 WHERE id = ?5",
+                 sub_fold = ?4, state = ?5, updated_at = ?6, \
+                 finished_at = CASE WHEN ?7 THEN ?6 ELSE finished_at END \
+                 WHERE id = ?8 AND state = ?9",
             params![
                 store_text,
                 reset_text,
                 (!export.is_empty()).then(|| rows::to_json(&export)),
                 sub_fold,
-                row.id.0
+                to.as_str(),
+                self.now_s,
+                to.is_terminal(),
+                row.id.0,
+                row.state.as_str()
             ],
         )?;
+        rows::expect_one(n, row.id, row.state)?;
         row.store_params = store_text;
         row.reset_store = reset_text;
         if !export.is_empty() {
@@ -1259,15 +1357,11 @@ impl<'t, 'c> Apply<'t, 'c> {
             self.chains.clear();
         }
         if leaf {
-            self.transition(&mut row, TaskEvent::Succeeded, "succeeded")?;
+            self.moved(&mut row, to, event, "succeeded")?;
             return Ok(());
         }
         self.chains.clear();
-        self.transition(
-            &mut row,
-            TaskEvent::SucceededWithChildren,
-            "succeeded; children follow",
-        )?;
+        self.moved(&mut row, to, event, "succeeded; children follow")?;
         let mut children: Vec<(DefId, Role)> = Vec::new();
         let mut names = Vec::new();
         let mut upstream = Vec::new();
@@ -1291,7 +1385,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             // The children run inside the generator's try.
             self.actions.push(Action::WakeAt(at));
         }
-        self.dirty.push(row.id);
+        self.mark_dirty(row.id);
         Ok(())
     }
 
@@ -1318,16 +1412,13 @@ impl<'t, 'c> Apply<'t, 'c> {
     /// `Event::Tick`: due retry waits (all attempts) become ready, and planned tasks whose
     /// try passed its `_timeout` are timed out.
     pub(crate) fn tick(&mut self, attempt: Option<AttemptId>) -> Result<(), Error> {
+        // Literal states, so the partial index `tasks_retry_due` applies.
         let due = rows::select_tasks(
             self.tx,
             "due_retries",
-            "state IN (?1, ?2) AND retry_at_ms <= ?3 AND (?4 IS NULL OR attempt_id = ?4)",
-            params![
-                TaskState::RetryWaiting.as_str(),
-                TaskState::GroupRetryWaiting.as_str(),
-                rows::ts_ms(self.now),
-                attempt.map(|a| a.0)
-            ],
+            "state IN ('retry_waiting', 'group_retry_waiting') AND retry_at_ms <= ?1 \
+             AND (?2 IS NULL OR attempt_id = ?2)",
+            params![rows::ts_ms(self.now), attempt.map(|a| a.0)],
         )?;
         for row in due {
             self.retry_due(row)?;
@@ -1395,23 +1486,14 @@ impl<'t, 'c> Apply<'t, 'c> {
             .tx
             .prepare_cached(
                 "SELECT MIN(t) FROM ( \
-                   SELECT MIN(retry_at_ms) AS t FROM tasks WHERE state IN (?1, ?2) \
-                     AND (?3 IS NULL OR attempt_id = ?3) \
+                   SELECT MIN(retry_at_ms) AS t FROM tasks \
+                     WHERE state IN ('retry_waiting', 'group_retry_waiting') \
+                     AND (?1 IS NULL OR attempt_id = ?1) \
                    UNION ALL SELECT MIN(timeout_at_ms) FROM tasks \
-                     WHERE timeout_at_ms IS NOT NULL AND state = ?4 \
-                     AND (?3 IS NULL OR attempt_id = ?3))",
+                     WHERE timeout_at_ms IS NOT NULL AND state = 'planned' \
+                     AND (?1 IS NULL OR attempt_id = ?1))",
             )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        TaskState::RetryWaiting.as_str(),
-                        TaskState::GroupRetryWaiting.as_str(),
-                        attempt.map(|a| a.0),
-                        TaskState::Planned.as_str()
-                    ],
-                    |r| r.get(0),
-                )
-            })
+            .and_then(|mut s| s.query_row(params![attempt.map(|a| a.0)], |r| r.get(0)))
             .map_err(sql("next_wake"))?;
         if let Some(at) = rows::ms_to_ts(next) {
             if !self
@@ -1459,6 +1541,7 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         // Parents are canceled explicitly, so there is nothing left to settle.
         self.dirty.clear();
+        self.dirty_set.clear();
         Ok(())
     }
 
@@ -1513,7 +1596,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             params![attempt.0, TaskState::Planned.as_str()],
         )?;
         for row in planned.iter().rev() {
-            self.dirty.push(row.id);
+            self.mark_dirty(row.id);
         }
         self.settle_all()?;
         self.tick(Some(attempt))

@@ -197,6 +197,7 @@ pub(crate) struct Config {
 pub struct Engine {
     store: Store,
     config: Config,
+    nodes: apply::NodeCache,
 }
 
 impl Engine {
@@ -211,6 +212,7 @@ impl Engine {
                 lower: crate::dig::lower_task,
                 task_limit: DEFAULT_TASK_LIMIT,
             },
+            nodes: apply::NodeCache::default(),
         })
     }
 
@@ -233,22 +235,35 @@ impl Engine {
         &self.store
     }
 
+    /// Runs `f` in one write transaction of the engine: buffered history is written before
+    /// the commit, and the definition nodes it read are shared with later transactions after.
+    fn transact<T>(
+        &self,
+        op: &'static str,
+        now: Timestamp,
+        f: impl FnOnce(&mut apply::Apply<'_, '_>) -> Result<T, Error>,
+    ) -> Result<(T, Vec<Action>), Error> {
+        let (out, actions, nodes) = self.store.write(op, |tx| {
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
+            let out = f(&mut a)?;
+            let (actions, nodes) = a.finish()?;
+            Ok::<_, Error>((out, actions, nodes))
+        })?;
+        apply::publish_nodes(&self.nodes, nodes);
+        Ok((out, actions))
+    }
+
     pub fn prepare_attempt(
         &self,
         req: &NewAttempt,
         now: Timestamp,
     ) -> Result<PreparedAttempt, Error> {
-        self.store.write("prepare_attempt", |tx| {
-            prepare::prepare(tx, req, now, self.config)
-        })
+        let (prepared, _) = self.transact("prepare_attempt", now, |a| prepare::prepare(a, req))?;
+        Ok(prepared)
     }
 
     pub fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("recover", |tx| {
-            let mut a = apply::Apply::new(tx, now, self.config);
-            a.recover(attempt)?;
-            Ok(a.actions)
-        })
+        Ok(self.transact("recover", now, |a| a.recover(attempt))?.1)
     }
 
     /// `recover` preceded, in the same transaction, by events replayed from before a restart
@@ -262,33 +277,30 @@ impl Engine {
         now: Timestamp,
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
-        self.store.write("replay", |tx| {
-            let mut a = apply::Apply::new(tx, now, self.config).deferring_starts();
+        let (replayed, mut actions) = self.transact("replay", now, |a| {
+            a.defer_starts(true);
             // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
             for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
-                apply_event(&mut a, event)?;
+                apply_event(a, event)?;
             }
-            a.stop_deferring();
+            a.defer_starts(false);
             let replayed = std::mem::take(&mut a.actions);
             a.recover(attempt)?;
-            // A replayed completion that finished the attempt already said so; `recover` of
-            // the finished attempt says it again.
-            let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
-            if replayed.iter().any(finished) {
-                a.actions.retain(|x| !finished(x));
-            }
-            let mut actions = replayed;
-            actions.append(&mut a.actions);
-            Ok(actions)
-        })
+            Ok(replayed)
+        })?;
+        // A replayed completion that finished the attempt already said so; `recover` of the
+        // finished attempt says it again.
+        let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
+        if replayed.iter().any(finished) {
+            actions.retain(|x| !finished(x));
+        }
+        let mut all = replayed;
+        all.append(&mut actions);
+        Ok(all)
     }
 
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
-        self.store.write("apply", |tx| {
-            let mut a = apply::Apply::new(tx, now, self.config);
-            apply_event(&mut a, event)?;
-            Ok(a.actions)
-        })
+        Ok(self.transact("apply", now, |a| apply_event(a, event))?.1)
     }
 
     /// Applies `events` in order in one transaction (group commit) and returns their actions
@@ -299,34 +311,37 @@ impl Engine {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        self.store.write("apply", |tx| {
-            let mut a = apply::Apply::new(tx, now, self.config);
+        let ((), actions) = self.transact("apply", now, |a| {
+            // Parents are settled once, after every completion of the batch: a wide group
+            // whose children finish together is settled once, not once per child.
             for event in events {
-                apply_event(&mut a, event)?;
+                match event {
+                    Event::Completed {
+                        task,
+                        fence,
+                        outcome,
+                    } => a.complete(task, fence, *outcome)?,
+                    other => apply_event(a, other)?,
+                }
             }
-            Ok(a.actions)
-        })
+            a.settle_all()
+        })?;
+        Ok(actions)
     }
 
     /// `Event::Tick` limited to one attempt: a driver of one attempt among many should use
     /// this, because `Event::Tick` starts due retries of every attempt in the store and returns
     /// their `Start` actions to the caller.
     pub fn tick_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("tick_attempt", |tx| {
-            let mut a = apply::Apply::new(tx, now, self.config);
-            a.tick(Some(attempt))?;
-            Ok(a.actions)
-        })
+        Ok(self
+            .transact("tick_attempt", now, |a| a.tick(Some(attempt)))?
+            .1)
     }
 
     /// Kills a running attempt: unfinished tasks become `canceled`, running process groups
     /// come back as `Action::Kill`, and the attempt ends `killed` (`Action::AttemptFinished`).
     pub fn kill_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("kill_attempt", |tx| {
-            let mut a = apply::Apply::new(tx, now, self.config);
-            a.kill(attempt)?;
-            Ok(a.actions)
-        })
+        Ok(self.transact("kill_attempt", now, |a| a.kill(attempt))?.1)
     }
 
     pub fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, Error> {
@@ -388,7 +403,7 @@ impl Engine {
     ) -> Result<Vec<serde_json::Value>, Error> {
         self.store.read("scope_layers", |tx| {
             let row = store::rows::load_task(tx, task)?;
-            let mut a = apply::Apply::new(tx, now, self.config);
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
             Ok(a.scope(&row)?.debug_layers())
         })
     }

@@ -218,7 +218,7 @@ pub(super) fn upstream_fold(tx: &Tx<'_>, task: TaskId) -> Result<Fold, Error> {
             .prepare_cached(
                 "SELECT t.id, t.up_fold, t.sub_fold FROM task_edges e \
                  CROSS JOIN tasks t ON t.id = e.upstream_id \
-                 WHERE e.downstream_id = ?1 ORDER BY t.id",
+                 WHERE e.downstream_id = ?1 ORDER BY e.upstream_id",
             )
             .map_err(sql("upstreams"))?;
         let rows = stmt

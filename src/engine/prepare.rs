@@ -11,7 +11,7 @@ use super::apply::Apply;
 use super::def::{self, DefId};
 use super::params::deep_merge;
 use super::TaskState;
-use super::{AttemptState, Config, Error, NewAttempt, PreparedAttempt, ResumeReport};
+use super::{AttemptState, Error, NewAttempt, PreparedAttempt, ResumeReport};
 use crate::dig::{TaskDef, TaskKind};
 use crate::ids::{AttemptId, SessionId, TaskId};
 use crate::store::rows::{json_map, to_json};
@@ -37,13 +37,9 @@ pub(super) fn revision_hash(workflow: &str, sources: &[(std::path::PathBuf, Stri
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) fn prepare(
-    tx: &Tx<'_>,
-    req: &NewAttempt,
-    now: Timestamp,
-    config: Config,
-) -> Result<PreparedAttempt, Error> {
-    let now_s = now.to_string();
+pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<PreparedAttempt, Error> {
+    let tx = a.tx();
+    let now_s = a.now().to_string();
     let dir = std::fs::canonicalize(&req.project_dir).unwrap_or_else(|_| req.project_dir.clone());
     let dir = dir.to_string_lossy().into_owned();
     tx.execute(
@@ -109,9 +105,8 @@ pub(super) fn prepare(
         .map_err(sql("insert_attempt"))?;
     if let Some(id) = inserted {
         let attempt = AttemptId(id);
-        Apply::new(tx, now, config)
-            .deferring_starts()
-            .instantiate_root(attempt, 0, root_def)?;
+        a.defer_starts(true);
+        a.instantiate_root(attempt, 0, root_def)?;
         return Ok(PreparedAttempt {
             session: SessionId(session),
             attempt,
@@ -206,9 +201,8 @@ pub(super) fn prepare(
         ],
     )
     .map_err(sql("restart_attempt"))?;
-    Apply::new(tx, now, config)
-        .deferring_starts()
-        .instantiate_root(attempt, generation + 1, root_def)?;
+    a.defer_starts(true);
+    a.instantiate_root(attempt, generation + 1, root_def)?;
     // Kept tasks may already finish the new tree (a definition whose failed part is gone).
     let state: String = tx
         .query_row(

@@ -178,6 +178,34 @@ pub fn load_task(tx: &Tx<'_>, id: TaskId) -> Result<TaskRow, Error> {
         })
 }
 
+/// The guard of `Event::Completed`: the row, when `fence` is still its running fence, else
+/// `None` (a stale report). The same write ends an interruption streak unless the outcome is
+/// another interruption.
+pub fn claim_completion(
+    tx: &Tx<'_>,
+    task: TaskId,
+    fence: Fence,
+    now: &str,
+    interrupted: bool,
+) -> Result<Option<TaskRow>, Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        format!(
+            "UPDATE tasks SET updated_at = ?1, \
+             interrupted_count = CASE WHEN ?4 THEN interrupted_count ELSE 0 END \
+             WHERE id = ?2 AND fence = ?3 AND state = 'running' RETURNING {TASK_COLUMNS}"
+        )
+    });
+    tx.prepare_cached(text)
+        .and_then(|mut s| {
+            s.query_row(params![now, task.0, fence.0, interrupted], task_from_row)
+                .optional()
+        })
+        .map_err(sql("claim_completion"))?
+        .map(finish_row)
+        .transpose()
+}
+
 /// The live children of `parent` (its current epoch), in definition order.
 pub fn live_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow>, Error> {
     select_tasks(
@@ -198,25 +226,28 @@ pub fn unblockable_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow
     )
 }
 
-/// How many live children of `parent` are still progressing.
-pub fn count_progressing_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<i64, Error> {
-    let states: Vec<&str> = TaskState::ALL
-        .into_iter()
-        .filter(|s| s.is_progressing())
-        .map(TaskState::as_str)
-        .collect();
-    let placeholders = vec!["?"; states.len()].join(",");
-    let mut stmt = tx
-        .prepare_cached(&format!(
-            "SELECT COUNT(*) FROM tasks WHERE parent_id = ? AND epoch = ? AND state IN ({placeholders})"
-        ))
-        .map_err(sql("count_progressing_children"))?;
-    let mut args: Vec<&dyn rusqlite::ToSql> = vec![&parent.id.0, &parent.child_epoch];
-    for s in &states {
-        args.push(s);
-    }
-    stmt.query_row(args.as_slice(), |r| r.get(0))
-        .map_err(sql("count_progressing_children"))
+/// Whether any live child of `parent` is still progressing: one index seek per progressing
+/// state, stopping at the first match. A count read every running sibling of a wide group on
+/// every completion (quadratic), and an `IN` list builds a temporary table each time.
+pub fn any_progressing_child(tx: &Tx<'_>, parent: &TaskRow) -> Result<bool, Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql_text = SQL.get_or_init(|| {
+        let seeks: Vec<String> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_progressing())
+            .map(|s| {
+                format!(
+                    "EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+                     AND state = '{}')",
+                    s.as_str()
+                )
+            })
+            .collect();
+        format!("SELECT {}", seeks.join(" OR "))
+    });
+    tx.prepare_cached(sql_text)
+        .and_then(|mut s| s.query_row(params![parent.id.0, parent.child_epoch], |r| r.get(0)))
+        .map_err(sql("any_progressing_child"))
 }
 
 /// What a new row needs.
@@ -231,8 +262,8 @@ pub struct NewTask<'a> {
     pub def_id: DefId,
 }
 
-pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: Timestamp) -> Result<TaskId, Error> {
-    let now_s = now.to_string();
+/// Inserts a `blocked` row; the caller records the transition (`History`).
+pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: &str) -> Result<TaskId, Error> {
     tx.prepare_cached(
         "INSERT INTO tasks (attempt_id, parent_id, epoch, child_index, full_name, kind, role, \
          def_id, state, created_at, updated_at) \
@@ -249,13 +280,11 @@ pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: Timestamp) -> Result<TaskI
             t.role.as_str(),
             t.def_id.0,
             TaskState::Blocked.as_str(),
-            now_s,
+            now,
         ])
     })
     .map_err(sql("insert_task"))?;
-    let id = TaskId(tx.last_insert_rowid());
-    record_transition(tx, id, None, TaskState::Blocked, now, "instantiated")?;
-    Ok(id)
+    Ok(TaskId(tx.last_insert_rowid()))
 }
 
 /// Adds an edge; the downstream counts one more pending upstream unless it already succeeded.
@@ -278,75 +307,120 @@ pub fn insert_edge(tx: &Tx<'_>, upstream: TaskId, downstream: TaskId) -> Result<
     Ok(())
 }
 
-/// Called in the transaction that makes `upstream` succeed.
+/// Called in the transaction that makes `upstream` succeed. The downstreams are read first
+/// and updated by id: most tasks have none (parallel siblings, last tasks), and an
+/// `IN (SELECT ...)` builds a temporary table on every call.
 pub fn release_downstreams(tx: &Tx<'_>, upstream: TaskId) -> Result<(), Error> {
-    tx.prepare_cached(
-        "UPDATE tasks SET pending_upstreams = pending_upstreams - 1 WHERE id IN \
-         (SELECT downstream_id FROM task_edges WHERE upstream_id = ?1)",
-    )
-    .and_then(|mut s| s.execute(params![upstream.0]))
-    .map_err(sql("release_downstreams"))?;
+    let downstreams: Vec<i64> = tx
+        .prepare_cached("SELECT downstream_id FROM task_edges WHERE upstream_id = ?1")
+        .and_then(|mut s| {
+            s.query_map(params![upstream.0], |r| r.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(sql("release_downstreams"))?;
+    for id in downstreams {
+        tx.prepare_cached(
+            "UPDATE tasks SET pending_upstreams = pending_upstreams - 1 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![id]))
+        .map_err(sql("release_downstreams"))?;
+    }
     Ok(())
 }
 
-/// Writes a state change and its history row. `from` guards the update: a row that moved
-/// meanwhile is a bug and reported as `Corrupt`.
+/// Writes a state change (its history row is the caller's, `History`). `from` guards the
+/// update: a row that moved meanwhile is a bug and reported as `Corrupt`.
 pub fn set_state(
     tx: &Tx<'_>,
     task: TaskId,
     from: TaskState,
     to: TaskState,
-    now: Timestamp,
-    reason: &str,
+    now: &str,
 ) -> Result<(), Error> {
-    let finished = to.is_terminal().then(|| now.to_string());
     let n = tx
         .prepare_cached(
-            "UPDATE tasks SET state = ?1, updated_at = ?2, finished_at = COALESCE(?3, finished_at) \
+            "UPDATE tasks SET state = ?1, updated_at = ?2, \
+             finished_at = CASE WHEN ?3 THEN ?2 ELSE finished_at END \
              WHERE id = ?4 AND state = ?5",
         )
         .and_then(|mut s| {
             s.execute(params![
                 to.as_str(),
-                now.to_string(),
-                finished,
+                now,
+                to.is_terminal(),
                 task.0,
                 from.as_str()
             ])
         })
         .map_err(sql("set_state"))?;
+    expect_one(n, task, from)
+}
+
+/// The row count of an update guarded by `state = from`: anything but one is a bug.
+pub fn expect_one(n: usize, task: TaskId, from: TaskState) -> Result<(), Error> {
     if n != 1 {
         return Err(Error::Corrupt {
             what: "task state",
             detail: format!("task {task} was not in state `{from}`"),
         });
     }
-    record_transition(tx, task, Some(from), to, now, reason)
+    Ok(())
 }
 
-fn record_transition(
-    tx: &Tx<'_>,
-    task: TaskId,
-    from: Option<TaskState>,
-    to: TaskState,
-    now: Timestamp,
-    reason: &str,
-) -> Result<(), Error> {
-    tx.prepare_cached(
-        "INSERT INTO state_transitions (task_id, from_state, to_state, at, reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            task.0,
-            from.map(TaskState::as_str),
-            to.as_str(),
-            now.to_string(),
-            reason
-        ])
-    })
-    .map_err(sql("record_transition"))?;
-    Ok(())
+/// State changes of one transaction, written together before it commits: one multi-row
+/// insert instead of one statement per transition.
+#[derive(Default)]
+pub struct History {
+    rows: Vec<(TaskId, Option<TaskState>, TaskState, String)>,
+}
+
+impl History {
+    pub fn record(&mut self, task: TaskId, from: Option<TaskState>, to: TaskState, reason: &str) {
+        self.rows.push((task, from, to, reason.to_owned()));
+    }
+
+    /// Writes the recorded rows (in chunks, so each chunk's statement stays cached).
+    pub fn flush(&mut self, tx: &Tx<'_>, now: &str) -> Result<(), Error> {
+        const CHUNK: usize = 32;
+        static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let statements = SQL.get_or_init(|| {
+            (1..=CHUNK)
+                .map(|n| {
+                    let values: Vec<String> = (0..n)
+                        .map(|i| {
+                            let b = i * 4;
+                            format!("(?{}, ?{}, ?{}, ?{}, ?{})", b + 2, b + 3, b + 4, 1, b + 5)
+                        })
+                        .collect();
+                    format!(
+                        "INSERT INTO state_transitions (task_id, from_state, to_state, at, reason) \
+                         VALUES {}",
+                        values.join(", ")
+                    )
+                })
+                .collect()
+        });
+        for chunk in self.rows.chunks(CHUNK) {
+            let mut stmt = tx
+                .prepare_cached(&statements[chunk.len() - 1])
+                .map_err(sql("record_transitions"))?;
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&now];
+            let states: Vec<(Option<&str>, &str)> = chunk
+                .iter()
+                .map(|r| (r.1.map(TaskState::as_str), r.2.as_str()))
+                .collect();
+            for (row, (from, to)) in chunk.iter().zip(&states) {
+                args.push(&row.0 .0);
+                args.push(from);
+                args.push(to);
+                args.push(&row.3);
+            }
+            stmt.execute(args.as_slice())
+                .map_err(sql("record_transitions"))?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
 }
 
 /// Parses JSON that spade wrote. The parser's recursion limit is lifted: spade writes values
@@ -397,6 +471,8 @@ pub struct AttemptRow {
     /// The root of the previous try's tree while the attempt resumes it (`None` for a fresh
     /// attempt or a `--rerun`): succeeded tasks are looked up there by full name.
     pub resume_root: Option<TaskId>,
+    /// Rows of the live tree (`None` until counted, for attempts of an older spade).
+    pub live_tasks: Option<i64>,
 }
 
 pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -406,7 +482,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         .prepare_cached(
             "SELECT a.id, s.id, s.project_id, s.workflow, s.session_time, s.session_uuid, \
              a.attempt_name, r.timezone, a.params, a.state, a.root_task_id, a.generation, \
-             a.last_session_time, a.next_session_time, a.resume_root_task_id \
+             a.last_session_time, a.next_session_time, a.resume_root_task_id, a.live_tasks \
              FROM attempts a JOIN sessions s ON s.id = a.session_id \
              JOIN revisions r ON r.id = a.revision_id WHERE a.id = ?1",
         )
@@ -428,6 +504,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
                     r.get::<_, Option<String>>(12)?,
                     r.get::<_, Option<String>>(13)?,
                     r.get::<_, Option<i64>>(14)?,
+                    r.get::<_, Option<i64>>(15)?,
                 ))
             })
         })
@@ -457,6 +534,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         last_session_time: optional_time("last_session_time", row.12.as_deref())?,
         next_session_time: optional_time("next_session_time", row.13.as_deref())?,
         resume_root: row.14.map(TaskId),
+        live_tasks: row.15,
     })
 }
 
