@@ -147,6 +147,8 @@ pub struct PreparedAttempt {
     pub resumed: Option<usize>,
     /// The details of a resume (`Some` exactly when `resumed` is).
     pub resume: Option<ResumeReport>,
+    /// True when an existing finished attempt started over from scratch (`--rerun`).
+    pub rerun: bool,
 }
 
 /// One task as tests and reports see it.
@@ -431,7 +433,11 @@ impl Engine {
                 TaskState::Succeeded => s.succeeded += 1,
                 TaskState::Failed | TaskState::GroupError => {
                     s.failed += 1;
-                    if t.state == TaskState::Failed {
+                    // A group that failed because a child did is said by the child; one that
+                    // failed on its own (its `_timeout`) says why itself.
+                    let own = t.state == TaskState::Failed
+                        || t.error.as_deref().is_some_and(|e| !e.starts_with("task failed:"));
+                    if own {
                         if let Some(e) = &t.error {
                             s.failures.push((t.full_name.clone(), e.clone()));
                         }

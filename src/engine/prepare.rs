@@ -114,6 +114,7 @@ pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<Prepare
             state: AttemptState::Running,
             resumed: None,
             resume: None,
+            rerun: false,
         });
     }
     let (id, state, generation, old_root, old_params, old_revision): (
@@ -179,6 +180,7 @@ pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<Prepare
             state,
             resumed: None,
             resume: None,
+            rerun: false,
         });
     }
     let report = match resume_root {
@@ -217,6 +219,7 @@ pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<Prepare
         created: true,
         state: AttemptState::parse(&state).unwrap_or(AttemptState::Failed),
         resumed: report.as_ref().map(|r| r.kept.len()),
+        rerun: report.is_none(),
         resume: report,
     })
 }

@@ -440,14 +440,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(Error::from)
 }
 
-/// Completions found in journals (`<task>.<fence>.exit.<code>`) of runs that finished before
-/// a crash, with the journals to remove once they are committed. Stale ones are harmless: the
-/// engine ignores a completion whose fence is not current.
+/// Completions found in the attempt's journal (`operators::sh::journal_file`, and the
+/// `<task>.<fence>.exit.<code>` files of older spades) of runs that finished before a crash,
+/// with the journals to remove once they are committed. Stale ones are harmless: the engine
+/// ignores a completion whose fence is not current.
 fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return (Vec::new(), Vec::new());
     };
-    let mut found = Vec::new();
+    let journal = operators::sh::journal_file(run_dir);
+    let mut found: Vec<_> = operators::sh::read_journal(&journal)
+        .into_iter()
+        .map(|(task, fence, status)| (task, fence, status, journal.clone()))
+        .collect();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some((task, fence, status)) = name.to_str().and_then(operators::sh::parse_journal_name)
@@ -456,10 +461,15 @@ fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
         };
         found.push((task, fence, status, entry.path()));
     }
-    // Apply in task order so replay is deterministic.
+    // Apply in task order so replay is deterministic; a run is journaled twice (by its shell
+    // and by spade), the first line counts.
     found.sort_by_key(|(task, fence, _, _)| (*task, *fence));
+    found.dedup_by_key(|(task, fence, _, _)| (*task, *fence));
     let mut events = Vec::new();
     let mut paths = Vec::new();
+    if journal.exists() {
+        paths.push(journal.clone());
+    }
     for (task, fence, status, path) in found {
         tracing::info!(task = %task, fence = %fence, ?status, "replaying completion journal");
         let store = operators::run_file(run_dir, task, fence, "store");
@@ -468,7 +478,9 @@ fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
             fence,
             outcome: Box::new(operators::sh::outcome(status, &store)),
         });
-        paths.push(path);
+        if path != journal {
+            paths.push(path);
+        }
     }
     (events, paths)
 }
@@ -611,6 +623,23 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn replay_reads_the_journal_file_once_per_run() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each run is there twice (its shell's trap, then spade); a line cut short is not.
+        std::fs::write(dir.path().join("journal"), "9 1 0\n8 2 3\n9 1 0\n8 2 3\n7 1").unwrap();
+        let (events, paths) = replay_journals(dir.path());
+        let got: Vec<(TaskId, Fence)> = events
+            .iter()
+            .map(|e| match e {
+                Event::Completed { task, fence, .. } => (*task, *fence),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [(TaskId(8), Fence(2)), (TaskId(9), Fence(1))]);
+        assert_eq!(paths, [dir.path().join("journal")]);
     }
 
     #[test]

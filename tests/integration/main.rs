@@ -5,6 +5,7 @@ mod check;
 mod conformance_run;
 mod corpus;
 mod crash;
+mod engine_regressions;
 mod eval_conformance;
 mod nopanic;
 mod regression;

@@ -298,7 +298,7 @@ fn failed_attempt_resumes_keeping_succeeded_tasks() {
     assert!(
         resumed
             .stderr
-            .contains("resumes: 2 succeeded tasks kept, the rest runs again"),
+            .contains("resumes: 2 succeeded tasks kept (+resume_failed+first, +resume_failed+second), the rest runs again"),
         "{}",
         resumed.stderr
     );
