@@ -41,14 +41,22 @@ ALTER TABLE tasks DROP COLUMN secret_keys;
 ALTER TABLE tasks ADD COLUMN up_fold TEXT;
 ALTER TABLE tasks ADD COLUMN sub_fold TEXT;
 
--- Indexes a state change does not have to update: the attempt's rows by attempt alone, and
--- retry waits by a partial index that only waiting rows enter. Every transition used to
--- rewrite three index entries (attempt+state, state+retry time, parent+state); now one.
+-- Indexes a state change touches as little as possible: the attempt's rows by attempt alone
+-- (no state), retry waits in a partial index only waiting rows enter, and a task's children
+-- in two small partial indexes, the blocked ones (readiness) and the progressing ones (is the
+-- parent done?); finished rows leave both. Every transition used to rewrite entries of three
+-- indexes holding every row (attempt+state, state+retry time, parent+state). A query must
+-- repeat a partial index's WHERE text (store::rows::PROGRESSING_SQL) for SQLite to use it.
 DROP INDEX tasks_by_attempt_state;
 CREATE INDEX tasks_by_attempt ON tasks (attempt_id);
 DROP INDEX tasks_by_state_retry_at;
 CREATE INDEX tasks_retry_due ON tasks (retry_at_ms)
     WHERE state IN ('retry_waiting', 'group_retry_waiting');
+DROP INDEX tasks_by_parent_state;
+CREATE INDEX tasks_blocked_children ON tasks (parent_id, epoch, pending_upstreams)
+    WHERE state = 'blocked';
+CREATE INDEX tasks_open_children ON tasks (parent_id, epoch)
+    WHERE state IN ('ready', 'running', 'retry_waiting', 'group_retry_waiting', 'planned');
 
 -- Rows of the attempt's live tree (history rows of retries and earlier tries excluded), for
 -- the task limit; NULL until first counted.

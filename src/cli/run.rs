@@ -260,7 +260,11 @@ fn revision_sources(
     project_dir: &Path,
 ) -> Vec<(PathBuf, String)> {
     use crate::dig::{TaskDef, TaskKind, Value, ValueKind};
-    fn value_files(v: &Value, files: &mut std::collections::BTreeSet<u32>, calls: &mut Vec<String>) {
+    fn value_files(
+        v: &Value,
+        files: &mut std::collections::BTreeSet<u32>,
+        calls: &mut Vec<String>,
+    ) {
         let mut stack = vec![v];
         while let Some(v) = stack.pop() {
             files.insert(v.span.file.0);
@@ -285,7 +289,11 @@ fn revision_sources(
             }
         }
     }
-    fn task_files(d: &TaskDef, files: &mut std::collections::BTreeSet<u32>, calls: &mut Vec<String>) {
+    fn task_files(
+        d: &TaskDef,
+        files: &mut std::collections::BTreeSet<u32>,
+        calls: &mut Vec<String>,
+    ) {
         files.insert(d.span.file.0);
         for (k, v) in d.export.entries.iter().chain(&d.params.entries) {
             files.insert(k.span.file.0);
@@ -304,9 +312,13 @@ fn revision_sources(
                         calls.push(t.raw.clone());
                     }
                 }
-                for v in [Some(&op.command), op.do_block.as_ref(), op.else_do_block.as_ref()]
-                    .into_iter()
-                    .flatten()
+                for v in [
+                    Some(&op.command),
+                    op.do_block.as_ref(),
+                    op.else_do_block.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
                 {
                     value_files(v, files, calls);
                 }
@@ -512,7 +524,10 @@ fn collect_params(args: &RunArgs) -> Result<JsonMap, Error> {
     if let Some(path) = &args.params_file {
         // A params file that cannot be read is input to fix (exit 2), like a bad `-p`.
         let text = std::fs::read_to_string(path).map_err(|e| {
-            Error::Usage(format!("cannot read the params file {}: {e}", path.display()))
+            Error::Usage(format!(
+                "cannot read the params file {}: {e}",
+                path.display()
+            ))
         })?;
         let mut sources = crate::diag::SourceMap::new();
         match crate::dig::parse_document(&mut sources, path.clone(), text) {

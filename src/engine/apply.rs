@@ -25,13 +25,16 @@ pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
 /// Definition nodes read by earlier transactions, shared by every transaction of an engine
 /// (nodes never change once committed). Filled after commit only, so a node id freed by a
 /// rolled-back transaction is never cached.
-pub(crate) type NodeCache = std::sync::Mutex<HashMap<DefId, Arc<Node>>>;
+pub(crate) type NodeCache = std::sync::Mutex<Nodes>;
+
+/// Definition nodes by id.
+pub(crate) type Nodes = HashMap<DefId, Arc<Node>>;
 
 /// Nodes kept in a [`NodeCache`] before it starts over (a bound on memory, not on cost).
 const NODE_CACHE_LIMIT: usize = 50_000;
 
 /// Adds the nodes a committed transaction read to the shared cache.
-pub(crate) fn publish_nodes(cache: &NodeCache, nodes: HashMap<DefId, Arc<Node>>) {
+pub(crate) fn publish_nodes(cache: &NodeCache, nodes: Nodes) {
     if nodes.is_empty() {
         return;
     }
@@ -58,7 +61,7 @@ pub(crate) struct Apply<'t, 'c> {
     dirty_set: HashSet<TaskId>,
     attempts: HashMap<AttemptId, AttemptRow>,
     /// Definition nodes this transaction read (published to `shared` after commit).
-    defs: HashMap<DefId, Arc<Node>>,
+    defs: Nodes,
     /// The scope chain (root to the key) of parents whose children start in this transaction:
     /// siblings share it. Cleared whenever a row's exports or stores change.
     chains: HashMap<TaskId, Rc<Vec<ChainNode>>>,
@@ -119,7 +122,7 @@ impl<'t, 'c> Apply<'t, 'c> {
 
     /// Writes what is buffered (state history) and hands back the actions and the nodes read,
     /// for the caller to commit and then publish.
-    pub(crate) fn finish(mut self) -> Result<(Vec<Action>, HashMap<DefId, Arc<Node>>), Error> {
+    pub(crate) fn finish(mut self) -> Result<(Vec<Action>, Nodes), Error> {
         self.history.flush(self.tx, &self.now_s)?;
         Ok((self.actions, self.defs))
     }

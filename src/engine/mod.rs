@@ -433,11 +433,7 @@ impl Engine {
                 TaskState::Succeeded => s.succeeded += 1,
                 TaskState::Failed | TaskState::GroupError => {
                     s.failed += 1;
-                    // A group that failed because a child did is said by the child; one that
-                    // failed on its own (its `_timeout`) says why itself.
-                    let own = t.state == TaskState::Failed
-                        || t.error.as_deref().is_some_and(|e| !e.starts_with("task failed:"));
-                    if own {
+                    if t.state == TaskState::Failed {
                         if let Some(e) = &t.error {
                             s.failures.push((t.full_name.clone(), e.clone()));
                         }
@@ -453,6 +449,20 @@ impl Engine {
                 | TaskState::Canceled => s.other += 1,
             }
         }
+        // A group that failed because a descendant did is said by that descendant; one that
+        // failed on its own (its `_timeout` passed) says why itself.
+        let own: Vec<(String, String)> = tasks
+            .iter()
+            .filter(|t| t.live && t.state == TaskState::GroupError)
+            .filter(|g| {
+                !s.failures.iter().any(|(name, _)| {
+                    name.strip_prefix(g.full_name.as_str())
+                        .is_some_and(|rest| rest.starts_with(['+', '^']))
+                })
+            })
+            .filter_map(|g| g.error.clone().map(|e| (g.full_name.clone(), e)))
+            .collect();
+        s.failures.extend(own);
         Ok(s)
     }
 

@@ -629,7 +629,11 @@ mod tests {
     fn replay_reads_the_journal_file_once_per_run() {
         let dir = tempfile::tempdir().unwrap();
         // Each run is there twice (its shell's trap, then spade); a line cut short is not.
-        std::fs::write(dir.path().join("journal"), "9 1 0\n8 2 3\n9 1 0\n8 2 3\n7 1").unwrap();
+        std::fs::write(
+            dir.path().join("journal"),
+            "9 1 0\n8 2 3\n9 1 0\n8 2 3\n7 1",
+        )
+        .unwrap();
         let (events, paths) = replay_journals(dir.path());
         let got: Vec<(TaskId, Fence)> = events
             .iter()

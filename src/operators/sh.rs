@@ -99,7 +99,10 @@ fn process_spec(ctx: &Context) -> Result<ProcessSpec, String> {
         }
     }
     env.push(("SPADE_STORE".into(), path_text(&ctx.run_file("store"))));
-    env.push(("SPADE_JOURNAL".into(), path_text(&journal_file(&ctx.run_dir))));
+    env.push((
+        "SPADE_JOURNAL".into(),
+        path_text(&journal_file(&ctx.run_dir)),
+    ));
     env.push(("SPADE_RUN".into(), format!("{} {}", run.task, run.fence)));
     let mut cwd = ctx.project_dir.clone();
     if let Some(workdir) = ctx.param_text("_workdir") {
@@ -161,9 +164,7 @@ fn append_journal(ctx: &Context, code: i32) {
 
 /// The completions recorded in an attempt's journal, in file order; lines cut short by a
 /// crash (or written by something else) are skipped.
-pub fn read_journal(
-    path: &Path,
-) -> Vec<(crate::ids::TaskId, crate::ids::Fence, ExitStatus)> {
+pub fn read_journal(path: &Path) -> Vec<(crate::ids::TaskId, crate::ids::Fence, ExitStatus)> {
     let Ok(text) = std::fs::read_to_string(path) else {
         return Vec::new();
     };
@@ -374,10 +375,16 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(std::fs::read_to_string(&journal).unwrap().ends_with("7 1 3\n7 1 3\n"));
+        assert!(std::fs::read_to_string(&journal)
+            .unwrap()
+            .ends_with("7 1 3\n7 1 3\n"));
         assert_eq!(
             read_journal(&journal).last(),
-            Some(&(crate::ids::TaskId(7), crate::ids::Fence(1), ExitStatus::Code(3)))
+            Some(&(
+                crate::ids::TaskId(7),
+                crate::ids::Fence(1),
+                ExitStatus::Code(3)
+            ))
         );
     }
 
@@ -418,8 +425,16 @@ mod tests {
         assert_eq!(
             read_journal(&journal),
             [
-                (crate::ids::TaskId(7), crate::ids::Fence(1), ExitStatus::Code(4)),
-                (crate::ids::TaskId(7), crate::ids::Fence(1), ExitStatus::Code(4))
+                (
+                    crate::ids::TaskId(7),
+                    crate::ids::Fence(1),
+                    ExitStatus::Code(4)
+                ),
+                (
+                    crate::ids::TaskId(7),
+                    crate::ids::Fence(1),
+                    ExitStatus::Code(4)
+                )
             ]
         );
     }
@@ -432,8 +447,16 @@ mod tests {
         assert_eq!(
             read_journal(&path),
             [
-                (crate::ids::TaskId(1), crate::ids::Fence(1), ExitStatus::Code(0)),
-                (crate::ids::TaskId(3), crate::ids::Fence(2), ExitStatus::Code(-1)),
+                (
+                    crate::ids::TaskId(1),
+                    crate::ids::Fence(1),
+                    ExitStatus::Code(0)
+                ),
+                (
+                    crate::ids::TaskId(3),
+                    crate::ids::Fence(2),
+                    ExitStatus::Code(-1)
+                ),
             ]
         );
     }

@@ -208,42 +208,47 @@ pub fn claim_completion(
 
 /// The live children of `parent` (its current epoch), in definition order.
 pub fn live_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow>, Error> {
-    select_tasks(
-        tx,
-        "live_children",
-        "parent_id = ?1 AND epoch = ?2",
-        params![parent.id.0, parent.child_epoch],
-    )
+    // `child_index` order is id order within one epoch, and the unique index provides it.
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+             ORDER BY child_index"
+        ))
+        .map_err(sql("live_children"))?;
+    let rows = stmt
+        .query_map(params![parent.id.0, parent.child_epoch], task_from_row)
+        .map_err(sql("live_children"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("live_children"))?;
+    rows.into_iter().map(finish_row).collect()
 }
 
-/// Blocked live children of a planned `parent` whose upstreams all succeeded, in id order.
+/// The `WHERE` of the partial index `tasks_open_children` (migration 5): the progressing
+/// states. A query uses that index only if it repeats this text exactly.
+pub const PROGRESSING_SQL: &str =
+    "state IN ('ready', 'running', 'retry_waiting', 'group_retry_waiting', 'planned')";
+
+/// Blocked live children of a planned `parent` whose upstreams all succeeded, in id order
+/// (the partial index `tasks_blocked_children` holds blocked rows only).
 pub fn unblockable_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow>, Error> {
     select_tasks(
         tx,
         "unblockable_children",
-        "parent_id = ?1 AND epoch = ?2 AND state = ?3 AND pending_upstreams = 0",
-        params![parent.id.0, parent.child_epoch, TaskState::Blocked.as_str()],
+        "parent_id = ?1 AND epoch = ?2 AND state = 'blocked' AND pending_upstreams = 0",
+        params![parent.id.0, parent.child_epoch],
     )
 }
 
-/// Whether any live child of `parent` is still progressing: one index seek per progressing
-/// state, stopping at the first match. A count read every running sibling of a wide group on
-/// every completion (quadratic), and an `IN` list builds a temporary table each time.
+/// Whether any live child of `parent` is still progressing: an `EXISTS` on the partial index
+/// of progressing rows, which stops at the first. A count read every running sibling of a
+/// wide group on every completion (quadratic).
 pub fn any_progressing_child(tx: &Tx<'_>, parent: &TaskRow) -> Result<bool, Error> {
     static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
     let sql_text = SQL.get_or_init(|| {
-        let seeks: Vec<String> = TaskState::ALL
-            .into_iter()
-            .filter(|s| s.is_progressing())
-            .map(|s| {
-                format!(
-                    "EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
-                     AND state = '{}')",
-                    s.as_str()
-                )
-            })
-            .collect();
-        format!("SELECT {}", seeks.join(" OR "))
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+             AND {PROGRESSING_SQL})"
+        )
     });
     tx.prepare_cached(sql_text)
         .and_then(|mut s| s.query_row(params![parent.id.0, parent.child_epoch], |r| r.get(0)))
@@ -546,4 +551,68 @@ fn optional_time(what: &'static str, text: Option<&str>) -> Result<Option<Timest
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_index_state_lists_match_the_state_model() {
+        let progressing: Vec<String> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_progressing())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(
+            PROGRESSING_SQL,
+            format!("state IN ({})", progressing.join(", "))
+        );
+        let schema = include_str!("../../schema/005_linear.sql");
+        assert!(schema.contains(&format!("WHERE {PROGRESSING_SQL};")));
+    }
+
+    /// The per-event queries seek the small indexes (a scan of a parent's children on every
+    /// completion made wide groups quadratic).
+    #[test]
+    fn hot_queries_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("spade.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            store
+                .read("test", |tx| {
+                    let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let rows: Vec<String> = stmt
+                        .query_map([], |r| r.get::<_, String>(3))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    Ok::<_, Error>(rows.join("; "))
+                })
+                .unwrap()
+        };
+        for (sql, index) in [
+            (
+                "SELECT id FROM tasks WHERE parent_id = 1 AND epoch = 0 AND state = 'blocked' \
+                 AND pending_upstreams = 0 ORDER BY id",
+                "tasks_blocked_children",
+            ),
+            (
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = 1 AND epoch = 0 \
+                     AND {PROGRESSING_SQL})"
+                ),
+                "tasks_open_children",
+            ),
+            (
+                "SELECT id FROM tasks WHERE state IN ('retry_waiting', 'group_retry_waiting') \
+                 AND retry_at_ms <= 5 AND (NULL IS NULL OR attempt_id = NULL)",
+                "tasks_retry_due",
+            ),
+        ] {
+            let got = plan(sql);
+            assert!(got.contains(index), "{sql}: {got}");
+            assert!(!got.contains("TEMP B-TREE"), "{sql}: {got}");
+        }
+    }
 }

@@ -203,7 +203,8 @@ fn a_command_with_its_own_exit_trap_is_not_run_again_after_a_crash_before_its_co
         .spawn()
         .unwrap();
     assert!(
-        wait_for(Duration::from_secs(20), || running(&project, "+wf+a").is_some()),
+        wait_for(Duration::from_secs(20), || running(&project, "+wf+a")
+            .is_some()),
         "+wf+a never started"
     );
     let (task, fence, _) = running(&project, "+wf+a").unwrap();
@@ -237,7 +238,11 @@ fn a_command_with_its_own_exit_trap_is_not_run_again_after_a_crash_before_its_co
 fn targeted_kills(tasks: usize, body: &str, jitter: Duration, seed: u64) -> (usize, usize) {
     let mut text = String::new();
     for i in 0..tasks {
-        let _ = writeln!(text, "+t{i:03}:\n  sh>: {}", body.replace("NAME", &format!("t{i:03}")));
+        let _ = writeln!(
+            text,
+            "+t{i:03}:\n  sh>: {}",
+            body.replace("NAME", &format!("t{i:03}"))
+        );
     }
     let project = Project::new();
     project.write("chain.dig", &text);
@@ -296,12 +301,8 @@ fn kills_right_after_a_command_finished_rarely_run_it_again() {
     let seed: u64 = rand::rng().random();
     let jitter = Duration::from_micros(300);
     let (kills, twice) = targeted_kills(tasks, "echo NAME >> lines", jitter, seed);
-    let (trap_kills, trap_twice) = targeted_kills(
-        tasks,
-        "trap 'true' EXIT; echo NAME >> lines",
-        jitter,
-        seed,
-    );
+    let (trap_kills, trap_twice) =
+        targeted_kills(tasks, "trap 'true' EXIT; echo NAME >> lines", jitter, seed);
     eprintln!(
         "targeted kills (seed {seed}): plain commands {twice} repeats in {kills} kills; \
          commands with their own EXIT trap {trap_twice} in {trap_kills}"

@@ -58,7 +58,12 @@ fn stored_params_follow_digdags_tree_order() {
     project.write("ok", "");
     let resumed = project.run(&["wf"]);
     resumed.expect(0);
-    assert_eq!(project.read("out"), "g b p y fe o2 fe o2", "{}", resumed.stderr);
+    assert_eq!(
+        project.read("out"),
+        "g b p y fe o2 fe o2",
+        "{}",
+        resumed.stderr
+    );
 }
 
 // Item 2: built-in variables win over `-p`, `_export` and stores (Digdag 0.10+, spec 3); only
@@ -81,8 +86,7 @@ fn built_in_variables_cannot_be_overridden_except_by_local_params() {
     let ran = project.run(&["wf", "--session", "2026-03-04", "-p", "session_time=param"]);
     ran.expect(0);
     assert_eq!(
-        ran.stdout,
-        "2026-03-04 +wf+show 2026-03-04T00:00:00+00:00\nlocal\n",
+        ran.stdout, "2026-03-04 +wf+show 2026-03-04T00:00:00+00:00\nlocal\n",
         "{}",
         ran.stderr
     );
@@ -173,8 +177,7 @@ fn task_limit_counts_the_live_tree_and_can_be_raised() {
     let ran = small.run(&["wf", "--task-limit", "100"]);
     ran.expect(1);
     assert!(
-        ran.stderr.contains("the attempt's task limit")
-            && ran.stderr.contains("--task-limit"),
+        ran.stderr.contains("the attempt's task limit") && ran.stderr.contains("--task-limit"),
         "{}",
         ran.stderr
     );
@@ -323,7 +326,11 @@ fn the_deepest_workflow_check_accepts_runs() {
         .current_dir(project.path())
         .output()
         .unwrap();
-    assert!(checked.status.success(), "{}", String::from_utf8_lossy(&checked.stderr));
+    assert!(
+        checked.status.success(),
+        "{}",
+        String::from_utf8_lossy(&checked.stderr)
+    );
     let ran = project.run(&["wf"]);
     ran.expect(0);
     assert_eq!(ran.stdout, "reached object\n", "{}", ran.stderr);
@@ -354,10 +361,17 @@ fn the_deepest_workflow_check_accepts_runs() {
     ran.expect(0);
     assert_eq!(ran.stdout, "gen a\n");
     let project = Project::new();
-    project.write("wf.dig", &format!("+extra:\n  {}", text.replace('\n', "\n  ")));
+    project.write(
+        "wf.dig",
+        &format!("+extra:\n  {}", text.replace('\n', "\n  ")),
+    );
     let ran = project.run(&["wf"]);
     ran.expect(2);
-    assert!(ran.stderr.contains("more than the limit of 100"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("more than the limit of 100"),
+        "{}",
+        ran.stderr
+    );
 }
 
 // Issue 12 item 1 (engine part): values `spade check` accepts are stored exactly. `.inf`,
@@ -396,7 +410,11 @@ fn run_messages_say_what_happens_and_refuse_what_cannot_apply() {
     assert_eq!(again.stdout, "");
     let rerun = project.run(&["wf", "--rerun"]);
     rerun.expect(0);
-    assert!(rerun.stderr.contains("runs again from scratch (--rerun)"), "{}", rerun.stderr);
+    assert!(
+        rerun.stderr.contains("runs again from scratch (--rerun)"),
+        "{}",
+        rerun.stderr
+    );
     // A `-P` file that does not exist is input to fix.
     let missing = project.run(&["wf", "-P", "nope.yml", "--attempt-name", "other"]);
     missing.expect(2);
@@ -426,7 +444,10 @@ fn kill_when(project: &Project, args: &[&str], file: &str) {
         .unwrap();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !project.path().join(file).exists() {
-        assert!(std::time::Instant::now() < deadline, "{file} never appeared");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{file} never appeared"
+        );
         assert!(child.try_wait().unwrap().is_none(), "spade ended early");
         #[allow(clippy::disallowed_methods)] // polling a real child process from a test
         std::thread::sleep(std::time::Duration::from_millis(2));
@@ -454,12 +475,20 @@ fn an_unfinished_attempt_refuses_new_params_and_rerun() {
     );
     let ran = project.run(&["wf", "-p", "x=1", "--rerun"]);
     ran.expect(2);
-    assert!(ran.stderr.contains("`--rerun` cannot start it over"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("`--rerun` cannot start it over"),
+        "{}",
+        ran.stderr
+    );
     project.write("go", "");
     // The same params as it started with (or none) continue it.
     let ran = project.run(&["wf", "-p", "x=1"]);
     ran.expect(0);
-    assert!(ran.stderr.contains("it continues where it stopped"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("it continues where it stopped"),
+        "{}",
+        ran.stderr
+    );
     assert_eq!(project.read("out"), "a 1\n");
 }
 
@@ -481,12 +510,20 @@ fn included_and_called_files_are_part_of_the_revision() {
     project.write("parts/inc.dig", "echo>: included v2\n");
     let ran = project.run(&["wf"]);
     ran.expect(1);
-    assert!(ran.stderr.contains("the workflow changed"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("the workflow changed"),
+        "{}",
+        ran.stderr
+    );
     // A file the callee calls, found relative to the callee's directory.
     project.write("sub/deeper.dig", "+d:\n  echo>: deeper v2\n");
     project.write("ok", "");
     let ran = project.run(&["wf"]);
     ran.expect(0);
-    assert!(ran.stderr.contains("the workflow changed"), "{}", ran.stderr);
+    assert!(
+        ran.stderr.contains("the workflow changed"),
+        "{}",
+        ran.stderr
+    );
     assert_eq!(count(&project, "SELECT COUNT(*) FROM revisions"), 3);
 }
