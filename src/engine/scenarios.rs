@@ -4,7 +4,7 @@ use super::testkit::{
     group, op, parallel, v_int, v_map, v_str, with_retry, workflow, Harness, Script,
 };
 use super::{AttemptState, Event, Outcome, TaskState};
-use crate::dig::ParallelDef;
+use crate::dig::{ParallelDef, TaskDef, TaskKind};
 use crate::expr::JsonMap;
 
 fn states(h: &Harness) -> Vec<(String, &'static str)> {
@@ -1546,4 +1546,182 @@ fn replayed_completion_starts_its_successor_once_and_counts_no_interruption() {
         interruptions_and_runs(&h, "+wf+chain+a").1,
         [(1, Some("succeeded".to_owned()))]
     );
+}
+
+/// Migration 5 on a database of schema 3 with an attempt under way: definitions become nodes,
+/// run params move to `task_runs`, store folds are filled, and the attempt finishes with the
+/// params it would have had.
+#[test]
+fn a_schema_3_database_migrates_and_its_attempt_finishes() {
+    use super::def::legacy;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spade.db");
+    let root = group("+wf", vec![op("+a", "sh", "a"), op("+b", "sh", "b")]);
+    let TaskKind::Group(children) = &root.kind else {
+        panic!("a group")
+    };
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for sql in [
+            include_str!("../../schema/001_init.sql"),
+            include_str!("../../schema/002_schedule_times.sql"),
+            include_str!("../../schema/003_resume.sql"),
+        ] {
+            db.execute_batch(sql).unwrap();
+        }
+        let now = "2026-01-01T00:00:00Z";
+        db.execute_batch(&format!(
+            "INSERT INTO projects VALUES (1, '{dir}', '{now}');
+             INSERT INTO revisions VALUES (1, 1, 'wf', 'h', 'UTC', '{{}}', '[]', '{now}');
+             INSERT INTO sessions VALUES (1, 1, 'wf', '{now}', 'uuid', '{now}');
+             INSERT INTO attempts (id, session_id, attempt_name, revision_id, params, state,
+               root_task_id, generation, created_at) VALUES (1, 1, '', 1, '{{}}', 'running', 1, 0, '{now}');
+             PRAGMA user_version = 3;",
+            dir = dir.path().display()
+        ))
+        .unwrap();
+        let insert =
+            "INSERT INTO tasks (id, attempt_id, parent_id, epoch, child_index, full_name, \
+            kind, role, definition, export_def, state, pending_upstreams, fence, params, \
+            store_params, created_at, updated_at) \
+            VALUES (?1, 1, ?2, 0, ?3, ?4, ?5, ?6, ?7, '[]', ?8, 0, ?9, ?10, ?11, ?12, ?12)";
+        /// id, parent, child index, name, kind, role, definition, state, fence, params, store.
+        type LegacyRow<'a> = (
+            i64,
+            Option<i64>,
+            i64,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a TaskDef,
+            &'a str,
+            i64,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let rows: [LegacyRow; 3] = [
+            (
+                1, None, 0, "+wf", "group", "root", &root, "planned", 0, None, None,
+            ),
+            (
+                2,
+                Some(1),
+                0,
+                "+wf+a",
+                "operator",
+                "static",
+                &children[0],
+                "succeeded",
+                1,
+                Some(r#"{"x":1}"#),
+                Some(r#"{"k":"from a"}"#),
+            ),
+            (
+                3,
+                Some(1),
+                1,
+                "+wf+b",
+                "operator",
+                "static",
+                &children[1],
+                "ready",
+                0,
+                None,
+                None,
+            ),
+        ];
+        for (id, parent, index, name, kind, role, d, state, fence, params, store) in rows {
+            db.execute(
+                insert,
+                rusqlite::params![
+                    id,
+                    parent,
+                    index,
+                    name,
+                    kind,
+                    role,
+                    legacy::to_json(d),
+                    state,
+                    fence,
+                    params,
+                    store,
+                    "2026-01-01T00:00:00Z"
+                ],
+            )
+            .unwrap();
+        }
+        db.execute_batch(
+            "INSERT INTO task_edges VALUES (2, 3);
+             INSERT INTO task_runs (task_id, fence, started_at, finished_at, outcome)
+               VALUES (2, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'succeeded');",
+        )
+        .unwrap();
+    }
+    let engine = super::Engine::open(&path).unwrap();
+    let columns: Vec<String> = engine
+        .store()
+        .read("test", |tx| {
+            let mut stmt = tx
+                .prepare("SELECT name FROM pragma_table_info('tasks')")
+                .unwrap();
+            let names = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            Ok::<_, super::Error>(names)
+        })
+        .unwrap();
+    assert!(
+        !columns.iter().any(|c| c == "definition" || c == "params"),
+        "{columns:?}"
+    );
+    let moved: String = engine
+        .store()
+        .read("test", |tx| {
+            Ok::<_, super::Error>(
+                tx.query_row("SELECT params FROM task_runs WHERE task_id = 2", [], |r| {
+                    r.get(0)
+                })
+                .unwrap(),
+            )
+        })
+        .unwrap();
+    assert_eq!(moved, r#"{"x":1}"#);
+    let actions = engine
+        .recover(crate::ids::AttemptId(1), jiff::Timestamp::UNIX_EPOCH)
+        .unwrap();
+    let Some(super::Action::Start(run)) = actions.first() else {
+        panic!("+wf+b starts: {actions:?}")
+    };
+    assert_eq!(run.full_name, "+wf+b");
+    assert_eq!(
+        run.params.get("k"),
+        Some(&json!("from a")),
+        "a's store survives"
+    );
+    let done = engine
+        .apply(
+            jiff::Timestamp::UNIX_EPOCH,
+            Event::Completed {
+                task: run.task,
+                fence: run.fence,
+                outcome: Box::new(Outcome::Succeeded {
+                    store: JsonMap::new(),
+                    reset_store: Vec::new(),
+                    export: JsonMap::new(),
+                    subtasks: None,
+                }),
+            },
+        )
+        .unwrap();
+    assert!(done.iter().any(|a| matches!(
+        a,
+        super::Action::AttemptFinished {
+            state: AttemptState::Succeeded,
+            ..
+        }
+    )));
 }
