@@ -597,7 +597,7 @@ pub(crate) fn tree_depth(d: &TaskDef) -> usize {
     children.max(handlers).map_or(0, |d| d + 1)
 }
 
-/// Migration 5: gives every task row of an older database its definition as nodes (each row
+/// Migration 6: gives every task row of an older database its definition as nodes (each row
 /// held its whole subtree, which becomes the nodes of that row alone), then the store folds.
 pub(crate) fn convert_legacy(tx: &Tx<'_>) -> Result<(), store::Error> {
     let rows: Vec<(i64, String)> = {

@@ -18,16 +18,21 @@
 pub mod action;
 mod apply;
 pub mod def;
+mod owned;
 mod params;
 pub mod plan;
 mod prepare;
 pub mod retry;
 #[cfg(test)]
 mod scenarios;
+mod scheduling;
 pub mod state;
 pub mod testkit;
 
+pub use crate::store::lease::{Claim, ClaimOutcome, Lease, Owner, OwnerId, OwnerKind};
 pub use action::{Action, Event, Outcome, TaskRun};
+pub use owned::run_token;
+pub use scheduling::{next_slot, FiredSlot, ScheduledWorkflow};
 pub use state::{IllegalTransition, TaskEvent, TaskState};
 
 use crate::ids::{AttemptId, Fence, SessionId, TaskId};
@@ -255,6 +260,28 @@ impl Engine {
         Ok((out, actions))
     }
 
+    /// `transact` under a claim: the owner fence is checked first (nothing is written unless
+    /// the claim still holds), and after the writes the claim is released as `release` says.
+    fn transact_claimed<T>(
+        &self,
+        op: &'static str,
+        now: Timestamp,
+        claim: &Claim,
+        release: owned::Release,
+        f: impl FnOnce(&mut apply::Apply<'_, '_>) -> Result<T, Error>,
+    ) -> Result<(T, Vec<Action>), Error> {
+        let (out, actions, nodes) = self.store.write(op, |tx| {
+            store::lease::check_claim(tx, claim)?;
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
+            let out = f(&mut a)?;
+            let (actions, nodes) = a.finish()?;
+            release.apply(tx, claim, &actions)?;
+            Ok::<_, Error>((out, actions, nodes))
+        })?;
+        apply::publish_nodes(&self.nodes, nodes);
+        Ok((out, actions))
+    }
+
     pub fn prepare_attempt(
         &self,
         req: &NewAttempt,
@@ -279,26 +306,9 @@ impl Engine {
         now: Timestamp,
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
-        let (replayed, mut actions) = self.transact("replay", now, |a| {
-            a.defer_starts(true);
-            // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
-            for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
-                apply_event(a, event)?;
-            }
-            a.defer_starts(false);
-            let replayed = std::mem::take(&mut a.actions);
-            a.recover(attempt)?;
-            Ok(replayed)
-        })?;
-        // A replayed completion that finished the attempt already said so; `recover` of the
-        // finished attempt says it again.
-        let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
-        if replayed.iter().any(finished) {
-            actions.retain(|x| !finished(x));
-        }
-        let mut all = replayed;
-        all.append(&mut actions);
-        Ok(all)
+        Ok(self
+            .transact("replay", now, |a| replay_in(a, attempt, events))?
+            .1)
     }
 
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
@@ -313,22 +323,9 @@ impl Engine {
         if events.is_empty() {
             return Ok(Vec::new());
         }
-        let ((), actions) = self.transact("apply", now, |a| {
-            // Parents are settled once, after every completion of the batch: a wide group
-            // whose children finish together is settled once, not once per child.
-            for event in events {
-                match event {
-                    Event::Completed {
-                        task,
-                        fence,
-                        outcome,
-                    } => a.complete(task, fence, *outcome)?,
-                    other => apply_event(a, other)?,
-                }
-            }
-            a.settle_all()
-        })?;
-        Ok(actions)
+        Ok(self
+            .transact("apply", now, |a| apply_batch(a, events, None))?
+            .1)
     }
 
     /// `Event::Tick` limited to one attempt: a driver of one attempt among many should use
@@ -526,6 +523,54 @@ fn live_ids(
     Ok(ids)
 }
 
+/// `Engine::replay` inside an open transaction (shared with the claimed variant); the
+/// actions are left in `a.actions`.
+fn replay_in(
+    a: &mut apply::Apply<'_, '_>,
+    attempt: AttemptId,
+    events: Vec<Event>,
+) -> Result<(), Error> {
+    a.defer_starts(true);
+    // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
+    for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
+        apply_event(a, event)?;
+    }
+    a.defer_starts(false);
+    let mut replayed = std::mem::take(&mut a.actions);
+    a.recover(attempt)?;
+    // A replayed completion that finished the attempt already said so; `recover` of the
+    // finished attempt says it again.
+    let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
+    if replayed.iter().any(finished) {
+        a.actions.retain(|x| !finished(x));
+    }
+    replayed.append(&mut a.actions);
+    a.actions = replayed;
+    Ok(())
+}
+
+/// Events of one batch inside an open transaction. Parents are settled once, after every
+/// completion of the batch: a wide group whose children finish together is settled once, not
+/// once per child. `Tick`s tick `attempt` only when given (a driver of one attempt among many).
+fn apply_batch(
+    a: &mut apply::Apply<'_, '_>,
+    events: Vec<Event>,
+    attempt: Option<AttemptId>,
+) -> Result<(), Error> {
+    for event in events {
+        match event {
+            Event::Completed {
+                task,
+                fence,
+                outcome,
+            } => a.complete(task, fence, *outcome)?,
+            Event::Tick => a.tick(attempt)?,
+            other => apply_event(a, other)?,
+        }
+    }
+    a.settle_all()
+}
+
 /// One event inside an open transaction: the single dispatch `apply` and `replay` share.
 fn apply_event(a: &mut apply::Apply<'_, '_>, event: Event) -> Result<(), Error> {
     match event {
@@ -544,5 +589,6 @@ fn apply_event(a: &mut apply::Apply<'_, '_>, event: Event) -> Result<(), Error> 
             a.settle_all()
         }
         Event::Tick => a.tick(None),
+        Event::Log { task, fence, text } => a.log(task, fence, &text),
     }
 }

@@ -304,7 +304,7 @@ fn upstream_order(task: i64, ups: &HashMap<i64, Vec<i64>>) -> Vec<i64> {
     order
 }
 
-/// Migration 5: the store folds of an older database's rows. Succeeded rows get their
+/// Migration 6: the store folds of an older database's rows. Succeeded rows get their
 /// `sub_fold` bottom up (children have larger ids than their parent), then every unfinished row
 /// its `up_fold`, so attempts under way carry on with the params they would have seen.
 pub(super) fn fill_folds(tx: &Tx<'_>) -> Result<(), Error> {

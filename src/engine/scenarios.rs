@@ -1548,7 +1548,7 @@ fn replayed_completion_starts_its_successor_once_and_counts_no_interruption() {
     );
 }
 
-/// Migration 5 on a database of schema 3 with an attempt under way: definitions become nodes,
+/// Migrations 4 to 6 on a database of schema 3 with an attempt under way: definitions become nodes,
 /// run params move to `task_runs`, store folds are filled, and the attempt finishes with the
 /// params it would have had.
 #[test]

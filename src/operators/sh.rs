@@ -20,16 +20,22 @@ use std::path::{Path, PathBuf};
 
 pub struct Sh;
 
-/// `$1` is the command; `eval` keeps it a script of its own, exactly as written, while the trap
-/// records how it ended. `printf` is a builtin and writes its line in one `write` to a file
-/// opened for appending, so concurrent runs never interleave and a line is whole or absent.
-const WRAPPER: &str = r#"trap 'printf "%s %s\n" "$SPADE_RUN" "$?" >> "$SPADE_JOURNAL"' EXIT; spade_command=$1; shift; eval "$spade_command""#;
+/// `$1` is the run's journal key (`<task> <fence>`, a shell variable: `SPADE_RUN` in the
+/// environment is the run token that proves which processes are the run's), `$2` the command;
+/// `eval` keeps it a script of its own, exactly as written, while the trap records how it
+/// ended. `printf` is a builtin and writes its line in one `write` to a file opened for
+/// appending, so concurrent runs never interleave and a line is whole or absent.
+const WRAPPER: &str = r#"spade_run=$1; spade_command=$2; shift 2; trap 'printf "%s %s\n" "$spade_run" "$?" >> "$SPADE_JOURNAL"' EXIT; eval "$spade_command""#;
 
 /// [`WRAPPER`] for a command that could take the wrapper's `EXIT` trap away (it sets a trap of
 /// its own, `exec`s, or sources a file that might): it runs in a subshell, so its trap is the
 /// subshell's and the wrapper's still writes the journal after it. The subshell costs a fork,
-/// which is why other commands run without one.
-const WRAPPER_ISOLATED: &str = r#"trap 'printf "%s %s\n" "$SPADE_RUN" "$?" >> "$SPADE_JOURNAL"' EXIT; spade_command=$1; shift; (eval "$spade_command")"#;
+/// which is why other commands run without one. A stop's SIGTERM (or SIGINT, SIGHUP) reaches
+/// the whole group: the wrapper only notes it, so it outlives a command that traps the signal
+/// and keeps running, and when the subshell died of that signal the wrapper dies of it too, as
+/// the shell would that ran the command without a subshell (the subshell's traps start from
+/// the defaults, so the command sees the signal as it would without the wrapper).
+const WRAPPER_ISOLATED: &str = r#"spade_run=$1; spade_command=$2; shift 2; trap 'printf "%s %s\n" "$spade_run" "$?" >> "$SPADE_JOURNAL"' EXIT; spade_signal=; trap 'spade_signal=TERM' TERM; trap 'spade_signal=INT' INT; trap 'spade_signal=HUP' HUP; (eval "$spade_command"); spade_status=$?; case $spade_signal:$spade_status in TERM:143|INT:130|HUP:129) trap - EXIT "$spade_signal"; kill -s "$spade_signal" $$;; esac; exit "$spade_status""#;
 
 /// Whether a command's own text could replace or skip the wrapper's `EXIT` trap. Programs and
 /// scripts it runs are processes of their own and cannot; `trap`, `exec`, `.` and `source` in
@@ -103,7 +109,6 @@ fn process_spec(ctx: &Context) -> Result<ProcessSpec, String> {
         "SPADE_JOURNAL".into(),
         path_text(&journal_file(&ctx.run_dir)),
     ));
-    env.push(("SPADE_RUN".into(), format!("{} {}", run.task, run.fence)));
     let mut cwd = ctx.project_dir.clone();
     if let Some(workdir) = ctx.param_text("_workdir") {
         cwd.push(workdir);
@@ -119,12 +124,13 @@ fn process_spec(ctx: &Context) -> Result<ProcessSpec, String> {
             }
             .into(),
             "spade-sh".into(),
+            format!("{} {}", run.task, run.fence),
             command,
         ],
         env,
         cwd,
         log_path: Some(ctx.run_file("log")),
-        passthrough: true,
+        passthrough: ctx.foreground,
     })
 }
 
@@ -183,7 +189,7 @@ pub fn read_journal(path: &Path) -> Vec<(crate::ids::TaskId, crate::ids::Fence, 
         .collect()
 }
 
-/// Reads a journal file name of spade before schema 5, `<task>.<fence>.exit.<code>` (a run dir
+/// Reads a journal file name of spade before schema 6, `<task>.<fence>.exit.<code>` (a run dir
 /// left by a crash of an older spade is still replayed).
 pub fn parse_journal_name(
     name: &str,
@@ -288,7 +294,7 @@ mod tests {
     use super::super::testkit::{context, manual_clock, run};
     use super::*;
     use crate::engine::Event;
-    use crate::executor::spawn::{FakeSpawner, TokioSpawner};
+    use crate::executor::spawn::{FakeSpawner, Spawner as _, TokioSpawner};
     use std::sync::Arc;
 
     #[test]
@@ -386,6 +392,61 @@ mod tests {
                 ExitStatus::Code(3)
             ))
         );
+    }
+
+    /// The wrapper's journal line carries the run's task and fence however the environment's
+    /// `SPADE_RUN` (the run token of verified kills) is set: the trap once wrote the token,
+    /// which `read_journal` cannot read, so only spade's own line was left.
+    #[tokio::test]
+    async fn the_trap_line_is_readable_with_a_run_token_in_the_environment() {
+        for cmd in ["true", "trap 'true' EXIT; true"] {
+            let dir = tempfile::tempdir().unwrap();
+            let r = run("sh", cmd.into(), "{}");
+            let (mut ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+            ctx.run_token = Some("0b9f-uuid.7.1".into());
+            let journal = journal_file(&ctx.run_dir);
+            Sh.run(ctx).await.unwrap();
+            let line = (
+                crate::ids::TaskId(7),
+                crate::ids::Fence(1),
+                ExitStatus::Code(0),
+            );
+            assert_eq!(read_journal(&journal), [line, line], "{cmd}");
+        }
+    }
+
+    /// A command run in a subshell (it sets a trap) that traps SIGTERM and keeps going keeps
+    /// its wrapper alive and ends as it chooses; one that does not dies of the signal, wrapper
+    /// and all, as without the subshell.
+    #[tokio::test]
+    async fn an_isolated_command_sees_a_group_sigterm_as_without_the_subshell() {
+        let dir = tempfile::tempdir().unwrap();
+        for (cmd, want) in [
+            (
+                "trap 'echo got > got' TERM; touch up; while [ ! -f got ]; do sleep 0.01; done; exit 3",
+                ExitStatus::Code(3),
+            ),
+            (
+                "trap 'true' EXIT; touch up; sleep 30",
+                ExitStatus::Signal(libc::SIGTERM),
+            ),
+        ] {
+            let _ = std::fs::remove_file(dir.path().join("up"));
+            let r = run("sh", cmd.into(), "{}");
+            let (ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+            let spec = process_spec(&ctx).unwrap();
+            let spawned = ctx.spawn(spec).unwrap();
+            let up = dir.path().join("up");
+            for _ in 0..2000 {
+                if up.exists() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(up.exists(), "{cmd} started");
+            TokioSpawner.terminate_group(spawned.pgid);
+            assert_eq!(spawned.exit.await.unwrap(), want, "{cmd}");
+        }
     }
 
     #[test]

@@ -21,13 +21,23 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         None,
     ),
     (
-        "005_linear",
-        include_str!("../../schema/005_linear.sql"),
+        "004_ownership_schedules",
+        include_str!("../../schema/004_ownership_schedules.sql"),
+        None,
+    ),
+    (
+        "005_cancel_requested",
+        include_str!("../../schema/005_cancel_requested.sql"),
+        None,
+    ),
+    (
+        "006_linear",
+        include_str!("../../schema/006_linear.sql"),
         Some(split_definitions),
     ),
 ];
 
-/// Migration `005_linear`: every task row's nested definition becomes `task_defs` nodes, then
+/// Migration `006_linear`: every task row's nested definition becomes `task_defs` nodes, then
 /// the old columns go (nothing reads them any more).
 fn split_definitions(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
     crate::engine::def::convert_legacy(tx)?;

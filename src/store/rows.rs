@@ -223,7 +223,7 @@ pub fn live_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow>, Erro
     rows.into_iter().map(finish_row).collect()
 }
 
-/// The `WHERE` of the partial index `tasks_open_children` (migration 5): the progressing
+/// The `WHERE` of the partial index `tasks_open_children` (migration 6): the progressing
 /// states. A query uses that index only if it repeats this text exactly.
 pub const PROGRESSING_SQL: &str =
     "state IN ('ready', 'running', 'retry_waiting', 'group_retry_waiting', 'planned')";
@@ -568,7 +568,7 @@ mod tests {
             PROGRESSING_SQL,
             format!("state IN ({})", progressing.join(", "))
         );
-        let schema = include_str!("../../schema/005_linear.sql");
+        let schema = include_str!("../../schema/006_linear.sql");
         assert!(schema.contains(&format!("WHERE {PROGRESSING_SQL};")));
     }
 

@@ -1,8 +1,8 @@
-//! The definition format of schema versions 1 to 4, read once by migration 5.
+//! The definition format of schema versions 1 to 5, read once by migration 6.
 //!
 //! Each task row held its whole definition subtree as nested JSON (`tasks.definition`), which
 //! made every row of a group as large as its subtree and nested the JSON as deep as the tree.
-//! Migration 5 splits those into `task_defs` nodes (see the parent module); this reader is
+//! Migration 6 splits those into `task_defs` nodes (see the parent module); this reader is
 //! all that remains of the format.
 
 use crate::diag::{FileId, Span};
