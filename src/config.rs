@@ -18,6 +18,10 @@ pub const KEYS: &[Key] = &[
         "max_tasks",
         "operator tasks running at once across all attempts (default: what the open-file limit allows)",
     ),
+    Key::new(
+        "task_limit",
+        "tasks one attempt's current tree may hold; a generator passing it fails (default 100000)",
+    ),
     Key::new("stop_timeout", "how long a stop waits after SIGTERM before SIGKILL (default 30s)"),
     Key::new("log_format", "`human` (default) or `json`"),
     Key::new("listen", "where the HTTP API listens (default 127.0.0.1:65432)"),
@@ -133,6 +137,7 @@ pub struct Layer {
     pub db: Option<PathBuf>,
     pub max_attempts: Option<usize>,
     pub max_tasks: Option<usize>,
+    pub task_limit: Option<u64>,
     pub stop_timeout: Option<String>,
     pub log_format: Option<String>,
     pub listen: Option<String>,
@@ -148,6 +153,7 @@ impl Layer {
             db: self.db.or(lower.db),
             max_attempts: self.max_attempts.or(lower.max_attempts),
             max_tasks: self.max_tasks.or(lower.max_tasks),
+            task_limit: self.task_limit.or(lower.task_limit),
             stop_timeout: self.stop_timeout.or(lower.stop_timeout),
             log_format: self.log_format.or(lower.log_format),
             listen: self.listen.or(lower.listen),
@@ -165,6 +171,8 @@ pub struct Config {
     pub max_attempts: usize,
     /// `None`: derived from the open-file limit at start.
     pub max_tasks: Option<usize>,
+    /// Live tasks per attempt (`engine::DEFAULT_TASK_LIMIT` unless set).
+    pub task_limit: u64,
     pub stop_timeout: Duration,
     pub log_format: LogFormat,
     /// Where the HTTP API listens.
@@ -193,6 +201,13 @@ impl Config {
         if layer.max_tasks == Some(0) {
             return Err(Error::Value {
                 what: "max_tasks".into(),
+                value: "0".into(),
+                expected: "a positive number of tasks",
+            });
+        }
+        if layer.task_limit == Some(0) {
+            return Err(Error::Value {
+                what: "task_limit".into(),
                 value: "0".into(),
                 expected: "a positive number of tasks",
             });
@@ -243,6 +258,9 @@ impl Config {
             db,
             max_attempts,
             max_tasks: layer.max_tasks,
+            task_limit: layer
+                .task_limit
+                .unwrap_or(crate::engine::DEFAULT_TASK_LIMIT),
             stop_timeout,
             log_format,
             listen,
@@ -351,6 +369,9 @@ fn parse(text: &str, file: crate::diag::FileId) -> (Layer, Vec<Diagnostic>) {
             "db" => layer.db = text_value(&mut diags).map(PathBuf::from),
             "max_attempts" => layer.max_attempts = count(&mut diags),
             "max_tasks" => layer.max_tasks = count(&mut diags),
+            "task_limit" => {
+                layer.task_limit = count(&mut diags).and_then(|n| u64::try_from(n).ok())
+            }
             "stop_timeout" => {
                 layer.stop_timeout = text_value(&mut diags);
                 if let Some(t) = &layer.stop_timeout {
@@ -413,8 +434,8 @@ mod tests {
     #[test]
     fn a_valid_file_fills_its_keys_and_rebases_paths() {
         check(
-            "db = \"state/spade.db\"\nmax_attempts = 8\nstop_timeout = \"1m\"\nlog_format = \"json\"\n",
-            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, stop_timeout: Some("1m"), log_format: Some("json"), listen: None, api_token: None, api_token_file: None }"#,
+            "db = \"state/spade.db\"\nmax_attempts = 8\ntask_limit = 20_000\nstop_timeout = \"1m\"\nlog_format = \"json\"\n",
+            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, task_limit: Some(20000), stop_timeout: Some("1m"), log_format: Some("json"), listen: None, api_token: None, api_token_file: None }"#,
         );
     }
 
@@ -464,6 +485,7 @@ DIR/spade.toml:3:14: `log_format` must be "human" or "json", found `xml`
         };
         let c = Config::resolve(flags.over(file), Path::new("/srv")).unwrap();
         assert_eq!(c.max_attempts, 2);
+        assert_eq!(c.task_limit, crate::engine::DEFAULT_TASK_LIMIT);
         assert_eq!(c.stop_timeout, Duration::from_secs(5));
         assert_eq!(c.db, PathBuf::from("/srv/./.spade/spade.db"));
         assert_eq!(c.log_format, LogFormat::Human);

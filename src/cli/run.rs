@@ -20,7 +20,8 @@ Running a session again continues its attempt (the same --attempt-name, default 
   - failed or killed: it resumes, keeping every task that succeeded (with the params it
     stored) and running the failed, skipped and never-run ones again;
   - succeeded: it is reported and nothing runs.
---rerun runs a finished attempt again from scratch.")]
+--rerun runs a finished attempt again from scratch. New -p/-P values deep-merge over the
+attempt's params when it resumes or reruns; an unfinished attempt keeps its own.")]
 pub struct RunArgs {
     /// Workflow name or `.dig` file (default: the project's only workflow).
     pub workflow: Option<String>,
@@ -48,6 +49,11 @@ pub struct RunArgs {
     /// Names the attempt: a second run with the same name resumes it instead of starting over.
     #[arg(long)]
     pub attempt_name: Option<String>,
+    /// The most tasks the attempt's current tree may hold (history rows of retries and earlier
+    /// tries do not count); a generator (`for_each>`, `loop>`, `call>`, ...) that would pass it
+    /// fails.
+    #[arg(long, value_name = "N", default_value_t = crate::engine::DEFAULT_TASK_LIMIT)]
+    pub task_limit: u64,
     /// When another process is running this attempt, wait for it to finish or stop instead
     /// of refusing.
     #[arg(long)]
@@ -126,7 +132,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
             state_dir.display()
         ))
     })?;
-    let engine = Arc::new(Engine::open(&db)?);
+    let engine = Arc::new(Engine::open(&db)?.with_task_limit(args.task_limit));
     let session_time = match parsed_session {
         Some(t) => t,
         None => match last_session_time(&engine, &project_dir, &workflow.name)? {
@@ -134,11 +140,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
             None => parse_session("daily", &tz, now)?,
         },
     };
-    let sources = project
-        .sources
-        .get(workflow.span.file)
-        .map(|f| vec![(f.path.clone(), f.text.clone())])
-        .unwrap_or_default();
+    let sources = revision_sources(&project, workflow, &project_dir);
     let request = NewAttempt {
         project_dir: project_dir.clone(),
         workflow: workflow.clone(),
@@ -172,6 +174,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         wait: args.wait,
         stop_timeout,
         max_tasks: args.max_tasks,
+        given_params: !args.params.is_empty() || args.params_file.is_some(),
     }));
     // The owner row goes whatever happened; attempts it still held become free.
     if let Err(e) = engine.unregister_owner(&owner.id) {
@@ -194,6 +197,8 @@ struct RunOwned<'a> {
     wait: bool,
     stop_timeout: std::time::Duration,
     max_tasks: Option<usize>,
+    /// `-p` or `-P` was given (a message says when they do not apply).
+    given_params: bool,
 }
 
 /// Claims the attempt (or waits for its owner with `--wait`), drives it under the claim with
@@ -288,19 +293,10 @@ async fn claim_and_drive(
             }
         }
     };
-    let verb = match (prepared.resumed, prepared.created) {
-        (Some(kept), _) => format!(
-            "resumes: {kept} succeeded task{} kept, the rest runs again",
-            if kept == 1 { "" } else { "s" }
-        ),
-        (None, true) => "started".to_owned(),
-        (None, false) => "resumed".to_owned(),
-    };
-    let _ = writeln!(
+    let _ = write!(
         std::io::stderr().lock(),
-        "attempt {} of {} at {session_text} {verb}",
-        prepared.attempt,
-        r.workflow.name
+        "{}",
+        prepared_message(&prepared, &r.workflow.name, &session_text, r.given_params)
     );
     let started = r.clock.now();
     let state = match claim {
@@ -366,6 +362,186 @@ async fn claim_and_drive(
     }
     let _ = writeln!(stderr, "attempt {} {word} in {took:.2}s", prepared.attempt);
     Ok(code)
+}
+
+/// What `spade run` says about the attempt it found or made, one line (more for a resume).
+fn prepared_message(
+    prepared: &crate::engine::PreparedAttempt,
+    workflow: &str,
+    session: &str,
+    given_params: bool,
+) -> String {
+    let head = format!("attempt {} of {workflow} at {session}", prepared.attempt);
+    if let Some(report) = &prepared.resume {
+        let mut out = format!(
+            "{head} resumes: {} succeeded task{} kept{}, the rest runs again\n",
+            report.kept.len(),
+            if report.kept.len() == 1 { "" } else { "s" },
+            name_list(&report.kept)
+        );
+        if report.definition_changed {
+            out.push_str(&format!(
+                "  the workflow changed since the previous try; {} new task{} run{}{}\n",
+                report.new.len(),
+                if report.new.len() == 1 { "" } else { "s" },
+                if report.new.len() == 1 { "s" } else { "" },
+                name_list(&report.new)
+            ));
+        }
+        return out;
+    }
+    match (prepared.created, prepared.state) {
+        (true, _) if prepared.rerun => format!("{head} runs again from scratch (--rerun)\n"),
+        (true, _) => format!("{head} started\n"),
+        (false, AttemptState::Succeeded) => format!(
+            "{head} already succeeded, so nothing runs{}; run it again with --rerun, or start a \
+             separate attempt with --attempt-name NAME\n",
+            if given_params {
+                " (the -p/-P values were not applied)"
+            } else {
+                ""
+            }
+        ),
+        (false, AttemptState::Running) => format!(
+            "{head} has not finished (spade stopped while it ran): it continues where it stopped\n"
+        ),
+        (false, state @ (AttemptState::Failed | AttemptState::Killed)) => {
+            format!("{head} {}\n", state.as_str())
+        }
+    }
+}
+
+/// ` (a, b, c and 4 more)`: the first few names of a list for a message, empty for none.
+fn name_list(names: &[String]) -> String {
+    const SHOWN: usize = 5;
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut out = names
+        .iter()
+        .take(SHOWN)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > SHOWN {
+        out.push_str(&format!(" and {} more", names.len() - SHOWN));
+    }
+    format!(" ({out})")
+}
+
+/// What the revision hash covers: the workflow's file, every file it `!include`s (the files
+/// its definition's spans point into), and every file it `call>`s, recursively (read as
+/// `call>` reads them at run time). A changed callee or included file is a new revision.
+fn revision_sources(
+    project: &crate::dig::Project,
+    workflow: &crate::dig::Workflow,
+    project_dir: &Path,
+) -> Vec<(PathBuf, String)> {
+    use crate::dig::{TaskDef, TaskKind, Value, ValueKind};
+    fn value_files(
+        v: &Value,
+        files: &mut std::collections::BTreeSet<u32>,
+        calls: &mut Vec<String>,
+    ) {
+        let mut stack = vec![v];
+        while let Some(v) = stack.pop() {
+            files.insert(v.span.file.0);
+            match &v.kind {
+                ValueKind::Seq(items) => stack.extend(items),
+                ValueKind::Map(m) => {
+                    for (k, v) in &m.entries {
+                        files.insert(k.span.file.0);
+                        if k.name == "call>" {
+                            if let Some(t) = v.as_template().filter(|t| !t.has_expr()) {
+                                calls.push(t.raw.clone());
+                            }
+                        }
+                        stack.push(v);
+                    }
+                }
+                ValueKind::Null
+                | ValueKind::Bool(_)
+                | ValueKind::Int(_)
+                | ValueKind::Float(_)
+                | ValueKind::Str(_) => {}
+            }
+        }
+    }
+    fn task_files(
+        d: &TaskDef,
+        files: &mut std::collections::BTreeSet<u32>,
+        calls: &mut Vec<String>,
+    ) {
+        files.insert(d.span.file.0);
+        for (k, v) in d.export.entries.iter().chain(&d.params.entries) {
+            files.insert(k.span.file.0);
+            value_files(v, files, calls);
+        }
+        match &d.kind {
+            TaskKind::Group(children) => {
+                for c in children {
+                    task_files(c, files, calls);
+                }
+            }
+            TaskKind::Operator(op) => {
+                files.insert(op.span.file.0);
+                if op.name == "call" {
+                    if let Some(t) = op.command.as_template().filter(|t| !t.has_expr()) {
+                        calls.push(t.raw.clone());
+                    }
+                }
+                for v in [
+                    Some(&op.command),
+                    op.do_block.as_ref(),
+                    op.else_do_block.as_ref(),
+                ]
+                .into_iter()
+                .flatten()
+                {
+                    value_files(v, files, calls);
+                }
+            }
+        }
+        for h in [&d.error, &d.check].into_iter().flatten() {
+            task_files(h, files, calls);
+        }
+    }
+    let mut files = std::collections::BTreeSet::new();
+    files.insert(workflow.span.file.0);
+    let mut calls = Vec::new();
+    task_files(&workflow.root, &mut files, &mut calls);
+    let mut sources: Vec<(PathBuf, String)> = files
+        .into_iter()
+        .filter_map(|id| project.sources.get(crate::diag::FileId(id)))
+        .map(|f| (f.path.clone(), f.text.clone()))
+        .collect();
+    // Callees, as `call>` finds them (relative to the caller's directory in the project).
+    let mut seen: std::collections::HashSet<PathBuf> = std::collections::HashSet::new();
+    let mut pending: Vec<(PathBuf, String)> =
+        calls.into_iter().map(|c| (PathBuf::new(), c)).collect();
+    while let Some((dir, target)) = pending.pop() {
+        let mut target = target;
+        if !target.ends_with(".dig") {
+            target.push_str(".dig");
+        }
+        let relative = dir.join(&target);
+        let path = project_dir.join(&relative);
+        if !seen.insert(path.clone()) {
+            continue;
+        }
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            continue;
+        };
+        let mut map = crate::diag::SourceMap::new();
+        if let Ok(doc) = crate::dig::parse_document(&mut map, path.clone(), text.clone()) {
+            let mut nested = Vec::new();
+            value_files(&doc, &mut std::collections::BTreeSet::new(), &mut nested);
+            let callee_dir = relative.parent().map(Path::to_path_buf).unwrap_or_default();
+            pending.extend(nested.into_iter().map(|c| (callee_dir.clone(), c)));
+        }
+        sources.push((path, text));
+    }
+    sources
 }
 
 /// A duration flag such as `--stop-timeout 30s` (`dig::duration` forms).
@@ -533,9 +709,12 @@ pub fn parse_session(text: &str, tz: &TimeZone, now: Timestamp) -> Result<Timest
 fn collect_params(args: &RunArgs) -> Result<JsonMap, Error> {
     let mut params = JsonMap::new();
     if let Some(path) = &args.params_file {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::Io {
-            what: format!("cannot read {}", path.display()),
-            source,
+        // A params file that cannot be read is input to fix (exit 2), like a bad `-p`.
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            Error::Usage(format!(
+                "cannot read the params file {}: {e}",
+                path.display()
+            ))
         })?;
         let mut sources = crate::diag::SourceMap::new();
         match crate::dig::parse_document(&mut sources, path.clone(), text) {

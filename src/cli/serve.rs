@@ -34,6 +34,10 @@ pub struct ServeArgs {
     /// allows); more wait for a free slot.
     #[arg(long, env = "SPADE_MAX_TASKS", value_name = "N")]
     pub max_tasks: Option<usize>,
+    /// The most tasks one attempt's current tree may hold (history rows of retries and earlier
+    /// tries do not count); a generator that would pass it fails (default 100000).
+    #[arg(long, env = "SPADE_TASK_LIMIT", value_name = "N")]
+    pub task_limit: Option<u64>,
     /// How long a stop waits for running tasks after SIGTERM before SIGKILL (default 30s).
     #[arg(long, env = "SPADE_STOP_TIMEOUT", value_name = "DURATION")]
     pub stop_timeout: Option<String>,
@@ -63,6 +67,7 @@ impl ServeArgs {
             db: self.db.clone(),
             max_attempts: self.max_attempts,
             max_tasks: self.max_tasks,
+            task_limit: self.task_limit,
             stop_timeout: self.stop_timeout.clone(),
             log_format: self.log_format.clone(),
             listen: self.listen.clone(),

@@ -121,7 +121,7 @@ pub async fn serve(
             addr: config.listen,
             source,
         })?;
-    let engine = Arc::new(Engine::open(&config.db)?);
+    let engine = Arc::new(Engine::open(&config.db)?.with_task_limit(config.task_limit));
     let lease = Lease::default();
     let (owner, project_id) =
         match engine.register_daemon(&config.project, SystemClock.now(), real_ms(), &lease)? {

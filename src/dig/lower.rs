@@ -66,6 +66,12 @@ const RETRY_KEYS: &[&str] = &[
     "deadline",
 ];
 
+/// How many levels below the workflow tasks may nest, generated ones included: a `_do:` block
+/// counts from its generator (`loop>`, `for_each>` and `for_range>` add the `^sub` and the
+/// per-item level, `if>` the `^sub`). Deeper trees are a check error, never a failure at run
+/// time; at run time the same limit bounds `call>` chains and generated trees.
+pub const MAX_TASK_DEPTH: usize = 100;
+
 /// The operator-related keys of a task, moved out of its mapping.
 #[derive(Default)]
 struct OperatorParts {
@@ -80,6 +86,8 @@ struct OperatorParts {
 #[derive(Default)]
 pub(crate) struct Lower {
     pub(crate) diags: Vec<Diagnostic>,
+    /// Levels below the workflow (or the generated body) of the task being lowered.
+    depth: usize,
     /// Operators that are not built in, as `(operator, task, span)`: an executable of the
     /// project or on `PATH` may supply them, which `operators::external::diagnose` decides
     /// once the file has loaded. Reported here only when the file has errors (it will not load).
@@ -197,7 +205,9 @@ impl Lower {
     }
 
     fn unknown_top_key(&mut self, key: &Key, n: &str) {
-        if let Some(op) = n.strip_suffix('>') {
+        if let Some((message, help)) = non_ascii_task_key(n) {
+            self.error_help(key.span, message, help);
+        } else if let Some(op) = n.strip_suffix('>') {
             self.error_help(
                 key.span,
                 format!("operator `{op}>` at the top level of a workflow"),
@@ -272,6 +282,19 @@ impl Lower {
     /// top-level keys were handled (or reported) by [`Lower::workflow`].
     fn task_body(&mut self, name: &str, span: Span, body: Map, root: bool) -> TaskDef {
         let mut task = TaskDef::new(name, TaskKind::Group(Vec::new()), span);
+        if self.depth > MAX_TASK_DEPTH {
+            // Reported once, at the first task past the limit; nothing below it is lowered,
+            // so lowering never recurses deeper than the limit.
+            self.error_help(
+                span,
+                format!(
+                    "task `{name}` is nested {} levels deep, more than the limit of {MAX_TASK_DEPTH}",
+                    self.depth
+                ),
+                format!("spade runs tasks nested at most {MAX_TASK_DEPTH} levels below the workflow (a `_do:` block counts from its generator); flatten some groups or move a subtree into a `call>`ed workflow"),
+            );
+            return task;
+        }
         // `_disable: true` turns the task into an empty group and drops the rest (spec 1.6).
         if let Some(d) = body.get("_disable").filter(|_| !root) {
             match d.kind {
@@ -358,7 +381,15 @@ impl Lower {
                 format!("indent a task body under `{key}:`, e.g. `  echo>: failed`"),
             );
         }
-        self.task(name, v.span, v)
+        self.nested(1, |l| l.task(name, v.span, v))
+    }
+
+    /// Lowers `f` `levels` deeper in the task tree.
+    fn nested<T>(&mut self, levels: usize, f: impl FnOnce(&mut Lower) -> T) -> T {
+        self.depth += levels;
+        let out = f(self);
+        self.depth -= levels;
+        out
     }
 
     fn after(&mut self, v: &Value) -> Vec<String> {
@@ -399,6 +430,10 @@ impl Lower {
                 self.error(key.span, "`!include` is not resolved here");
                 continue;
             }
+            if let Some((message, help)) = non_ascii_task_key(n) {
+                self.error_help(key.span, message, help);
+                continue;
+            }
             // `parallel:` for `_parallel:` is the classic slip (Digdag's own test has it).
             let underscored = format!("_{n}");
             let hint = if n.starts_with('_') {
@@ -420,7 +455,7 @@ impl Lower {
         let parallel = !matches!(task.parallel, None | Some(ParallelDef::All(false)));
         for (key, value) in children {
             self.check_task_name(&key);
-            let child = self.task(&key.name, key.span, value);
+            let child = self.nested(1, |l| l.task(&key.name, key.span, value));
             if child.background && parallel {
                 self.error_help(
                     key.span,
@@ -537,10 +572,15 @@ impl Lower {
         // Digdag compiles `_do`/`_else_do` only when the generator runs; checking them now
         // reports their mistakes before the first run. The lowered task is dropped: the
         // generator lowers the block again with its own params.
+        // The block becomes `^sub` itself (`if>`), or each item's task under `^sub`.
+        let levels = match name.as_str() {
+            "loop" | "for_each" | "for_range" => 2,
+            _ => 1,
+        };
         for (key, block) in [("_do", &do_block), ("_else_do", &else_do_block)] {
             match block {
                 Some(block @ Value { kind: ValueKind::Map(_) | ValueKind::Null, .. }) => {
-                    let _ = self.task("^sub", block.span, block.clone());
+                    let _ = self.nested(levels, |l| l.task("^sub", block.span, block.clone()));
                 }
                 Some(block) => self.error_help(
                     block.span,
@@ -637,7 +677,16 @@ impl Lower {
                     deadline: None,
                 };
                 let mut ok = true;
+                // Fields written as `${...}` are evaluated with the task's params when it
+                // runs, as Digdag evaluates an operator's config; the literal ones are checked
+                // now all the same.
+                let mut computed = false;
                 for (key, value) in &m.entries {
+                    let is_expr = value.as_template().is_some_and(|t| t.has_expr());
+                    if is_expr && RETRY_KEYS.contains(&key.name.as_str()) {
+                        computed = true;
+                        continue;
+                    }
                     match key.name.as_str() {
                         "limit" => match self.count("_retry.limit", value, 0) {
                             Some(l) => policy.limit = l,
@@ -688,6 +737,9 @@ impl Lower {
                         self.error_help(v.span, "`_retry` needs `limit:`", HELP);
                     }
                     return None;
+                }
+                if computed {
+                    return ok.then(|| RetryDef::Expr(v.clone()));
                 }
                 ok.then_some(RetryDef::Policy(policy))
             }
@@ -763,7 +815,8 @@ impl Lower {
                     Some(l) if l.as_template().is_some_and(|t| t.has_expr()) => {
                         Some(ParallelDef::Expr(v.clone()))
                     }
-                    Some(l) => self.count("_parallel.limit", l, 1).map(ParallelDef::Limit),
+                    // `limit: 0` means no limit, as in Digdag.
+                    Some(l) => self.count("_parallel.limit", l, 0).map(ParallelDef::Limit),
                     None => {
                         self.error_help(v.span, "`_parallel` map needs `limit:`", HELP);
                         None
@@ -949,6 +1002,31 @@ impl Lower {
         }
         ok
     }
+}
+
+/// A key that was meant as a task but is not one: a non-ASCII plus (`＋タスク`, typed with a
+/// Japanese or Chinese input method) or a non-ASCII name without `+`. Task names allow ASCII
+/// only, so "add a `+`" would be no help.
+fn non_ascii_task_key(n: &str) -> Option<(String, String)> {
+    const ALLOWED: &str = "task names start with an ASCII `+` and may use ASCII letters, digits and `_-=[]{}%&@,.^` after it";
+    let first = n.chars().next()?;
+    if matches!(first, '＋' | '﹢' | '⁺' | '₊' | '➕') {
+        return Some((
+            format!("`{n}` starts with `{first}`, which is not the ASCII `+` of a task"),
+            ALLOWED.to_string(),
+        ));
+    }
+    if n.is_ascii() {
+        return None;
+    }
+    let bad = n
+        .chars()
+        .find(|c| !c.is_ascii())
+        .map_or(String::new(), |c| format!("`{c}` is not allowed: "));
+    Some((
+        format!("`{n}` is not a valid task name or key"),
+        format!("{bad}{ALLOWED}; params go under `_export:`"),
+    ))
 }
 
 /// A short valid use of an operator, for help lines.

@@ -15,6 +15,7 @@ pub mod value;
 pub mod workflow;
 
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
+pub use lower::MAX_TASK_DEPTH;
 use std::path::{Path, PathBuf};
 pub use value::{Key, Map, Template, TemplatePart, Value, ValueKind};
 pub use workflow::{

@@ -103,4 +103,7 @@ pub struct TaskRun {
     pub deadline_at: Option<Timestamp>,
     /// Retries already used by this task (0 on the first try).
     pub retry_count: u32,
+    /// How many tasks a generator may create: the room left under the attempt's task limit
+    /// when the run started (the engine checks the generated tree again when it arrives).
+    pub generate_limit: u64,
 }

@@ -2,60 +2,78 @@
 //! and decides in the same transaction what the change unblocks. Actions run after commit.
 
 use super::action::{Action, Outcome, TaskRun};
-use super::def;
-use super::params::{self, Scope};
+use super::def::{self, DefId, Node, NodeKind};
+use super::params::{self, AncestorParts, ChainNode, Fold, Scope};
 use super::plan::{self, Parallel};
 use super::retry::{self, Decision, Policy};
 use super::state::{next, TaskEvent, TaskState};
-use super::{AttemptState, Error};
-use crate::dig::{ParallelDef, RetryDef, TaskDef, TaskKind};
+use super::{AttemptState, Config, Error};
+use crate::dig::{ParallelDef, RetryDef, TaskDef};
 use crate::expr::JsonMap;
 use crate::ids::{AttemptId, Fence, TaskId};
 use crate::store::rows::{self, AttemptRow, NewTask, Role, TaskRow};
 use crate::store::{sql, Tx};
 use jiff::Timestamp;
 use rusqlite::params;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
+use std::sync::Arc;
 
 /// Tries interrupted in a row (engine crash while running) before the task fails.
 pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
 
-/// Task rows one attempt may hold (Digdag's `executor.task_max_run`), counting generated tasks
-/// and history rows of retries: a generator asking for more fails instead.
-pub(crate) const MAX_TASKS_PER_ATTEMPT: i64 = 1000;
+/// Definition nodes read by earlier transactions, shared by every transaction of an engine
+/// (nodes never change once committed). Filled after commit only, so a node id freed by a
+/// rolled-back transaction is never cached.
+pub(crate) type NodeCache = std::sync::Mutex<Nodes>;
 
-/// Nodes of a definition tree, handlers included.
-fn tree_size(d: &TaskDef) -> i64 {
-    let children: i64 = match &d.kind {
-        TaskKind::Group(c) => c.iter().map(tree_size).sum(),
-        TaskKind::Operator(_) => 0,
-    };
-    let handlers: i64 = [&d.error, &d.check]
-        .into_iter()
-        .flatten()
-        .map(|h| tree_size(h))
-        .sum();
-    1 + children + handlers
+/// Definition nodes by id.
+pub(crate) type Nodes = HashMap<DefId, Arc<Node>>;
+
+/// Nodes kept in a [`NodeCache`] before it starts over (a bound on memory, not on cost).
+const NODE_CACHE_LIMIT: usize = 50_000;
+
+/// Adds the nodes a committed transaction read to the shared cache.
+pub(crate) fn publish_nodes(cache: &NodeCache, nodes: Nodes) {
+    if nodes.is_empty() {
+        return;
+    }
+    let mut cache = cache
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if cache.len() + nodes.len() > NODE_CACHE_LIMIT {
+        cache.clear();
+    }
+    cache.extend(nodes);
 }
 
 /// The working state of one `apply` call: the open transaction and the actions decided.
 pub(crate) struct Apply<'t, 'c> {
     tx: &'t Tx<'c>,
     now: Timestamp,
+    /// `now` as stored (RFC 3339), formatted once per transaction.
+    now_s: String,
+    history: rows::History,
+    shared: &'t NodeCache,
     pub(crate) actions: Vec<Action>,
     /// Planned tasks whose children changed: settled before the transaction commits.
     dirty: Vec<TaskId>,
+    dirty_set: HashSet<TaskId>,
     attempts: HashMap<AttemptId, AttemptRow>,
-    /// Definitions are immutable per row: parsed at most once per transaction.
-    defs: HashMap<TaskId, Rc<TaskDef>>,
+    /// Definition nodes this transaction read (published to `shared` after commit).
+    defs: Nodes,
+    /// The scope chain (root to the key) of parents whose children start in this transaction:
+    /// siblings share it. Cleared whenever a row's exports or stores change.
+    chains: HashMap<TaskId, Rc<Vec<ChainNode>>>,
     /// In `prepare_attempt` ready operators are left `ready` for `recover` to start, because
     /// `prepare_attempt` returns no actions.
     defer_starts: bool,
-    lower: super::Lowerer,
+    config: Config,
     /// While an attempt resumes: each new row's counterpart in the previous try's tree
     /// (`None` when it has none), memoized because every child lookup walks up its parent.
     previous: HashMap<TaskId, Option<Rc<TaskRow>>>,
+    /// The live children of previous-try rows, by full name (read once per parent).
+    previous_children: HashMap<TaskId, HashMap<String, Rc<TaskRow>>>,
 }
 
 fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> crate::store::Error {
@@ -63,33 +81,50 @@ fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> crate::store::E
 }
 
 impl<'t, 'c> Apply<'t, 'c> {
-    pub(crate) fn new(tx: &'t Tx<'c>, now: Timestamp) -> Apply<'t, 'c> {
+    pub(crate) fn new(
+        tx: &'t Tx<'c>,
+        now: Timestamp,
+        config: Config,
+        shared: &'t NodeCache,
+    ) -> Apply<'t, 'c> {
         Apply {
             tx,
             now,
+            now_s: now.to_string(),
+            history: rows::History::default(),
+            shared,
             actions: Vec::new(),
             dirty: Vec::new(),
+            dirty_set: HashSet::new(),
             attempts: HashMap::new(),
             defs: HashMap::new(),
+            chains: HashMap::new(),
             defer_starts: false,
-            lower: crate::dig::lower_task,
+            config,
             previous: HashMap::new(),
+            previous_children: HashMap::new(),
         }
     }
 
-    pub(crate) fn with_lowerer(mut self, lower: super::Lowerer) -> Self {
-        self.lower = lower;
-        self
+    /// While set, ready operators are left `ready` instead of started (`prepare_attempt`, and
+    /// journal replay before `recover`).
+    pub(crate) fn defer_starts(&mut self, defer: bool) {
+        self.defer_starts = defer;
     }
 
-    pub(crate) fn deferring_starts(mut self) -> Self {
-        self.defer_starts = true;
-        self
+    pub(crate) fn tx(&self) -> &'t Tx<'c> {
+        self.tx
     }
 
-    /// Ends `deferring_starts`: later steps (`recover`) start ready operators again.
-    pub(crate) fn stop_deferring(&mut self) {
-        self.defer_starts = false;
+    pub(crate) fn now(&self) -> Timestamp {
+        self.now
+    }
+
+    /// Writes what is buffered (state history) and hands back the actions and the nodes read,
+    /// for the caller to commit and then publish.
+    pub(crate) fn finish(mut self) -> Result<(Vec<Action>, Nodes), Error> {
+        self.history.flush(self.tx, &self.now_s)?;
+        Ok((self.actions, self.defs))
     }
 
     fn attempt(&mut self, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -101,13 +136,26 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(a)
     }
 
-    fn def_of(&mut self, id: TaskId) -> Result<Rc<TaskDef>, Error> {
+    fn node(&mut self, id: DefId) -> Result<Arc<Node>, Error> {
         if let Some(d) = self.defs.get(&id) {
-            return Ok(Rc::clone(d));
+            return Ok(Arc::clone(d));
         }
-        let d = Rc::new(def::from_json(&rows::load_definition(self.tx, id)?)?);
-        self.defs.insert(id, Rc::clone(&d));
+        let cached = self
+            .shared
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .get(&id)
+            .cloned();
+        let d = match cached {
+            Some(d) => d,
+            None => Arc::new(def::load(self.tx, id)?),
+        };
+        self.defs.insert(id, Arc::clone(&d));
         Ok(d)
+    }
+
+    fn def_of(&mut self, row: &TaskRow) -> Result<Arc<Node>, Error> {
+        self.node(row.def_id)
     }
 
     fn load(&self, id: TaskId) -> Result<TaskRow, Error> {
@@ -123,22 +171,72 @@ impl<'t, 'c> Apply<'t, 'c> {
     ) -> Result<TaskState, Error> {
         let to = next(row.state, event)?;
         if to != row.state {
-            rows::set_state(self.tx, row.id, row.state, to, self.now, reason)?;
-            row.state = to;
-            if to == TaskState::Succeeded {
-                rows::release_downstreams(self.tx, row.id)?;
-            }
-            if to.is_terminal() {
-                self.on_terminal(row)?;
-            }
+            rows::set_state(self.tx, row.id, row.state, to, &self.now_s)?;
+            self.moved(row, to, event, reason)?;
         }
         Ok(to)
+    }
+
+    /// The rest of a transition whose new state the caller wrote in its own update (one write
+    /// per row instead of two): history, and what the new state sets off.
+    fn moved(
+        &mut self,
+        row: &mut TaskRow,
+        to: TaskState,
+        event: TaskEvent,
+        reason: &str,
+    ) -> Result<TaskState, Error> {
+        self.history.record(row.id, Some(row.state), to, reason);
+        row.state = to;
+        if to == TaskState::Succeeded {
+            if event == TaskEvent::ChildrenSucceeded {
+                self.fold_children(row)?;
+            }
+            rows::release_downstreams(self.tx, row.id)?;
+        }
+        if to.is_terminal() {
+            self.on_terminal(row)?;
+        }
+        Ok(to)
+    }
+
+    /// A task with children succeeded: its `sub_fold` is its own store followed by the
+    /// `sub_fold`s of its live children in definition order (each already holds its subtree).
+    fn fold_children(&mut self, row: &TaskRow) -> Result<(), Error> {
+        let mut fold = Fold::default();
+        fold.then_columns(row.store_params.as_deref(), row.reset_store.as_deref())?;
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "SELECT sub_fold FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+                 AND sub_fold IS NOT NULL ORDER BY child_index",
+            )
+            .map_err(sql("children_folds"))?;
+        let folds = stmt
+            .query_map(params![row.id.0, row.child_epoch], |r| {
+                r.get::<_, String>(0)
+            })
+            .map_err(sql("children_folds"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("children_folds"))?;
+        for text in folds {
+            fold.then_fold(Fold::from_column(Some(&text))?);
+        }
+        if let Some(text) = fold.to_column() {
+            crate::store::exec(
+                self.tx,
+                "set_sub_fold",
+                "UPDATE tasks SET sub_fold = ?1 WHERE id = ?2",
+                params![text, row.id.0],
+            )?;
+        }
+        Ok(())
     }
 
     /// A task finished: its parent may progress; a finished root finishes the attempt.
     fn on_terminal(&mut self, row: &TaskRow) -> Result<(), Error> {
         match row.parent {
-            Some(p) => self.dirty.push(p),
+            Some(p) => self.mark_dirty(p),
             None => {
                 let state = match row.state {
                     TaskState::Succeeded => AttemptState::Succeeded,
@@ -158,12 +256,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                     "finish_attempt",
                     "UPDATE attempts SET state = ?1, finished_at = ?2 WHERE id = ?3 \
                          AND root_task_id = ?4",
-                    params![
-                        state.as_str(),
-                        self.now.to_string(),
-                        row.attempt.0,
-                        row.id.0
-                    ],
+                    params![state.as_str(), self.now_s.clone(), row.attempt.0, row.id.0],
                 )?;
                 self.attempts.remove(&row.attempt);
                 tracing::info!(attempt = %row.attempt, state = state.as_str(), "attempt finished");
@@ -176,14 +269,59 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(())
     }
 
+    /// Marks a planned task for settling before the transaction commits (once, however many
+    /// of its children finished in this transaction).
+    fn mark_dirty(&mut self, id: TaskId) {
+        if self.dirty_set.insert(id) {
+            self.dirty.push(id);
+        }
+    }
+
     /// Settles every dirty planned task; repeats until nothing changes.
     pub(crate) fn settle_all(&mut self) -> Result<(), Error> {
         while let Some(id) = self.dirty.pop() {
+            self.dirty_set.remove(&id);
             let row = self.load(id)?;
             if row.state == TaskState::Planned {
                 self.settle(row)?;
             }
         }
+        Ok(())
+    }
+
+    // ---------------------------------------------------------------- live tree size
+
+    /// Rows of the attempt's live tree: counted once when unknown (an attempt of an older
+    /// spade), then kept up to date as rows are added and epochs retired.
+    fn live_tasks(&mut self, attempt: AttemptId) -> Result<u64, Error> {
+        let known: Option<i64> = self
+            .tx
+            .prepare_cached("SELECT live_tasks FROM attempts WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![attempt.0], |r| r.get(0)))
+            .map_err(sql("live_tasks"))?;
+        let n = match known {
+            Some(n) => n,
+            None => {
+                let n = super::live_ids(self.tx, attempt)?.len() as i64;
+                crate::store::exec(
+                    self.tx,
+                    "count_live_tasks",
+                    "UPDATE attempts SET live_tasks = ?1 WHERE id = ?2",
+                    params![n, attempt.0],
+                )?;
+                n
+            }
+        };
+        Ok(u64::try_from(n).unwrap_or(0))
+    }
+
+    fn add_live(&mut self, attempt: AttemptId, n: i64) -> Result<(), Error> {
+        crate::store::exec(
+            self.tx,
+            "add_live_tasks",
+            "UPDATE attempts SET live_tasks = live_tasks + ?1 WHERE id = ?2",
+            params![n, attempt.0],
+        )?;
         Ok(())
     }
 
@@ -194,10 +332,9 @@ impl<'t, 'c> Apply<'t, 'c> {
         &mut self,
         attempt: AttemptId,
         generation: i64,
-        root: &TaskDef,
+        root: DefId,
     ) -> Result<TaskId, Error> {
-        let definition = def::to_json(root);
-        let export_def = def::map_to_json(&root.export);
+        let node = self.node(root)?;
         let id = rows::insert_task(
             self.tx,
             &NewTask {
@@ -205,18 +342,19 @@ impl<'t, 'c> Apply<'t, 'c> {
                 parent: None,
                 epoch: generation,
                 child_index: 0,
-                full_name: &root.name,
-                is_group: matches!(root.kind, TaskKind::Group(_)),
+                full_name: &node.name,
+                is_group: node.is_group(),
                 role: Role::Root,
-                definition: &definition,
-                export_def: &export_def,
+                def_id: root,
             },
-            self.now,
+            &self.now_s,
         )?;
+        self.history
+            .record(id, None, TaskState::Blocked, "instantiated");
         crate::store::exec(
             self.tx,
             "set_root",
-            "UPDATE attempts SET root_task_id = ?1 WHERE id = ?2",
+            "UPDATE attempts SET root_task_id = ?1, live_tasks = 1 WHERE id = ?2",
             params![id.0, attempt.0],
         )?;
         self.attempts.remove(&attempt);
@@ -230,7 +368,7 @@ impl<'t, 'c> Apply<'t, 'c> {
     fn insert_children(
         &mut self,
         parent: &TaskRow,
-        children: &[(TaskDef, Role)],
+        children: &[(DefId, Role)],
         upstream: &[Vec<usize>],
         names: &[String],
     ) -> Result<Vec<TaskId>, Error> {
@@ -241,9 +379,8 @@ impl<'t, 'c> Apply<'t, 'c> {
             .map_err(sql("count_children"))?;
         let resuming = self.attempt(parent.attempt)?.resume_root.is_some();
         let mut ids = Vec::with_capacity(children.len());
-        for (i, (child, role)) in children.iter().enumerate() {
-            let definition = def::to_json(child);
-            let export_def = def::map_to_json(&child.export);
+        for (i, (def_id, role)) in children.iter().enumerate() {
+            let node = self.node(*def_id)?;
             let id = rows::insert_task(
                 self.tx,
                 &NewTask {
@@ -251,14 +388,15 @@ impl<'t, 'c> Apply<'t, 'c> {
                     parent: Some(parent.id),
                     epoch: parent.child_epoch,
                     child_index: base + i as i64,
-                    full_name: names.get(i).map_or(&child.name, |n| n),
-                    is_group: matches!(child.kind, TaskKind::Group(_)),
+                    full_name: names.get(i).map_or(&node.name, |n| n),
+                    is_group: node.is_group(),
                     role: *role,
-                    definition: &definition,
-                    export_def: &export_def,
+                    def_id: *def_id,
                 },
-                self.now,
+                &self.now_s,
             )?;
+            self.history
+                .record(id, None, TaskState::Blocked, "instantiated");
             for &u in upstream.get(i).map_or(&[][..], |v| &v[..]) {
                 if let Some(&up) = ids.get(u) {
                     rows::insert_edge(self.tx, up, id)?;
@@ -268,13 +406,14 @@ impl<'t, 'c> Apply<'t, 'c> {
             if resuming && *role != Role::Error {
                 let row = self.load(id)?;
                 if let Some(old) = self.previous_of(&row)? {
-                    if old.state == TaskState::Succeeded {
+                    if old.state == TaskState::Succeeded && self.keepable(&row, &old)? {
                         self.keep(row, &old)?;
                     }
                 }
             }
             ids.push(id);
         }
+        self.add_live(parent.attempt, children.len() as i64)?;
         Ok(ids)
     }
 
@@ -299,15 +438,10 @@ impl<'t, 'c> Apply<'t, 'c> {
                 } else {
                     match self.previous_of(&parent)? {
                         None => None,
-                        Some(old_parent) => rows::select_tasks(
-                            self.tx,
-                            "previous_task",
-                            "parent_id = ?1 AND epoch = ?2 AND full_name = ?3",
-                            params![old_parent.id.0, old_parent.child_epoch, row.full_name],
-                        )?
-                        .into_iter()
-                        .next()
-                        .map(Rc::new),
+                        Some(old_parent) => self
+                            .previous_children_of(&old_parent)?
+                            .get(&row.full_name)
+                            .cloned(),
                     }
                 }
             }
@@ -316,47 +450,76 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(found)
     }
 
+    /// The live children of a previous-try row by full name, read once: a resumed group of
+    /// thousands of children looks each one up without a scan.
+    fn previous_children_of(
+        &mut self,
+        old: &TaskRow,
+    ) -> Result<&HashMap<String, Rc<TaskRow>>, Error> {
+        if !self.previous_children.contains_key(&old.id) {
+            let children: HashMap<String, Rc<TaskRow>> = rows::live_children(self.tx, old)?
+                .into_iter()
+                .map(|c| (c.full_name.clone(), Rc::new(c)))
+                .collect();
+            self.previous_children.insert(old.id, children);
+        }
+        Ok(&self.previous_children[&old.id])
+    }
+
+    /// Whether a new row takes over its succeeded counterpart without running. Operators are
+    /// kept (a kept generator carries its children's stores in `sub_fold`); a group runs
+    /// again so that every task of the definition as it is now is matched one by one, and a
+    /// task added to a group that succeeded runs (Digdag inserts and runs it). A childless
+    /// succeeded group (an empty one, or one an older spade kept whole, its subtree's stores
+    /// folded into its own) is kept.
+    fn keepable(&mut self, row: &TaskRow, old: &TaskRow) -> Result<bool, Error> {
+        Ok(match (row.is_group, old.is_group) {
+            (false, false) => true,
+            (true, true) => {
+                let has_children: bool = self
+                    .tx
+                    .prepare_cached(
+                        "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1 AND epoch = ?2)",
+                    )
+                    .and_then(|mut s| s.query_row(params![old.id.0, old.child_epoch], |r| r.get(0)))
+                    .map_err(sql("has_children"))?;
+                !has_children
+            }
+            (true, false) | (false, true) => false,
+        })
+    }
+
     /// A resumed attempt keeps a task that succeeded in the previous try: the new row is
-    /// succeeded at once, with the old run's params and exports and the store updates of the
-    /// old row and its whole subtree folded into one, so later tasks see the same params
-    /// although a kept group or generator gets no children.
+    /// succeeded at once, with the old run's exports and stores, and the fold of what the old
+    /// row and its whole subtree stored, so later tasks see the same params although a kept
+    /// generator gets no children.
     fn keep(&mut self, mut row: TaskRow, old: &TaskRow) -> Result<(), Error> {
-        let mut stmt = self
+        let sub_fold: Option<String> = self
             .tx
-            .prepare_cached(
-                "WITH RECURSIVE d(id, child_epoch) AS ( \
-                   SELECT id, child_epoch FROM tasks WHERE id = ?1 \
-                   UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
-                     WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) \
-                 SELECT t.store_params, t.reset_store FROM d CROSS JOIN tasks t ON t.id = d.id \
-                 WHERE t.store_params IS NOT NULL OR t.reset_store IS NOT NULL ORDER BY t.id",
-            )
-            .map_err(sql("kept_stores"))?;
-        let stores = stmt
-            .query_map(params![old.id.0], |r| {
-                Ok((
-                    r.get::<_, Option<String>>(0)?
-                        .unwrap_or_else(|| "{}".into()),
-                    r.get::<_, Option<String>>(1)?,
-                ))
-            })
-            .map_err(sql("kept_stores"))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(sql("kept_stores"))?;
-        let (store, reset) = params::fold_stores(&stores)?;
-        let store = (!stores.is_empty()).then(|| rows::to_json(&store));
-        let reset = (!reset.is_empty()).then(|| rows::to_json(&reset));
+            .prepare_cached("SELECT sub_fold FROM tasks WHERE id = ?1")
+            .and_then(|mut s| s.query_row(params![old.id.0], |r| r.get(0)))
+            .map_err(sql("kept_fold"))?;
+        // Its upstream siblings are instantiated (and kept or not) already: what they
+        // stored is what a task after this one sees before this one's own stores.
+        let up_fold = params::upstream_fold(self.tx, row.id)?.to_column();
         crate::store::exec(
             self.tx,
             "keep_task",
-            "UPDATE tasks SET params = ?1, export_params = ?2, store_params = ?3, \
-                 reset_store = ?4 WHERE id = ?5",
-            params![old.params, old.export_params, store, reset, row.id.0],
+            "UPDATE tasks SET export_params = ?1, store_params = ?2, reset_store = ?3, \
+                 sub_fold = ?4, up_fold = ?5 WHERE id = ?6",
+            params![
+                old.export_params,
+                old.store_params,
+                old.reset_store,
+                sub_fold,
+                up_fold,
+                row.id.0
+            ],
         )?;
-        row.params.clone_from(&old.params);
+        self.chains.clear();
         row.export_params.clone_from(&old.export_params);
-        row.store_params = store;
-        row.reset_store = reset;
+        row.store_params.clone_from(&old.store_params);
+        row.reset_store.clone_from(&old.reset_store);
         self.transition(
             &mut row,
             TaskEvent::Resumed,
@@ -366,25 +529,36 @@ impl<'t, 'c> Apply<'t, 'c> {
     }
 
     /// The static children of a planned group, from its definition.
-    fn instantiate_group_children(&mut self, row: &TaskRow, d: &TaskDef) -> Result<(), Error> {
-        let TaskKind::Group(children) = &d.kind else {
+    fn instantiate_group_children(&mut self, row: &TaskRow, d: &Node) -> Result<(), Error> {
+        let NodeKind::Group(children) = &d.kind else {
             return Ok(());
         };
         let mode = self.parallel_mode(row, d)?;
-        let specs = plan::children(&row.full_name, children, mode);
-        let defs: Vec<(TaskDef, Role)> =
-            children.iter().map(|c| (c.clone(), Role::Static)).collect();
+        let nodes = children
+            .iter()
+            .map(|c| self.node(*c))
+            .collect::<Result<Vec<_>, _>>()?;
+        let infos: Vec<plan::Child<'_>> = nodes
+            .iter()
+            .map(|n| plan::Child {
+                name: &n.name,
+                background: n.background,
+                after: &n.after,
+            })
+            .collect();
+        let specs = plan::children(&row.full_name, &infos, mode);
+        let defs: Vec<(DefId, Role)> = children.iter().map(|c| (*c, Role::Static)).collect();
         let upstream: Vec<Vec<usize>> = specs.iter().map(|s| s.upstream.clone()).collect();
         let names: Vec<String> = specs.into_iter().map(|s| s.full_name).collect();
         self.insert_children(row, &defs, &upstream, &names)?;
         Ok(())
     }
 
-    fn parallel_mode(&mut self, row: &TaskRow, d: &TaskDef) -> Result<Parallel, Error> {
+    fn parallel_mode(&mut self, row: &TaskRow, d: &Node) -> Result<Parallel, Error> {
         let value = match &d.parallel {
             None | Some(ParallelDef::All(false)) => return Ok(Parallel::Sequential),
             Some(ParallelDef::All(true)) => return Ok(Parallel::All),
-            Some(ParallelDef::Limit(n)) => return Ok(Parallel::Limit(*n)),
+            Some(ParallelDef::Limit(n)) => return Ok(Parallel::limit(*n)),
             Some(ParallelDef::Expr(v)) => v.clone(),
         };
         let params = self.scope_params(row, d)?;
@@ -394,9 +568,12 @@ impl<'t, 'c> Apply<'t, 'c> {
             Ok(serde_json::Value::String(s)) if s == "true" => Ok(Parallel::All),
             Ok(serde_json::Value::Object(m)) => Ok(m
                 .get("limit")
-                .and_then(serde_json::Value::as_u64)
+                .and_then(|l| match l {
+                    serde_json::Value::String(s) => s.trim().parse::<u64>().ok(),
+                    other => other.as_u64(),
+                })
                 .and_then(|n| u32::try_from(n).ok())
-                .map_or(Parallel::All, Parallel::Limit)),
+                .map_or(Parallel::All, Parallel::limit)),
             Ok(other) => {
                 if !matches!(other, serde_json::Value::Bool(false))
                     && other != serde_json::Value::String("false".into())
@@ -413,7 +590,7 @@ impl<'t, 'c> Apply<'t, 'c> {
     }
 
     /// The evaluated params a group sees (for its `_parallel`/`_retry` expressions).
-    fn scope_params(&mut self, row: &TaskRow, d: &TaskDef) -> Result<JsonMap, Error> {
+    fn scope_params(&mut self, row: &TaskRow, d: &Node) -> Result<JsonMap, Error> {
         match self.evaluate(row, d)? {
             Ok(ev) => Ok(ev.params),
             Err(e) => {
@@ -427,34 +604,85 @@ impl<'t, 'c> Apply<'t, 'c> {
     fn evaluate(
         &mut self,
         row: &TaskRow,
-        d: &TaskDef,
+        d: &Node,
     ) -> Result<Result<crate::expr::Evaluated, crate::expr::Error>, Error> {
         let attempt = self.attempt(row.attempt)?;
         let scope = self.scope(row)?;
         Ok(scope.eval(d, &attempt.timezone, self.now))
     }
 
+    /// The chain from the root down to `parent`, one row per level (siblings share it).
+    fn chain_to(&mut self, parent: TaskId) -> Result<Rc<Vec<ChainNode>>, Error> {
+        if let Some(c) = self.chains.get(&parent) {
+            return Ok(Rc::clone(c));
+        }
+        let mut stmt = self
+            .tx
+            .prepare_cached(
+                "WITH RECURSIVE a(id, depth) AS ( \
+                   SELECT ?1, 0 \
+                   UNION ALL SELECT t.parent_id, a.depth + 1 FROM a CROSS JOIN tasks t \
+                     ON t.id = a.id WHERE t.parent_id IS NOT NULL) \
+                 SELECT a.depth, t.up_fold, d.export, t.export_params, t.store_params, \
+                   t.reset_store \
+                 FROM a CROSS JOIN tasks t ON t.id = a.id CROSS JOIN task_defs d \
+                   ON d.id = t.def_id",
+            )
+            .map_err(sql("ancestors"))?;
+        let mut raw = stmt
+            .query_map(params![parent.0], |r| {
+                Ok((
+                    r.get::<_, i64>(0)?,
+                    r.get::<_, Option<String>>(1)?,
+                    r.get::<_, String>(2)?,
+                    r.get::<_, Option<String>>(3)?,
+                    r.get::<_, Option<String>>(4)?,
+                    r.get::<_, Option<String>>(5)?,
+                ))
+            })
+            .map_err(sql("ancestors"))?
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(sql("ancestors"))?;
+        // Root first; sorted here rather than by SQL, which would build a sorter each time.
+        raw.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
+        let mut chain = Vec::with_capacity(raw.len());
+        for (_, up_fold, export, export_params, store_params, reset_store) in raw {
+            chain.push(ChainNode {
+                up_fold,
+                ancestor: Some(AncestorParts {
+                    export: def::export_from(&export)?,
+                    export_params,
+                    store_params,
+                    reset_store,
+                }),
+            });
+        }
+        let chain = Rc::new(chain);
+        self.chains.insert(parent, Rc::clone(&chain));
+        Ok(chain)
+    }
+
     /// The scope chain below the task's own `_export` and local params.
     pub(crate) fn scope(&mut self, row: &TaskRow) -> Result<Scope, Error> {
         let attempt = self.attempt(row.attempt)?;
-        let mut ancestors: Vec<(TaskRow, crate::dig::Map)> = Vec::new();
-        let mut cursor = row.parent;
-        while let Some(p) = cursor {
-            let prow = self.load(p)?;
-            let export = def::map_from_json(&prow.export_def)?;
-            cursor = prow.parent;
-            ancestors.push((prow, export));
-        }
-        ancestors.reverse();
+        let ancestors = match row.parent {
+            Some(p) => self.chain_to(p)?,
+            None => Rc::new(Vec::new()),
+        };
         let builtins = params::builtins(&attempt, &row.full_name);
-        Ok(Scope::build(self.tx, &attempt, builtins, &ancestors, row)?)
+        Ok(Scope::build(
+            &attempt,
+            builtins,
+            &ancestors,
+            row.up_fold.as_deref(),
+        )?)
     }
 
     /// Resolves `_retry` once per row (literal, or `${...}` against `params`).
     fn resolve_retry(
         &mut self,
         row: &mut TaskRow,
-        d: &TaskDef,
+        d: &Node,
         params: &JsonMap,
     ) -> Result<Result<(), String>, Error> {
         if row.retry_policy.is_some() {
@@ -497,9 +725,20 @@ impl<'t, 'c> Apply<'t, 'c> {
     // ---------------------------------------------------------------- readiness
 
     /// A blocked task whose dependencies are met: a group is planned (children instantiated),
-    /// an operator becomes ready and is started.
+    /// an operator becomes ready and is started. Either way it first records what its
+    /// upstream siblings stored (`up_fold`), which is final now that they all succeeded.
     fn unblock(&mut self, mut row: TaskRow) -> Result<(), Error> {
-        let d = self.def_of(row.id)?;
+        let fold = params::upstream_fold(self.tx, row.id)?;
+        if let Some(text) = fold.to_column() {
+            crate::store::exec(
+                self.tx,
+                "set_up_fold",
+                "UPDATE tasks SET up_fold = ?1 WHERE id = ?2",
+                params![text, row.id.0],
+            )?;
+            row.up_fold = Some(text);
+        }
+        let d = self.def_of(&row)?;
         if row.is_group {
             self.transition(&mut row, TaskEvent::DepsMetGroup, "dependencies met")?;
             if d.disable {
@@ -518,16 +757,28 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
     }
 
-    /// A group just planned (first time or after a group retry): resolve `_retry`, instantiate.
-    fn plan_group(&mut self, mut row: TaskRow, d: &TaskDef) -> Result<(), Error> {
+    /// A group just planned (first time or after a group retry): resolve `_retry`, arm
+    /// `_timeout` for this try, instantiate.
+    fn plan_group(&mut self, mut row: TaskRow, d: &Node) -> Result<(), Error> {
         if row.first_started.is_none() {
             crate::store::exec(
                 self.tx,
                 "group_started",
                 "UPDATE tasks SET first_started_ms = ?1, started_at = ?2 WHERE id = ?3",
-                params![rows::ts_ms(self.now), self.now.to_string(), row.id.0],
+                params![rows::ts_ms(self.now), self.now_s.clone(), row.id.0],
             )?;
             row.first_started = Some(self.now);
+        }
+        if let Some(timeout) = d.timeout {
+            let at = retry::add(self.now, timeout);
+            crate::store::exec(
+                self.tx,
+                "arm_timeout",
+                "UPDATE tasks SET timeout_at_ms = ?1 WHERE id = ?2",
+                params![rows::ts_ms(at), row.id.0],
+            )?;
+            row.timeout_at = Some(at);
+            self.actions.push(Action::WakeAt(at));
         }
         if d.retry.is_some() && row.retry_policy.is_none() {
             let params = self.scope_params(&row, d)?;
@@ -538,7 +789,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             }
         }
         self.instantiate_group_children(&row, d)?;
-        self.dirty.push(row.id);
+        self.mark_dirty(row.id);
         Ok(())
     }
 
@@ -547,14 +798,15 @@ impl<'t, 'c> Apply<'t, 'c> {
     fn settle(&mut self, row: TaskRow) -> Result<(), Error> {
         let unblocked = rows::unblockable_children(self.tx, &row)?;
         if !unblocked.is_empty() {
+            // A child that finishes at once (disabled, an empty group, a failed start) marks
+            // this task dirty again as it finishes (`on_terminal`), and one still going will
+            // when it finishes: no re-check here.
             for child in unblocked {
                 self.unblock(child)?;
             }
-            // Started children may have finished at once (disabled, empty groups): re-check.
-            self.dirty.push(row.id);
             return Ok(());
         }
-        if rows::count_progressing_children(self.tx, &row)? > 0 {
+        if rows::any_progressing_child(self.tx, &row)? {
             return Ok(());
         }
         let children = rows::live_children(self.tx, &row)?;
@@ -578,6 +830,17 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         let failed: Vec<&TaskRow> = children.iter().filter(|c| c.state.is_error()).collect();
         if failed.is_empty() {
+            // A group's `_check` runs once its children succeeded (an operator's was added
+            // with its generated children); its failure fails the group like a child's.
+            if row.is_group && !children.iter().any(|c| c.role == Role::Check) {
+                let d = self.def_of(&row)?;
+                if let Some(check) = d.check {
+                    let name = plan::full_name(&row.full_name, "^check");
+                    self.insert_children(&row, &[(check, Role::Check)], &[Vec::new()], &[name])?;
+                    self.mark_dirty(row.id);
+                    return Ok(());
+                }
+            }
             self.transition(
                 &mut row,
                 TaskEvent::ChildrenSucceeded,
@@ -587,6 +850,12 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         let names: Vec<&str> = failed.iter().map(|c| c.full_name.as_str()).collect();
         let message = format!("task failed: {}", names.join(", "));
+        self.decide_group_failure(row, message)
+    }
+
+    /// A planned task's try failed (a child failed, or the try timed out): group retry, or
+    /// `^error` and `group_error`.
+    fn decide_group_failure(&mut self, row: TaskRow, message: String) -> Result<(), Error> {
         let policy = Self::policy(&row)?;
         let decision = retry::decide(
             policy.as_ref(),
@@ -653,17 +922,22 @@ impl<'t, 'c> Apply<'t, 'c> {
             "UPDATE tasks SET error = ?1 WHERE id = ?2",
             params![error_text, row.id.0],
         )?;
-        let d = self.def_of(row.id)?;
+        let d = self.def_of(&row)?;
         let reason = error
             .get("message")
             .and_then(serde_json::Value::as_str)
             .unwrap_or("failed")
             .to_owned();
-        match d.error.as_deref() {
+        match d.error {
             Some(handler) => {
                 // `${error.*}` for the handler: exported by the failing task, which is an
-                // ancestor of `^error`.
+                // ancestor of `^error`; a failed group also exports what its descendants
+                // stored (spec 5.6), so its handler sees the stores of the tasks that ran.
                 let mut export = rows::json_map("export params", row.export_params.as_deref())?;
+                if final_state == TaskState::GroupError {
+                    let stored = params::subtree_fold(self.tx, row.id)?;
+                    params::deep_merge(&mut export, stored.store);
+                }
                 export.insert("error".into(), serde_json::Value::Object(error));
                 crate::store::exec(
                     self.tx,
@@ -671,17 +945,13 @@ impl<'t, 'c> Apply<'t, 'c> {
                     "UPDATE tasks SET export_params = ?1, pending_state = ?2 WHERE id = ?3",
                     params![rows::to_json(&export), final_state.as_str(), row.id.0],
                 )?;
+                self.chains.clear();
                 row.export_params = Some(rows::to_json(&export));
                 row.pending_state = Some(final_state);
                 self.transition(&mut row, TaskEvent::FailedWithHandler, &reason)?;
                 let name = plan::full_name(&row.full_name, "^error");
-                self.insert_children(
-                    &row,
-                    &[(handler.clone(), Role::Error)],
-                    &[Vec::new()],
-                    &[name],
-                )?;
-                self.dirty.push(row.id);
+                self.insert_children(&row, &[(handler, Role::Error)], &[Vec::new()], &[name])?;
+                self.mark_dirty(row.id);
                 Ok(())
             }
             None => {
@@ -725,7 +995,10 @@ impl<'t, 'c> Apply<'t, 'c> {
         let group_retry = row.state == TaskState::GroupRetryWaiting;
         self.transition(&mut row, TaskEvent::RetryDue, "retry due")?;
         if group_retry {
-            // The old epoch's rows stay as history; nothing of them is copied.
+            // The old epoch's rows stay as history (no longer counted as live); nothing of
+            // them is copied.
+            let retired = count_subtree(self.tx, row.id, row.child_epoch)?;
+            self.add_live(row.attempt, -retired)?;
             crate::store::exec(
                 self.tx,
                 "new_epoch",
@@ -736,7 +1009,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             row.child_epoch += 1;
             row.pending_state = None;
             if row.is_group {
-                let d = self.def_of(row.id)?;
+                let d = self.def_of(&row)?;
                 self.transition(&mut row, TaskEvent::Replan, "group retry: new epoch")?;
                 return self.plan_group(row, &d);
             }
@@ -751,8 +1024,8 @@ impl<'t, 'c> Apply<'t, 'c> {
 
     /// Starts a new run of a ready operator task: evaluates its params once, bumps the fence.
     pub(crate) fn start(&mut self, mut row: TaskRow) -> Result<(), Error> {
-        let d = self.def_of(row.id)?;
-        let TaskKind::Operator(op) = &d.kind else {
+        let d = self.def_of(&row)?;
+        let NodeKind::Operator(op) = &d.kind else {
             return Err(crate::store::Error::Corrupt {
                 what: "task kind",
                 detail: format!("group `{}` cannot be started", row.full_name),
@@ -774,28 +1047,47 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         let fence = Fence(row.fence.0 + 1);
         let first = row.first_started.unwrap_or(self.now);
-        crate::store::exec(
+        // `_timeout` bounds the whole try: the executor kills the run at this time, and a
+        // generator's children must finish by then too (`tick`).
+        let timeout_at = d.timeout.map(|t| retry::add(self.now, t));
+        // The state change is part of this write (one update of the row, not two).
+        let running = next(row.state, TaskEvent::Start)?;
+        let n = crate::store::exec(
             self.tx,
             "start",
-            "UPDATE tasks SET fence = ?1, params = ?2, secret_keys = ?3, \
-                 first_started_ms = ?4, started_at = COALESCE(started_at, ?5), pid = NULL, \
+            "UPDATE tasks SET fence = ?1, first_started_ms = ?2, \
+                 started_at = COALESCE(started_at, ?3), updated_at = ?3, pid = NULL, \
                  pgid = NULL, store_params = NULL, reset_store = NULL, export_params = NULL, \
-                 error = NULL WHERE id = ?6",
+                 error = NULL, timeout_at_ms = ?4, state = ?5 WHERE id = ?6 AND state = ?7",
             params![
                 fence.0,
-                rows::to_json(&evaluated.params),
-                rows::to_json(&evaluated.secret_keys),
                 rows::ts_ms(first),
-                self.now.to_string(),
-                row.id.0
+                self.now_s,
+                timeout_at.map(rows::ts_ms),
+                running.as_str(),
+                row.id.0,
+                row.state.as_str()
             ],
         )?;
+        rows::expect_one(n, row.id, row.state)?;
         crate::store::exec(
             self.tx,
             "insert_run",
-            "INSERT INTO task_runs (task_id, fence, started_at) VALUES (?1, ?2, ?3)",
-            params![row.id.0, fence.0, self.now.to_string()],
+            "INSERT INTO task_runs (task_id, fence, started_at, params, secret_keys) \
+             VALUES (?1, ?2, ?3, ?4, ?5)",
+            params![
+                row.id.0,
+                fence.0,
+                self.now_s.clone(),
+                rows::to_json(&evaluated.params),
+                rows::to_json(&evaluated.secret_keys)
+            ],
         )?;
+        if row.export_params.is_some() || row.store_params.is_some() {
+            // A generator run again: its earlier outputs are history, and so are chains
+            // cached through it.
+            self.chains.clear();
+        }
         row.fence = fence;
         // Outputs of an earlier successful run (a generator re-run by a group retry) are
         // history: nothing is stored until this run succeeds.
@@ -803,8 +1095,16 @@ impl<'t, 'c> Apply<'t, 'c> {
         row.reset_store = None;
         row.export_params = None;
         row.error = None;
-        self.transition(&mut row, TaskEvent::Start, "started")?;
+        row.timeout_at = timeout_at;
+        self.moved(&mut row, running, TaskEvent::Start, "started")?;
         let policy = Self::policy(&row)?;
+        // Cached with the attempt row, so possibly a few tasks behind within this
+        // transaction: good enough for a generator's early refusal.
+        let live = self.attempt(row.attempt)?.live_tasks.unwrap_or(0);
+        let generate_limit = self
+            .config
+            .task_limit
+            .saturating_sub(u64::try_from(live).unwrap_or(0));
         let command = evaluated
             .params
             .get("_command")
@@ -822,6 +1122,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             timeout: d.timeout,
             deadline_at: policy.as_ref().and_then(|p| p.deadline_at(first)),
             retry_count: row.retry_count,
+            generate_limit,
         })));
         Ok(())
     }
@@ -862,22 +1163,14 @@ impl<'t, 'c> Apply<'t, 'c> {
         fence: Fence,
         outcome: Outcome,
     ) -> Result<(), Error> {
-        let n = crate::store::exec(
-            self.tx,
-            "fence_check",
-            "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND fence = ?3 AND state = ?4",
-            params![
-                self.now.to_string(),
-                task.0,
-                fence.0,
-                TaskState::Running.as_str()
-            ],
-        )?;
-        if n == 0 {
+        // The fence check, the end of an interruption streak by any real outcome, and the
+        // row, in one statement.
+        let interrupted = matches!(outcome, Outcome::Interrupted);
+        let Some(row) = rows::claim_completion(self.tx, task, fence, &self.now_s, interrupted)?
+        else {
             tracing::info!(%task, %fence, "ignoring a stale completion (fence no longer current)");
             return Ok(());
-        }
-        let row = self.load(task)?;
+        };
         let (kind, message) = match &outcome {
             Outcome::Succeeded { .. } => ("succeeded", None),
             Outcome::Failed { message, .. } => ("failed", Some(message.clone())),
@@ -891,16 +1184,8 @@ impl<'t, 'c> Apply<'t, 'c> {
             "finish_run",
             "UPDATE task_runs SET finished_at = ?1, outcome = ?2, message = ?3 \
                  WHERE task_id = ?4 AND fence = ?5",
-            params![self.now.to_string(), kind, message, task.0, fence.0],
+            params![self.now_s, kind, message, task.0, fence.0],
         )?;
-        if !matches!(outcome, Outcome::Interrupted) {
-            crate::store::exec(
-                self.tx,
-                "reset_interrupted",
-                "UPDATE tasks SET interrupted_count = 0 WHERE id = ?1",
-                params![task.0],
-            )?;
-        }
         match outcome {
             Outcome::Succeeded {
                 store,
@@ -929,7 +1214,7 @@ impl<'t, 'c> Apply<'t, 'c> {
         row: &TaskRow,
         ran: std::time::Duration,
     ) -> Result<String, Error> {
-        let d = self.def_of(row.id)?;
+        let d = self.def_of(row)?;
         Ok(if d.timeout == Some(ran) {
             retry::timeout_message(ran)
         } else {
@@ -966,6 +1251,35 @@ impl<'t, 'c> Apply<'t, 'c> {
         self.start(row)
     }
 
+    /// Why generated tasks cannot be added under `row`: the attempt's live tree would pass the
+    /// task limit, or the tree would nest deeper than any `.dig` file may.
+    fn generation_limit(&mut self, row: &TaskRow, sub: &TaskDef) -> Result<Option<String>, Error> {
+        let wanted = def::tree_size(sub);
+        let live = self.live_tasks(row.attempt)?;
+        let limit = self.config.task_limit;
+        if live.saturating_add(wanted) > limit {
+            return Ok(Some(format!(
+                "generating {wanted} tasks would exceed the limit of {limit} tasks per attempt \
+                 ({live} in its current tree; tasks of earlier tries and retries do not count); \
+                 raise it with `spade run --task-limit N`"
+            )));
+        }
+        let depth = match row.parent {
+            Some(p) => self.chain_to(p)?.len(),
+            None => 0,
+        };
+        // The generator, its `^sub`, and the levels below it.
+        let deepest = depth + 1 + def::tree_depth(sub);
+        let max = crate::dig::MAX_TASK_DEPTH;
+        if deepest > max {
+            return Ok(Some(format!(
+                "generated tasks would nest {deepest} levels deep, more than the limit of {max} \
+                 levels (a `call>` that calls itself never ends)"
+            )));
+        }
+        Ok(None)
+    }
+
     /// A graceful stop (SIGTERM, `systemctl stop`) ended this run before it finished: the run
     /// is recorded `interrupted` and the task is ready again for the next start. Unlike a crash
     /// it does not count towards the three-interruptions limit (the task did not cause it), it
@@ -980,12 +1294,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             self.tx,
             "fence_check",
             "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND fence = ?3 AND state = ?4",
-            params![
-                self.now.to_string(),
-                task.0,
-                fence.0,
-                TaskState::Running.as_str()
-            ],
+            params![self.now_s, task.0, fence.0, TaskState::Running.as_str()],
         )?;
         if n == 0 {
             return Ok(());
@@ -996,7 +1305,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             "finish_run",
             "UPDATE task_runs SET finished_at = ?1, outcome = ?2, message = ?3 \
                  WHERE task_id = ?4 AND fence = ?5",
-            params![self.now.to_string(), "interrupted", reason, task.0, fence.0],
+            params![self.now_s, "interrupted", reason, task.0, fence.0],
         )?;
         self.transition(&mut row, TaskEvent::Interrupted, reason)?;
         Ok(())
@@ -1010,10 +1319,10 @@ impl<'t, 'c> Apply<'t, 'c> {
         export: JsonMap,
         subtasks: Option<crate::dig::Value>,
     ) -> Result<(), Error> {
-        let d = self.def_of(row.id)?;
+        let d = self.def_of(&row)?;
         let sub = match subtasks {
             None => None,
-            Some(body) => match (self.lower)("^sub", &body) {
+            Some(body) => match (self.config.lower)("^sub", &body) {
                 Ok(sub) => Some(sub),
                 Err(diags) => {
                     let detail: Vec<String> = diags.iter().map(|d| d.message.clone()).collect();
@@ -1031,53 +1340,69 @@ impl<'t, 'c> Apply<'t, 'c> {
             },
         };
         if let Some(sub) = &sub {
-            let existing: i64 = self
-                .tx
-                .prepare_cached("SELECT COUNT(*) FROM tasks WHERE attempt_id = ?1")
-                .and_then(|mut s| s.query_row(params![row.attempt.0], |r| r.get(0)))
-                .map_err(sql("count_tasks"))?;
-            let wanted = tree_size(sub);
-            if existing.saturating_add(wanted) > MAX_TASKS_PER_ATTEMPT {
-                let message = format!(
-                    "generating {wanted} tasks would exceed the limit of {MAX_TASKS_PER_ATTEMPT} \
-                     tasks per attempt ({existing} exist)"
-                );
+            if let Some(message) = self.generation_limit(&row, sub)? {
                 return self.fail(row, message, JsonMap::new(), false);
             }
         }
-        crate::store::exec(
+        let store_text = (!store.is_empty()).then(|| rows::to_json(&store));
+        let reset_text = (!reset_store.is_empty()).then(|| rows::to_json(&reset_store));
+        let leaf = sub.is_none() && d.check.is_none();
+        // A task without children: what it stored is all its subtree stored.
+        let sub_fold = if leaf {
+            let mut fold = Fold::default();
+            fold.then(store, reset_store);
+            fold.to_column()
+        } else {
+            None
+        };
+        // The outputs and the new state in one write.
+        let event = if leaf {
+            TaskEvent::Succeeded
+        } else {
+            TaskEvent::SucceededWithChildren
+        };
+        let to = next(row.state, event)?;
+        let n = crate::store::exec(
             self.tx,
             "save_outputs",
-            "UPDATE tasks SET store_params = ?1, reset_store = ?2, export_params = ?3 \
-                 WHERE id = ?4",
+            "UPDATE tasks SET store_params = ?1, reset_store = ?2, export_params = ?3, \
+                 sub_fold = ?4, state = ?5, updated_at = ?6, \
+                 finished_at = CASE WHEN ?7 THEN ?6 ELSE finished_at END \
+                 WHERE id = ?8 AND state = ?9",
             params![
-                (!store.is_empty()).then(|| rows::to_json(&store)),
-                (!reset_store.is_empty()).then(|| rows::to_json(&reset_store)),
+                store_text,
+                reset_text,
                 (!export.is_empty()).then(|| rows::to_json(&export)),
-                row.id.0
+                sub_fold,
+                to.as_str(),
+                self.now_s,
+                to.is_terminal(),
+                row.id.0,
+                row.state.as_str()
             ],
         )?;
+        rows::expect_one(n, row.id, row.state)?;
+        row.store_params = store_text;
+        row.reset_store = reset_text;
         if !export.is_empty() {
             row.export_params = Some(rows::to_json(&export));
+            self.chains.clear();
         }
-        if sub.is_none() && d.check.is_none() {
-            self.transition(&mut row, TaskEvent::Succeeded, "succeeded")?;
+        if leaf {
+            self.moved(&mut row, to, event, "succeeded")?;
             return Ok(());
         }
-        self.transition(
-            &mut row,
-            TaskEvent::SucceededWithChildren,
-            "succeeded; children follow",
-        )?;
-        let mut children: Vec<(TaskDef, Role)> = Vec::new();
+        self.chains.clear();
+        self.moved(&mut row, to, event, "succeeded; children follow")?;
+        let mut children: Vec<(DefId, Role)> = Vec::new();
         let mut names = Vec::new();
         let mut upstream = Vec::new();
         if let Some(sub) = sub {
             names.push(plan::full_name(&row.full_name, "^sub"));
-            children.push((sub, Role::Sub));
+            children.push((def::store(self.tx, &sub)?, Role::Sub));
             upstream.push(Vec::new());
         }
-        if let Some(check) = d.check.as_deref() {
+        if let Some(check) = d.check {
             names.push(plan::full_name(&row.full_name, "^check"));
             // `_check` runs after the generated children.
             upstream.push(if children.is_empty() {
@@ -1085,10 +1410,14 @@ impl<'t, 'c> Apply<'t, 'c> {
             } else {
                 vec![0]
             });
-            children.push((check.clone(), Role::Check));
+            children.push((check, Role::Check));
         }
         self.insert_children(&row, &children, &upstream, &names)?;
-        self.dirty.push(row.id);
+        if let Some(at) = row.timeout_at {
+            // The children run inside the generator's try.
+            self.actions.push(Action::WakeAt(at));
+        }
+        self.mark_dirty(row.id);
         Ok(())
     }
 
@@ -1098,7 +1427,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             self.tx,
             "task_log_append",
             "INSERT INTO task_logs (task_id, fence, at, chunk) VALUES (?1, ?2, ?3, ?4)",
-            params![task.0, fence.0, self.now.to_string(), text],
+            params![task.0, fence.0, self.now_s, text],
         )?;
         Ok(())
     }
@@ -1123,44 +1452,91 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(())
     }
 
-    /// `Event::Tick`: due retry waits (all attempts) become ready.
+    /// `Event::Tick`: due retry waits (all attempts) become ready, and planned tasks whose
+    /// try passed its `_timeout` are timed out.
     pub(crate) fn tick(&mut self, attempt: Option<AttemptId>) -> Result<(), Error> {
+        // Literal states, so the partial index `tasks_retry_due` applies.
         let due = rows::select_tasks(
             self.tx,
             "due_retries",
-            "state IN (?1, ?2) AND retry_at_ms <= ?3 AND (?4 IS NULL OR attempt_id = ?4)",
-            params![
-                TaskState::RetryWaiting.as_str(),
-                TaskState::GroupRetryWaiting.as_str(),
-                rows::ts_ms(self.now),
-                attempt.map(|a| a.0)
-            ],
+            "state IN ('retry_waiting', 'group_retry_waiting') AND retry_at_ms <= ?1 \
+             AND (?2 IS NULL OR attempt_id = ?2)",
+            params![rows::ts_ms(self.now), attempt.map(|a| a.0)],
         )?;
         for row in due {
             self.retry_due(row)?;
+        }
+        let timed_out = rows::select_tasks(
+            self.tx,
+            "due_timeouts",
+            "timeout_at_ms IS NOT NULL AND timeout_at_ms <= ?1 AND state = ?2 \
+             AND (?3 IS NULL OR attempt_id = ?3)",
+            params![
+                rows::ts_ms(self.now),
+                TaskState::Planned.as_str(),
+                attempt.map(|a| a.0)
+            ],
+        )?;
+        for row in timed_out {
+            // Re-read: timing out an outer task may have finished this one.
+            let row = self.load(row.id)?;
+            if row.state == TaskState::Planned && row.pending_state.is_none() {
+                self.time_out(row)?;
+            }
         }
         self.settle_all()?;
         self.next_wake(attempt)
     }
 
-    /// Adds `WakeAt` for the earliest pending retry, if any.
+    /// A planned task's try passed its `_timeout` (a group, or a generator with its
+    /// children): what still runs under it is canceled (running processes killed), and the
+    /// try fails like a timed-out operator try, so `_retry` and `_error` apply.
+    fn time_out(&mut self, row: TaskRow) -> Result<(), Error> {
+        let d = self.def_of(&row)?;
+        let Some(limit) = d.timeout else {
+            return Ok(());
+        };
+        let mut open: Vec<TaskRow> = live_descendants(self.tx, &row)?
+            .into_iter()
+            .filter(|r| !r.state.is_terminal())
+            .collect();
+        // Ids grow downwards in the tree: descending id cancels children first.
+        open.sort_by_key(|r| std::cmp::Reverse(r.id));
+        for mut child in open {
+            if child.state == TaskState::Running {
+                if let Some(pgid) = child.pgid {
+                    self.actions.push(Action::Kill {
+                        task: child.id,
+                        fence: child.fence,
+                        pgid,
+                    });
+                }
+            }
+            self.transition(
+                &mut child,
+                TaskEvent::Cancel,
+                "the try of an ancestor timed out",
+            )?;
+        }
+        let message = retry::timeout_message(limit);
+        tracing::info!(task = %row.full_name, %message, "try timed out");
+        self.decide_group_failure(row, message)
+    }
+
+    /// Adds `WakeAt` for the earliest pending retry or planned timeout, if any.
     pub(crate) fn next_wake(&mut self, attempt: Option<AttemptId>) -> Result<(), Error> {
         let next: Option<i64> = self
             .tx
             .prepare_cached(
-                "SELECT MIN(retry_at_ms) FROM tasks WHERE state IN (?1, ?2) \
-                 AND (?3 IS NULL OR attempt_id = ?3)",
+                "SELECT MIN(t) FROM ( \
+                   SELECT MIN(retry_at_ms) AS t FROM tasks \
+                     WHERE state IN ('retry_waiting', 'group_retry_waiting') \
+                     AND (?1 IS NULL OR attempt_id = ?1) \
+                   UNION ALL SELECT MIN(timeout_at_ms) FROM tasks \
+                     WHERE timeout_at_ms IS NOT NULL AND state = 'planned' \
+                     AND (?1 IS NULL OR attempt_id = ?1))",
             )
-            .and_then(|mut s| {
-                s.query_row(
-                    params![
-                        TaskState::RetryWaiting.as_str(),
-                        TaskState::GroupRetryWaiting.as_str(),
-                        attempt.map(|a| a.0)
-                    ],
-                    |r| r.get(0),
-                )
-            })
+            .and_then(|mut s| s.query_row(params![attempt.map(|a| a.0)], |r| r.get(0)))
             .map_err(sql("next_wake"))?;
         if let Some(at) = rows::ms_to_ts(next) {
             if !self
@@ -1208,6 +1584,7 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         // Parents are canceled explicitly, so there is nothing left to settle.
         self.dirty.clear();
+        self.dirty_set.clear();
         Ok(())
     }
 
@@ -1248,7 +1625,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 // A group is only ready between a group-retry wait and its re-plan, which
                 // happen in one transaction; re-plan it here should that ever be seen.
                 let mut row = row;
-                let d = self.def_of(row.id)?;
+                let d = self.def_of(&row)?;
                 self.transition(&mut row, TaskEvent::Replan, "recovered")?;
                 self.plan_group(row, &d)?;
             } else {
@@ -1262,9 +1639,36 @@ impl<'t, 'c> Apply<'t, 'c> {
             params![attempt.0, TaskState::Planned.as_str()],
         )?;
         for row in planned.iter().rev() {
-            self.dirty.push(row.id);
+            self.mark_dirty(row.id);
         }
         self.settle_all()?;
         self.tick(Some(attempt))
     }
+}
+
+/// Rows in the subtree of one epoch of `task`'s children (the rows a group retry retires).
+fn count_subtree(tx: &Tx<'_>, task: TaskId, epoch: i64) -> Result<i64, Error> {
+    tx.prepare_cached(
+        "WITH RECURSIVE d(id, child_epoch) AS ( \
+           SELECT id, child_epoch FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+           UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
+             WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) \
+         SELECT COUNT(*) FROM d",
+    )
+    .and_then(|mut s| s.query_row(params![task.0, epoch], |r| r.get(0)))
+    .map_err(sql("count_subtree"))
+    .map_err(Error::from)
+}
+
+/// The live descendants of a task (current epochs only).
+fn live_descendants(tx: &Tx<'_>, row: &TaskRow) -> Result<Vec<TaskRow>, Error> {
+    Ok(rows::select_tasks(
+        tx,
+        "live_descendants",
+        "id IN (WITH RECURSIVE d(id, child_epoch) AS ( \
+           SELECT id, child_epoch FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+           UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
+             WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) SELECT id FROM d)",
+        params![row.id.0, row.child_epoch],
+    )?)
 }

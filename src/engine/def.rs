@@ -1,16 +1,64 @@
-//! A lossless serde mirror of [`TaskDef`], so each task row holds its own definition.
+//! Task definitions in the store: each node of a definition tree is one `task_defs` row,
+//! written once and never changed.
 //!
-//! Generated (`^sub`) trees and group-retry epochs are then self-contained: recovery and retries
-//! re-instantiate from rows alone, never from the `.dig` files or an operator re-run. Spans are
-//! kept so a rebuilt value still points at its file when the file is loaded again.
+//! A node holds its own fields only; its children and its `_error`/`_check` handlers are the ids
+//! of other nodes. A row is then as large as its node and not as its subtree, so reading a
+//! group or an ancestor costs the same in a group of 4,000 as in a group of 10, and a tree of
+//! depth 100 is stored once and not once per level. The node's `_export:` has its own column
+//! before the body: descendants read it on every scope build without touching the body.
+//! Values are encoded flat (pre-order, containers carry their length), so the JSON nests a
+//! constant few levels however deep the tree or a value is; floats keep their bits, so
+//! infinities and NaN come back exactly. Task rows point at their node (`tasks.def_id`), a
+//! revision at its root (`revisions.root_def_id`): a group retry, a `--rerun` or a resume of an
+//! unchanged revision stores nothing again. Generated (`^sub`) trees are stored when they are
+//! generated, so retries and recovery never need the `.dig` files or an operator re-run.
+
+pub(crate) mod legacy;
 
 use crate::diag::{FileId, Span};
 use crate::dig::{
     IntervalType, Key, Map, OperatorCall, ParallelDef, RetryDef, RetryPolicy, TaskDef, TaskKind,
     Template, TemplatePart, Value, ValueKind,
 };
+use crate::store::{self, sql, Tx};
+use rusqlite::{params, OptionalExtension};
 use serde::{Deserialize, Serialize};
 use std::time::Duration;
+
+/// The id of a `task_defs` row.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct DefId(pub i64);
+
+/// One node of a definition tree as the engine reads it: a [`TaskDef`] whose subtree is ids.
+#[derive(Clone, Debug)]
+pub struct Node {
+    pub name: String,
+    pub kind: NodeKind,
+    pub export: Map,
+    pub params: Map,
+    pub retry: Option<RetryDef>,
+    pub parallel: Option<ParallelDef>,
+    pub background: bool,
+    pub after: Vec<String>,
+    pub error: Option<DefId>,
+    pub check: Option<DefId>,
+    pub timeout: Option<Duration>,
+    pub disable: bool,
+    pub span: Span,
+}
+
+#[derive(Clone, Debug)]
+pub enum NodeKind {
+    /// Children in definition order.
+    Group(Vec<DefId>),
+    Operator(Box<OperatorCall>),
+}
+
+impl Node {
+    pub fn is_group(&self) -> bool {
+        matches!(self.kind, NodeKind::Group(_))
+    }
+}
 
 type SpanJ = (u32, u32, u32);
 
@@ -32,101 +80,231 @@ enum PartJ {
     E(String, SpanJ),
 }
 
+/// One item of a flat value: scalars, container headers (`Q`, `M`) and map keys (`K`).
 #[derive(Serialize, Deserialize)]
-enum KindJ {
-    Null,
-    Bool(bool),
-    Int(i64),
-    Float(f64),
-    Str(String, Vec<PartJ>),
-    Seq(Vec<ValueJ>),
-    Map(Vec<(String, SpanJ, ValueJ)>),
+enum ItemJ {
+    N(SpanJ),
+    B(bool, SpanJ),
+    I(i64, SpanJ),
+    /// The float's bits: exact for every value, infinities and NaN included.
+    F(u64, SpanJ),
+    /// Raw text and template parts; `None` stands for the one literal part equal to the text.
+    S(String, Option<Vec<PartJ>>, SpanJ),
+    /// A sequence: this many values follow.
+    Q(u32, SpanJ),
+    /// A mapping: this many entries follow, each a `K` and its value.
+    M(u32, SpanJ),
+    K(String, SpanJ),
 }
 
-#[derive(Serialize, Deserialize)]
-struct ValueJ(KindJ, SpanJ);
-
-fn value_j(v: &Value) -> ValueJ {
-    let kind = match &v.kind {
-        ValueKind::Null => KindJ::Null,
-        ValueKind::Bool(b) => KindJ::Bool(*b),
-        ValueKind::Int(i) => KindJ::Int(*i),
-        ValueKind::Float(f) => KindJ::Float(*f),
-        ValueKind::Str(t) => KindJ::Str(
-            t.raw.clone(),
-            t.parts
-                .iter()
-                .map(|p| match p {
-                    TemplatePart::Literal(s) => PartJ::L(s.clone()),
-                    TemplatePart::Expr { source, span } => PartJ::E(source.clone(), span_j(*span)),
-                })
-                .collect(),
-        ),
-        ValueKind::Seq(items) => KindJ::Seq(items.iter().map(value_j).collect()),
-        ValueKind::Map(m) => KindJ::Map(map_j(m)),
-    };
-    ValueJ(kind, span_j(v.span))
+fn len_u32(n: usize) -> u32 {
+    // Containers come from files of bounded size: more than 4 billion items cannot be parsed.
+    u32::try_from(n).unwrap_or(u32::MAX)
 }
 
-fn value_from(v: ValueJ) -> Value {
-    let kind = match v.0 {
-        KindJ::Null => ValueKind::Null,
-        KindJ::Bool(b) => ValueKind::Bool(b),
-        KindJ::Int(i) => ValueKind::Int(i),
-        KindJ::Float(f) => ValueKind::Float(f),
-        KindJ::Str(raw, parts) => ValueKind::Str(Template {
-            raw,
-            parts: parts
-                .into_iter()
-                .map(|p| match p {
-                    PartJ::L(s) => TemplatePart::Literal(s),
-                    PartJ::E(source, span) => TemplatePart::Expr {
-                        source,
-                        span: span_from(span),
-                    },
-                })
-                .collect(),
-        }),
-        KindJ::Seq(items) => ValueKind::Seq(items.into_iter().map(value_from).collect()),
-        KindJ::Map(m) => ValueKind::Map(map_from(m)),
-    };
-    Value {
-        kind,
-        span: span_from(v.1),
+fn encode_value(v: &Value, out: &mut Vec<ItemJ>) {
+    let span = span_j(v.span);
+    match &v.kind {
+        ValueKind::Null => out.push(ItemJ::N(span)),
+        ValueKind::Bool(b) => out.push(ItemJ::B(*b, span)),
+        ValueKind::Int(i) => out.push(ItemJ::I(*i, span)),
+        ValueKind::Float(f) => out.push(ItemJ::F(f.to_bits(), span)),
+        ValueKind::Str(t) => {
+            let single = matches!(t.parts.as_slice(), [TemplatePart::Literal(l)] if *l == t.raw);
+            let parts = (!single).then(|| {
+                t.parts
+                    .iter()
+                    .map(|p| match p {
+                        TemplatePart::Literal(s) => PartJ::L(s.clone()),
+                        TemplatePart::Expr { source, span } => {
+                            PartJ::E(source.clone(), span_j(*span))
+                        }
+                    })
+                    .collect()
+            });
+            out.push(ItemJ::S(t.raw.clone(), parts, span));
+        }
+        ValueKind::Seq(items) => {
+            out.push(ItemJ::Q(len_u32(items.len()), span));
+            for item in items {
+                encode_value(item, out);
+            }
+        }
+        ValueKind::Map(m) => encode_map(m, span, out),
     }
 }
 
-fn map_j(m: &Map) -> Vec<(String, SpanJ, ValueJ)> {
-    m.entries
-        .iter()
-        .map(|(k, v)| (k.name.clone(), span_j(k.span), value_j(v)))
-        .collect()
+fn encode_map(m: &Map, span: SpanJ, out: &mut Vec<ItemJ>) {
+    out.push(ItemJ::M(len_u32(m.entries.len()), span));
+    for (k, v) in &m.entries {
+        out.push(ItemJ::K(k.name.clone(), span_j(k.span)));
+        encode_value(v, out);
+    }
 }
 
-fn map_from(m: Vec<(String, SpanJ, ValueJ)>) -> Map {
+fn flat_map(m: &Map) -> Vec<ItemJ> {
+    let mut out = Vec::new();
+    encode_map(m, span_j(Span::NONE), &mut out);
+    out
+}
+
+fn flat_value(v: &Value) -> Vec<ItemJ> {
+    let mut out = Vec::new();
+    encode_value(v, &mut out);
+    out
+}
+
+/// A container being decoded.
+enum Open {
+    Seq {
+        span: Span,
+        items: Vec<Value>,
+        left: u32,
+    },
     Map {
-        entries: m
-            .into_iter()
-            .map(|(name, span, v)| {
-                (
-                    Key {
-                        name,
-                        span: span_from(span),
-                    },
-                    value_from(v),
-                )
-            })
-            .collect(),
+        span: Span,
+        entries: Vec<(Key, Value)>,
+        key: Option<Key>,
+        left: u32,
+    },
+}
+
+/// Adds a finished value to the innermost open container; returns it when there is none.
+fn attach(stack: &mut [Open], value: Value) -> Result<Option<Value>, String> {
+    match stack.last_mut() {
+        None => Ok(Some(value)),
+        Some(Open::Seq { items, left, .. }) => {
+            items.push(value);
+            *left = left.saturating_sub(1);
+            Ok(None)
+        }
+        Some(Open::Map {
+            entries, key, left, ..
+        }) => {
+            let key = key.take().ok_or("a map value without its key")?;
+            entries.push((key, value));
+            *left = left.saturating_sub(1);
+            Ok(None)
+        }
+    }
+}
+
+fn is_complete(open: &Open) -> bool {
+    match open {
+        Open::Seq { left, .. } => *left == 0,
+        Open::Map { left, key, .. } => *left == 0 && key.is_none(),
+    }
+}
+
+/// Decodes one flat value without recursion (values nest as deep as their file allows).
+fn decode_value(items: Vec<ItemJ>) -> Result<Value, String> {
+    let mut stack: Vec<Open> = Vec::new();
+    let mut items = items.into_iter();
+    loop {
+        // Close every container whose items are all there.
+        while stack.last().is_some_and(is_complete) {
+            let value = match stack.pop() {
+                Some(Open::Seq { span, items, .. }) => Value {
+                    kind: ValueKind::Seq(items),
+                    span,
+                },
+                Some(Open::Map { span, entries, .. }) => Value {
+                    kind: ValueKind::Map(Map { entries }),
+                    span,
+                },
+                None => break,
+            };
+            if let Some(done) = attach(&mut stack, value)? {
+                return finish(done, items);
+            }
+        }
+        let item = items.next().ok_or("a value ends early")?;
+        let (kind, span) = match item {
+            ItemJ::K(name, span) => {
+                match stack.last_mut() {
+                    Some(Open::Map {
+                        key: key @ None, ..
+                    }) => {
+                        *key = Some(Key {
+                            name,
+                            span: span_from(span),
+                        });
+                    }
+                    _ => return Err("a map key outside a map".into()),
+                }
+                continue;
+            }
+            ItemJ::Q(n, span) => {
+                stack.push(Open::Seq {
+                    span: span_from(span),
+                    items: Vec::with_capacity(n.min(1024) as usize),
+                    left: n,
+                });
+                continue;
+            }
+            ItemJ::M(n, span) => {
+                stack.push(Open::Map {
+                    span: span_from(span),
+                    entries: Vec::with_capacity(n.min(1024) as usize),
+                    key: None,
+                    left: n,
+                });
+                continue;
+            }
+            ItemJ::N(span) => (ValueKind::Null, span),
+            ItemJ::B(b, span) => (ValueKind::Bool(b), span),
+            ItemJ::I(i, span) => (ValueKind::Int(i), span),
+            ItemJ::F(bits, span) => (ValueKind::Float(f64::from_bits(bits)), span),
+            ItemJ::S(raw, parts, span) => {
+                let parts = match parts {
+                    None => vec![TemplatePart::Literal(raw.clone())],
+                    Some(parts) => parts
+                        .into_iter()
+                        .map(|p| match p {
+                            PartJ::L(s) => TemplatePart::Literal(s),
+                            PartJ::E(source, span) => TemplatePart::Expr {
+                                source,
+                                span: span_from(span),
+                            },
+                        })
+                        .collect(),
+                };
+                (ValueKind::Str(Template { raw, parts }), span)
+            }
+        };
+        let value = Value {
+            kind,
+            span: span_from(span),
+        };
+        if let Some(done) = attach(&mut stack, value)? {
+            return finish(done, items);
+        }
+    }
+}
+
+fn finish(value: Value, mut rest: impl Iterator<Item = ItemJ>) -> Result<Value, String> {
+    match rest.next() {
+        None => Ok(value),
+        Some(_) => Err("items after the end of a value".into()),
+    }
+}
+
+fn decode_map(items: Vec<ItemJ>) -> Result<Map, String> {
+    match decode_value(items)?.kind {
+        ValueKind::Map(m) => Ok(m),
+        _ => Err("expected a map".into()),
     }
 }
 
 #[derive(Serialize, Deserialize)]
 struct OpJ {
     name: String,
-    command: ValueJ,
+    command: Vec<ItemJ>,
     supported: bool,
-    do_block: Option<ValueJ>,
-    else_do_block: Option<ValueJ>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    do_block: Option<Vec<ItemJ>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    else_do_block: Option<Vec<ItemJ>>,
     span: SpanJ,
 }
 
@@ -142,30 +320,45 @@ struct PolicyJ {
 #[derive(Serialize, Deserialize)]
 enum RetryJ {
     Policy(PolicyJ),
-    Expr(ValueJ),
+    Expr(Vec<ItemJ>),
 }
 
 #[derive(Serialize, Deserialize)]
 enum ParallelJ {
     All(bool),
     Limit(u32),
-    Expr(ValueJ),
+    Expr(Vec<ItemJ>),
 }
 
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// The `body` column: one node, its subtree as ids.
 #[derive(Serialize, Deserialize)]
-struct DefJ {
+struct NodeJ {
     name: String,
-    children: Option<Vec<DefJ>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    children: Option<Vec<i64>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     op: Option<OpJ>,
-    export: Vec<(String, SpanJ, ValueJ)>,
-    params: Vec<(String, SpanJ, ValueJ)>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    params: Option<Vec<ItemJ>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     retry: Option<RetryJ>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     parallel: Option<ParallelJ>,
+    #[serde(default, skip_serializing_if = "is_false")]
     background: bool,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     after: Vec<String>,
-    error: Option<Box<DefJ>>,
-    check: Option<Box<DefJ>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    error: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    check: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     timeout_ms: Option<u64>,
+    #[serde(default, skip_serializing_if = "is_false")]
     disable: bool,
     span: SpanJ,
 }
@@ -174,27 +367,52 @@ fn ms(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
-fn def_j(d: &TaskDef) -> DefJ {
-    let (children, op) = match &d.kind {
-        TaskKind::Group(c) => (Some(c.iter().map(def_j).collect()), None),
-        TaskKind::Operator(op) => (
-            None,
-            Some(OpJ {
-                name: op.name.clone(),
-                command: value_j(&op.command),
-                supported: op.supported,
-                do_block: op.do_block.as_ref().map(value_j),
-                else_do_block: op.else_do_block.as_ref().map(value_j),
-                span: span_j(op.span),
-            }),
-        ),
+fn corrupt(detail: impl Into<String>) -> store::Error {
+    store::Error::Corrupt {
+        what: "task definition",
+        detail: detail.into(),
+    }
+}
+
+/// The `export` column of a node: empty text for no `_export:` (most nodes), so readers skip it.
+pub(crate) fn export_text(export: &Map) -> String {
+    if export.is_empty() {
+        return String::new();
+    }
+    crate::store::rows::to_json(&flat_map(export))
+}
+
+/// Reads an `export` column.
+pub(crate) fn export_from(text: &str) -> Result<Map, store::Error> {
+    if text.is_empty() {
+        return Ok(Map::default());
+    }
+    let items: Vec<ItemJ> = crate::store::rows::parse_json("task export", text)?;
+    decode_map(items).map_err(corrupt)
+}
+
+fn body_text(
+    d: &TaskDef,
+    children: Option<Vec<i64>>,
+    error: Option<i64>,
+    check: Option<i64>,
+) -> String {
+    let op = match &d.kind {
+        TaskKind::Group(_) => None,
+        TaskKind::Operator(op) => Some(OpJ {
+            name: op.name.clone(),
+            command: flat_value(&op.command),
+            supported: op.supported,
+            do_block: op.do_block.as_ref().map(flat_value),
+            else_do_block: op.else_do_block.as_ref().map(flat_value),
+            span: span_j(op.span),
+        }),
     };
-    DefJ {
+    let node = NodeJ {
         name: d.name.clone(),
         children,
         op,
-        export: map_j(&d.export),
-        params: map_j(&d.params),
+        params: (!d.params.is_empty()).then(|| flat_map(&d.params)),
         retry: d.retry.as_ref().map(|r| match r {
             RetryDef::Policy(p) => RetryJ::Policy(PolicyJ {
                 limit: p.limit,
@@ -203,113 +421,227 @@ fn def_j(d: &TaskDef) -> DefJ {
                 max_interval_ms: p.max_interval.map(ms),
                 deadline_ms: p.deadline.map(ms),
             }),
-            RetryDef::Expr(v) => RetryJ::Expr(value_j(v)),
+            RetryDef::Expr(v) => RetryJ::Expr(flat_value(v)),
         }),
         parallel: d.parallel.as_ref().map(|p| match p {
             ParallelDef::All(b) => ParallelJ::All(*b),
             ParallelDef::Limit(n) => ParallelJ::Limit(*n),
-            ParallelDef::Expr(v) => ParallelJ::Expr(value_j(v)),
+            ParallelDef::Expr(v) => ParallelJ::Expr(flat_value(v)),
         }),
         background: d.background,
         after: d.after.clone(),
-        error: d.error.as_ref().map(|e| Box::new(def_j(e))),
-        check: d.check.as_ref().map(|e| Box::new(def_j(e))),
+        error,
+        check,
         timeout_ms: d.timeout.map(ms),
         disable: d.disable,
         span: span_j(d.span),
-    }
+    };
+    crate::store::rows::to_json(&node)
 }
 
-fn def_from(d: DefJ) -> Result<TaskDef, String> {
-    let kind = match (d.children, d.op) {
-        (Some(c), None) => TaskKind::Group(c.into_iter().map(def_from).collect::<Result<_, _>>()?),
-        (None, Some(op)) => TaskKind::Operator(Box::new(OperatorCall {
+/// Stores a definition tree, one row per node (children and handlers first); returns the root.
+pub(crate) fn store(tx: &Tx<'_>, d: &TaskDef) -> Result<DefId, store::Error> {
+    let children = match &d.kind {
+        TaskKind::Group(children) => Some(
+            children
+                .iter()
+                .map(|c| store(tx, c).map(|id| id.0))
+                .collect::<Result<Vec<_>, _>>()?,
+        ),
+        TaskKind::Operator(_) => None,
+    };
+    let error = d.error.as_deref().map(|e| store(tx, e)).transpose()?;
+    let check = d.check.as_deref().map(|c| store(tx, c)).transpose()?;
+    let body = body_text(d, children, error.map(|e| e.0), check.map(|c| c.0));
+    tx.prepare_cached("INSERT INTO task_defs (export, body) VALUES (?1, ?2)")
+        .and_then(|mut s| s.execute(params![export_text(&d.export), body]))
+        .map_err(sql("store_definition"))?;
+    Ok(DefId(tx.last_insert_rowid()))
+}
+
+/// Reads one node.
+pub(crate) fn load(tx: &Tx<'_>, id: DefId) -> Result<Node, store::Error> {
+    let (export, body): (String, String) = tx
+        .prepare_cached("SELECT export, body FROM task_defs WHERE id = ?1")
+        .and_then(|mut s| s.query_row(params![id.0], |r| Ok((r.get(0)?, r.get(1)?))))
+        .optional()
+        .map_err(sql("load_definition"))?
+        .ok_or(store::Error::NotFound {
+            what: "task definition",
+            id: id.0,
+        })?;
+    let j: NodeJ = crate::store::rows::parse_json("task definition", &body)?;
+    node_from(j, export_from(&export)?).map_err(corrupt)
+}
+
+fn node_from(j: NodeJ, export: Map) -> Result<Node, String> {
+    let kind = match (j.children, j.op) {
+        (Some(c), None) => NodeKind::Group(c.into_iter().map(DefId).collect()),
+        (None, Some(op)) => NodeKind::Operator(Box::new(OperatorCall {
             name: op.name,
-            command: value_from(op.command),
+            command: decode_value(op.command)?,
             supported: op.supported,
-            do_block: op.do_block.map(value_from),
-            else_do_block: op.else_do_block.map(value_from),
+            do_block: op.do_block.map(decode_value).transpose()?,
+            else_do_block: op.else_do_block.map(decode_value).transpose()?,
             span: span_from(op.span),
         })),
         (Some(_), Some(_)) | (None, None) => {
             return Err(format!(
                 "task `{}` must be exactly one of group or operator",
-                d.name
+                j.name
             ))
         }
     };
-    Ok(TaskDef {
-        name: d.name,
+    Ok(Node {
+        name: j.name,
         kind,
-        export: map_from(d.export),
-        params: map_from(d.params),
-        retry: d.retry.map(|r| match r {
-            RetryJ::Policy(p) => RetryDef::Policy(RetryPolicy {
-                limit: p.limit,
-                interval: Duration::from_millis(p.interval_ms),
-                interval_type: if p.exponential {
-                    IntervalType::Exponential
-                } else {
-                    IntervalType::Constant
-                },
-                max_interval: p.max_interval_ms.map(Duration::from_millis),
-                deadline: p.deadline_ms.map(Duration::from_millis),
-            }),
-            RetryJ::Expr(v) => RetryDef::Expr(value_from(v)),
-        }),
-        parallel: d.parallel.map(|p| match p {
-            ParallelJ::All(b) => ParallelDef::All(b),
-            ParallelJ::Limit(n) => ParallelDef::Limit(n),
-            ParallelJ::Expr(v) => ParallelDef::Expr(value_from(v)),
-        }),
-        background: d.background,
-        after: d.after,
-        error: d.error.map(|e| def_from(*e).map(Box::new)).transpose()?,
-        check: d.check.map(|e| def_from(*e).map(Box::new)).transpose()?,
-        timeout: d.timeout_ms.map(Duration::from_millis),
-        disable: d.disable,
-        span: span_from(d.span),
+        export,
+        params: j.params.map(decode_map).transpose()?.unwrap_or_default(),
+        retry: j
+            .retry
+            .map(|r| -> Result<RetryDef, String> {
+                Ok(match r {
+                    RetryJ::Policy(p) => RetryDef::Policy(RetryPolicy {
+                        limit: p.limit,
+                        interval: Duration::from_millis(p.interval_ms),
+                        interval_type: if p.exponential {
+                            IntervalType::Exponential
+                        } else {
+                            IntervalType::Constant
+                        },
+                        max_interval: p.max_interval_ms.map(Duration::from_millis),
+                        deadline: p.deadline_ms.map(Duration::from_millis),
+                    }),
+                    RetryJ::Expr(v) => RetryDef::Expr(decode_value(v)?),
+                })
+            })
+            .transpose()?,
+        parallel: j
+            .parallel
+            .map(|p| -> Result<ParallelDef, String> {
+                Ok(match p {
+                    ParallelJ::All(b) => ParallelDef::All(b),
+                    ParallelJ::Limit(n) => ParallelDef::Limit(n),
+                    ParallelJ::Expr(v) => ParallelDef::Expr(decode_value(v)?),
+                })
+            })
+            .transpose()?,
+        background: j.background,
+        after: j.after,
+        error: j.error.map(DefId),
+        check: j.check.map(DefId),
+        timeout: j.timeout_ms.map(Duration::from_millis),
+        disable: j.disable,
+        span: span_from(j.span),
     })
 }
 
-/// Serializes a definition subtree for a `tasks.definition` column.
-pub fn to_json(def: &TaskDef) -> String {
-    // Serializing plain structs of strings and numbers cannot fail (no maps with non-string
-    // keys, no custom serializers); a failure would be a serde_json bug.
-    serde_json::to_string(&def_j(def)).unwrap_or_else(|_| String::from("null"))
-}
-
-/// Serializes an `_export:` map for a `tasks.export_def` column.
-pub fn map_to_json(map: &Map) -> String {
-    serde_json::to_string(&map_j(map)).unwrap_or_else(|_| String::from("[]"))
-}
-
-/// Reads back a `tasks.export_def` column.
-pub fn map_from_json(text: &str) -> Result<Map, crate::store::Error> {
-    let j: Vec<(String, SpanJ, ValueJ)> =
-        serde_json::from_str(text).map_err(|source| crate::store::Error::Json {
-            what: "task export",
-            source,
-        })?;
-    Ok(map_from(j))
-}
-
-/// Reads back a `tasks.definition` column.
-pub fn from_json(text: &str) -> Result<TaskDef, crate::store::Error> {
-    let j: DefJ = serde_json::from_str(text).map_err(|source| crate::store::Error::Json {
-        what: "task definition",
-        source,
-    })?;
-    def_from(j).map_err(|detail| crate::store::Error::Corrupt {
-        what: "task definition",
-        detail,
+/// Reads a whole tree back (generators' `_do:` blocks, tests); recursion as deep as the tree,
+/// which lowering bounds by [`crate::dig::MAX_TASK_DEPTH`].
+pub(crate) fn load_tree(tx: &Tx<'_>, id: DefId) -> Result<TaskDef, store::Error> {
+    let node = load(tx, id)?;
+    let kind = match node.kind {
+        NodeKind::Group(children) => TaskKind::Group(
+            children
+                .into_iter()
+                .map(|c| load_tree(tx, c))
+                .collect::<Result<_, _>>()?,
+        ),
+        NodeKind::Operator(op) => TaskKind::Operator(op),
+    };
+    let handler = |h: Option<DefId>| -> Result<Option<Box<TaskDef>>, store::Error> {
+        h.map(|h| load_tree(tx, h).map(Box::new)).transpose()
+    };
+    Ok(TaskDef {
+        name: node.name,
+        kind,
+        export: node.export,
+        params: node.params,
+        retry: node.retry,
+        parallel: node.parallel,
+        background: node.background,
+        after: node.after,
+        error: handler(node.error)?,
+        check: handler(node.check)?,
+        timeout: node.timeout,
+        disable: node.disable,
+        span: node.span,
     })
+}
+
+/// Nodes of a definition tree, handlers included.
+pub(crate) fn tree_size(d: &TaskDef) -> u64 {
+    let children: u64 = match &d.kind {
+        TaskKind::Group(c) => c.iter().map(tree_size).sum(),
+        TaskKind::Operator(_) => 0,
+    };
+    let handlers: u64 = [&d.error, &d.check]
+        .into_iter()
+        .flatten()
+        .map(|h| tree_size(h))
+        .sum();
+    1 + children + handlers
+}
+
+/// Levels below the root of a definition tree (0 for a single task), handlers included.
+pub(crate) fn tree_depth(d: &TaskDef) -> usize {
+    let children = match &d.kind {
+        TaskKind::Group(c) => c.iter().map(tree_depth).max(),
+        TaskKind::Operator(_) => None,
+    };
+    let handlers = [&d.error, &d.check]
+        .into_iter()
+        .flatten()
+        .map(|h| tree_depth(h))
+        .max();
+    children.max(handlers).map_or(0, |d| d + 1)
+}
+
+/// Migration 6: gives every task row of an older database its definition as nodes (each row
+/// held its whole subtree, which becomes the nodes of that row alone), then the store folds.
+pub(crate) fn convert_legacy(tx: &Tx<'_>) -> Result<(), store::Error> {
+    let rows: Vec<(i64, String)> = {
+        let mut stmt = tx
+            .prepare("SELECT id, definition FROM tasks WHERE def_id IS NULL ORDER BY id")
+            .map_err(sql("convert_definitions"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .map_err(sql("convert_definitions"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("convert_definitions"))?;
+        rows
+    };
+    for (id, text) in rows {
+        let def = legacy::from_json(&text)?;
+        let def_id = store(tx, &def)?;
+        tx.execute(
+            "UPDATE tasks SET def_id = ?1 WHERE id = ?2",
+            params![def_id.0, id],
+        )
+        .map_err(sql("convert_definitions"))?;
+    }
+    super::params::fill_folds(tx)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::testkit::{group, op};
+    use crate::engine::testkit::{group, op, v_map, v_str};
+
+    fn with_store<T>(f: impl FnOnce(&Tx<'_>) -> T) -> T {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("spade.db")).unwrap();
+        store
+            .write("test", |tx| Ok::<_, store::Error>(f(tx)))
+            .unwrap()
+    }
+
+    fn float(f: f64) -> Value {
+        Value {
+            kind: ValueKind::Float(f),
+            span: Span::NONE,
+        }
+    }
 
     #[test]
     fn definition_round_trips_losslessly() {
@@ -322,10 +654,78 @@ mod tests {
             deadline: None,
         }));
         t.timeout = Some(Duration::from_millis(1500));
-        let mut g = group("+wf", vec![t, op("+b", "echo", "hi")]);
+        t.export = crate::engine::testkit::map(vec![
+            ("inf", float(f64::INFINITY)),
+            ("ninf", float(f64::NEG_INFINITY)),
+            ("nan", float(f64::NAN)),
+            ("x", v_map(vec![("y", v_str("${z}")), ("e", v_map(vec![]))])),
+        ]);
+        if let TaskKind::Operator(o) = &mut t.kind {
+            o.do_block = Some(v_map(vec![("+b", v_map(vec![("echo>", v_str("hi"))]))]));
+        }
+        let mut g = group("+wf", vec![t, op("+b", "echo", "hi"), group("+e", vec![])]);
         g.parallel = Some(ParallelDef::Limit(2));
         g.error = Some(Box::new(op("^error", "echo", "oops")));
-        let back = from_json(&to_json(&g)).unwrap();
+        let back = with_store(|tx| load_tree(tx, store(tx, &g).unwrap()).unwrap());
+        // `{:?}` prints NaN as NaN, so this compares floats by value and NaN as NaN.
         assert_eq!(format!("{back:?}"), format!("{g:?}"));
+        let TaskKind::Group(children) = &back.kind else {
+            panic!("a group")
+        };
+        let ValueKind::Float(nan) = children[0].export.get("nan").unwrap().kind else {
+            panic!("a float")
+        };
+        assert_eq!(nan.to_bits(), f64::NAN.to_bits());
+    }
+
+    #[test]
+    fn deep_values_and_trees_nest_no_json_deeper_than_a_few_levels() {
+        let mut v = v_str("leaf");
+        for i in 0..600 {
+            v = if i % 2 == 0 {
+                v_map(vec![("k", v)])
+            } else {
+                Value {
+                    kind: ValueKind::Seq(vec![v]),
+                    span: Span::NONE,
+                }
+            };
+        }
+        let mut t = op("+leaf", "echo", "x");
+        t.params = crate::engine::testkit::map(vec![("deep", v.clone())]);
+        for i in 0..150 {
+            t = group(&format!("+g{i}"), vec![t]);
+        }
+        let (back, depth) = with_store(|tx| {
+            let id = store(tx, &t).unwrap();
+            let body: String = tx
+                .query_row("SELECT body FROM task_defs WHERE id = 1", [], |r| r.get(0))
+                .unwrap();
+            let json: serde_json::Value = crate::store::rows::parse_json("t", &body).unwrap();
+            fn depth(v: &serde_json::Value) -> usize {
+                match v {
+                    serde_json::Value::Array(a) => 1 + a.iter().map(depth).max().unwrap_or(0),
+                    serde_json::Value::Object(m) => 1 + m.values().map(depth).max().unwrap_or(0),
+                    _ => 0,
+                }
+            }
+            (load_tree(tx, id).unwrap(), depth(&json))
+        });
+        assert!(depth < 10, "the leaf's body nests {depth} levels");
+        assert_eq!(format!("{back:?}"), format!("{t:?}"));
+        assert_eq!(tree_depth(&t), 150);
+    }
+
+    #[test]
+    fn malformed_flat_values_are_errors_not_panics() {
+        for items in [
+            vec![],
+            vec![ItemJ::Q(2, (0, 0, 0)), ItemJ::N((0, 0, 0))],
+            vec![ItemJ::M(1, (0, 0, 0)), ItemJ::N((0, 0, 0))],
+            vec![ItemJ::K("k".into(), (0, 0, 0))],
+            vec![ItemJ::N((0, 0, 0)), ItemJ::N((0, 0, 0))],
+        ] {
+            assert!(decode_value(items).is_err());
+        }
     }
 }

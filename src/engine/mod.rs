@@ -11,7 +11,9 @@
 //!   as `Action::Kill`, and every ready task is returned as `Action::Start`.
 //!   `Engine::replay(attempt, now, events)` is the same, preceded in its transaction by
 //!   completions replayed from journals.
-//! - `Engine::apply(now, event)` applies one event in one transaction and returns actions.
+//! - `Engine::apply(now, event)` applies one event in one transaction and returns actions;
+//!   `Engine::apply_all(now, events)` applies a batch in one transaction (group commit: each
+//!   event's transitions stay whole, and the batch's actions run after its one commit).
 
 pub mod action;
 mod apply;
@@ -47,6 +49,10 @@ pub enum Error {
     /// The engine asked for a transition the table forbids: a spade bug.
     #[error(transparent)]
     Illegal(#[from] IllegalTransition),
+    /// What was asked cannot apply to the attempt as it is (new params or `--rerun` for an
+    /// attempt that has not finished); the message says what to do instead.
+    #[error("{0}")]
+    Request(String),
 }
 
 impl Error {
@@ -54,9 +60,16 @@ impl Error {
         match self {
             Error::Store(e) => e.is_user_fixable(),
             Error::Illegal(_) => false,
+            Error::Request(_) => true,
         }
     }
 }
+
+/// Live tasks one attempt may hold unless configured otherwise (`spade run --task-limit`):
+/// Digdag's `executor.task_max_run` is 1,000, which a 600-item `for_each>` retried once
+/// passed. A `for_each>` of 10,000 `echo>` tasks measured 5.2 s and 43 MiB peak in a release
+/// build (`benches/engine.rs`, `for-each-10k`; see `docs/engine.md`, "Task limit").
+pub const DEFAULT_TASK_LIMIT: u64 = 100_000;
 
 /// Attempt states.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -111,8 +124,21 @@ pub struct NewAttempt {
     pub rerun: bool,
 }
 
+/// What a resume keeps and runs, for `spade run` to say (static tasks, by full name).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ResumeReport {
+    /// Tasks that succeeded before and do not run again.
+    pub kept: Vec<String>,
+    /// Tasks of the definition that the previous try did not have (top-most only: a new
+    /// group stands for its children).
+    pub new: Vec<String>,
+    /// The workflow's sources (the file, its `!include`s and `call>` targets) changed since
+    /// the previous try.
+    pub definition_changed: bool,
+}
+
 /// The attempt `prepare_attempt` found or created.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub struct PreparedAttempt {
     pub session: SessionId,
     pub attempt: AttemptId,
@@ -124,6 +150,10 @@ pub struct PreparedAttempt {
     /// `Some(kept)` when a failed or killed attempt resumes: the previous try's succeeded
     /// operator tasks that will not run again.
     pub resumed: Option<usize>,
+    /// The details of a resume (`Some` exactly when `resumed` is).
+    pub resume: Option<ResumeReport>,
+    /// True when an existing finished attempt started over from scratch (`--rerun`).
+    pub rerun: bool,
 }
 
 /// One task as tests and reports see it.
@@ -162,31 +192,49 @@ pub struct AttemptSummary {
 pub type Lowerer =
     fn(&str, &crate::dig::Value) -> Result<crate::dig::TaskDef, Vec<crate::diag::Diagnostic>>;
 
+/// What every transaction of one engine is configured with.
+#[derive(Clone, Copy)]
+pub(crate) struct Config {
+    pub(crate) lower: Lowerer,
+    /// Live tasks one attempt may hold; a generator asking for more fails.
+    pub(crate) task_limit: u64,
+}
+
 /// The engine over one store. Cheap to share behind an `Arc`; all writes go through it.
 pub struct Engine {
     store: Store,
-    lower: Lowerer,
+    config: Config,
+    nodes: apply::NodeCache,
 }
 
 impl Engine {
     pub fn open(db: &std::path::Path) -> Result<Engine, Error> {
-        Ok(Engine {
-            store: Store::open(db)?,
-            lower: crate::dig::lower_task,
-        })
+        Engine::open_with(db, store::Options::default())
     }
 
     pub fn open_with(db: &std::path::Path, options: store::Options) -> Result<Engine, Error> {
         Ok(Engine {
             store: Store::open_with(db, options)?,
-            lower: crate::dig::lower_task,
+            config: Config {
+                lower: crate::dig::lower_task,
+                task_limit: DEFAULT_TASK_LIMIT,
+            },
+            nodes: apply::NodeCache::default(),
         })
     }
 
     /// Replaces how generated `^sub` bodies are lowered (tests drive the engine without the
     /// `.dig` lowering).
     pub fn with_lowerer(mut self, lower: Lowerer) -> Engine {
-        self.lower = lower;
+        self.config.lower = lower;
+        self
+    }
+
+    /// Sets how many live tasks (the attempt's current tree; history rows of retries and
+    /// earlier tries do not count) one attempt may hold. Static tasks always instantiate; a
+    /// generator whose output would pass the limit fails.
+    pub fn with_task_limit(mut self, limit: u64) -> Engine {
+        self.config.task_limit = limit;
         self
     }
 
@@ -194,21 +242,57 @@ impl Engine {
         &self.store
     }
 
+    /// Runs `f` in one write transaction of the engine: buffered history is written before
+    /// the commit, and the definition nodes it read are shared with later transactions after.
+    fn transact<T>(
+        &self,
+        op: &'static str,
+        now: Timestamp,
+        f: impl FnOnce(&mut apply::Apply<'_, '_>) -> Result<T, Error>,
+    ) -> Result<(T, Vec<Action>), Error> {
+        let (out, actions, nodes) = self.store.write(op, |tx| {
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
+            let out = f(&mut a)?;
+            let (actions, nodes) = a.finish()?;
+            Ok::<_, Error>((out, actions, nodes))
+        })?;
+        apply::publish_nodes(&self.nodes, nodes);
+        Ok((out, actions))
+    }
+
+    /// `transact` under a claim: the owner fence is checked first (nothing is written unless
+    /// the claim still holds), and after the writes the claim is released as `release` says.
+    fn transact_claimed<T>(
+        &self,
+        op: &'static str,
+        now: Timestamp,
+        claim: &Claim,
+        release: owned::Release,
+        f: impl FnOnce(&mut apply::Apply<'_, '_>) -> Result<T, Error>,
+    ) -> Result<(T, Vec<Action>), Error> {
+        let (out, actions, nodes) = self.store.write(op, |tx| {
+            store::lease::check_claim(tx, claim)?;
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
+            let out = f(&mut a)?;
+            let (actions, nodes) = a.finish()?;
+            release.apply(tx, claim, &actions)?;
+            Ok::<_, Error>((out, actions, nodes))
+        })?;
+        apply::publish_nodes(&self.nodes, nodes);
+        Ok((out, actions))
+    }
+
     pub fn prepare_attempt(
         &self,
         req: &NewAttempt,
         now: Timestamp,
     ) -> Result<PreparedAttempt, Error> {
-        self.store
-            .write("prepare_attempt", |tx| prepare::prepare(tx, req, now))
+        let (prepared, _) = self.transact("prepare_attempt", now, |a| prepare::prepare(a, req))?;
+        Ok(prepared)
     }
 
     pub fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("recover", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            a.recover(attempt)?;
-            Ok(a.actions)
-        })
+        Ok(self.transact("recover", now, |a| a.recover(attempt))?.1)
     }
 
     /// `recover` preceded, in the same transaction, by events replayed from before a restart
@@ -222,38 +306,41 @@ impl Engine {
         now: Timestamp,
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
-        self.store.write("replay", |tx| {
-            replay_in(tx, self.lower, attempt, now, events)
-        })
+        Ok(self
+            .transact("replay", now, |a| replay_in(a, attempt, events))?
+            .1)
     }
 
     pub fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, Error> {
-        self.store.write("apply", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            apply_event(&mut a, event)?;
-            Ok(a.actions)
-        })
+        Ok(self.transact("apply", now, |a| apply_event(a, event))?.1)
+    }
+
+    /// Applies `events` in order in one transaction (group commit) and returns their actions
+    /// in order. Each event is whole as with `apply`; the commit covers them all, so nothing
+    /// any of them decided runs before all of them are durable. Runs that finish together
+    /// (a wide parallel group) then cost one commit instead of one each.
+    pub fn apply_all(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, Error> {
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        Ok(self
+            .transact("apply", now, |a| apply_batch(a, events, None))?
+            .1)
     }
 
     /// `Event::Tick` limited to one attempt: a driver of one attempt among many should use
     /// this, because `Event::Tick` starts due retries of every attempt in the store and returns
     /// their `Start` actions to the caller.
     pub fn tick_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("tick_attempt", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            a.tick(Some(attempt))?;
-            Ok(a.actions)
-        })
+        Ok(self
+            .transact("tick_attempt", now, |a| a.tick(Some(attempt)))?
+            .1)
     }
 
     /// Kills a running attempt: unfinished tasks become `canceled`, running process groups
     /// come back as `Action::Kill`, and the attempt ends `killed` (`Action::AttemptFinished`).
     pub fn kill_attempt(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("kill_attempt", |tx| {
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            a.kill(attempt)?;
-            Ok(a.actions)
-        })
+        Ok(self.transact("kill_attempt", now, |a| a.kill(attempt))?.1)
     }
 
     pub fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, Error> {
@@ -272,8 +359,8 @@ impl Engine {
     /// operators read their unevaluated `_do:`/`_else_do:` from it.
     pub fn task_def(&self, task: TaskId) -> Result<crate::dig::TaskDef, Error> {
         self.store.read("task_def", |tx| {
-            let text = store::rows::load_definition(tx, task)?;
-            Ok(def::from_json(&text)?)
+            let row = store::rows::load_task(tx, task)?;
+            Ok(def::load_tree(tx, row.def_id)?)
         })
     }
 
@@ -315,7 +402,7 @@ impl Engine {
     ) -> Result<Vec<serde_json::Value>, Error> {
         self.store.read("scope_layers", |tx| {
             let row = store::rows::load_task(tx, task)?;
-            let mut a = apply::Apply::new(tx, now);
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
             Ok(a.scope(&row)?.debug_layers())
         })
     }
@@ -359,6 +446,20 @@ impl Engine {
                 | TaskState::Canceled => s.other += 1,
             }
         }
+        // A group that failed because a descendant did is said by that descendant; one that
+        // failed on its own (its `_timeout` passed) says why itself.
+        let own: Vec<(String, String)> = tasks
+            .iter()
+            .filter(|t| t.live && t.state == TaskState::GroupError)
+            .filter(|g| {
+                !s.failures.iter().any(|(name, _)| {
+                    name.strip_prefix(g.full_name.as_str())
+                        .is_some_and(|rest| rest.starts_with(['+', '^']))
+                })
+            })
+            .filter_map(|g| g.error.clone().map(|e| (g.full_name.clone(), e)))
+            .collect();
+        s.failures.extend(own);
         Ok(s)
     }
 
@@ -422,33 +523,52 @@ fn live_ids(
     Ok(ids)
 }
 
-/// `Engine::replay` inside an open transaction (shared with the claimed variant).
+/// `Engine::replay` inside an open transaction (shared with the claimed variant); the
+/// actions are left in `a.actions`.
 fn replay_in(
-    tx: &store::Tx<'_>,
-    lower: Lowerer,
+    a: &mut apply::Apply<'_, '_>,
     attempt: AttemptId,
-    now: Timestamp,
     events: Vec<Event>,
-) -> Result<Vec<Action>, Error> {
-    let mut a = apply::Apply::new(tx, now)
-        .with_lowerer(lower)
-        .deferring_starts();
+) -> Result<(), Error> {
+    a.defer_starts(true);
     // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
     for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
-        apply_event(&mut a, event)?;
+        apply_event(a, event)?;
     }
-    a.stop_deferring();
-    let replayed = std::mem::take(&mut a.actions);
+    a.defer_starts(false);
+    let mut replayed = std::mem::take(&mut a.actions);
     a.recover(attempt)?;
-    // A replayed completion that finished the attempt already said so; `recover` of
-    // the finished attempt says it again.
+    // A replayed completion that finished the attempt already said so; `recover` of the
+    // finished attempt says it again.
     let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
     if replayed.iter().any(finished) {
         a.actions.retain(|x| !finished(x));
     }
-    let mut actions = replayed;
-    actions.append(&mut a.actions);
-    Ok(actions)
+    replayed.append(&mut a.actions);
+    a.actions = replayed;
+    Ok(())
+}
+
+/// Events of one batch inside an open transaction. Parents are settled once, after every
+/// completion of the batch: a wide group whose children finish together is settled once, not
+/// once per child. `Tick`s tick `attempt` only when given (a driver of one attempt among many).
+fn apply_batch(
+    a: &mut apply::Apply<'_, '_>,
+    events: Vec<Event>,
+    attempt: Option<AttemptId>,
+) -> Result<(), Error> {
+    for event in events {
+        match event {
+            Event::Completed {
+                task,
+                fence,
+                outcome,
+            } => a.complete(task, fence, *outcome)?,
+            Event::Tick => a.tick(attempt)?,
+            other => apply_event(a, other)?,
+        }
+    }
+    a.settle_all()
 }
 
 /// One event inside an open transaction: the single dispatch `apply` and `replay` share.

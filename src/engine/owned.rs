@@ -2,7 +2,7 @@
 //! transaction that creates or resumes an attempt, and the fencing check that every write of
 //! a driver makes first (see `store::lease`).
 
-use super::{apply, apply_event, prepare, Action, Engine, Error, Event, NewAttempt};
+use super::{apply, apply_batch, apply_event, prepare, Action, Engine, Error, Event, NewAttempt};
 use super::{AttemptState, PreparedAttempt};
 use crate::ids::{AttemptId, Fence, ProjectId, TaskId};
 use crate::store::lease::{self, Claim, ClaimOutcome, Lease, Owner, OwnerId, OwnerKind};
@@ -126,17 +126,22 @@ impl Engine {
         real_ms: i64,
     ) -> Result<(PreparedAttempt, ClaimOutcome), Error> {
         let out = self.store.write("prepare_attempt", |tx| {
-            let prepared = prepare::prepare(tx, req, now)?;
+            let mut a = apply::Apply::new(tx, now, self.config, &self.nodes);
+            let prepared = prepare::prepare(&mut a, req)?;
+            let (_, nodes) = a.finish()?;
             if prepared.state.is_finished() {
-                return Ok((prepared, ClaimOutcome::Finished));
+                return Ok((prepared, ClaimOutcome::Finished, nodes));
             }
             match lease::claim(tx, prepared.attempt, owner, now, real_ms)? {
                 ClaimOutcome::Busy(o) => Err(Refused::Busy(Box::new(o))),
-                claimed => Ok((prepared, claimed)),
+                claimed => Ok((prepared, claimed, nodes)),
             }
         });
         match out {
-            Ok(v) => Ok(v),
+            Ok((prepared, claimed, nodes)) => {
+                apply::publish_nodes(&self.nodes, nodes);
+                Ok((prepared, claimed))
+            }
             Err(Refused::Busy(o)) => {
                 // Rolled back: report the attempt as it is, without having touched it.
                 let prepared = self.find_attempt(req)?;
@@ -175,6 +180,8 @@ impl Engine {
                 created: false,
                 state: AttemptState::parse(&state).unwrap_or(AttemptState::Running),
                 resumed: None,
+                resume: None,
+                rerun: false,
             })
         })
     }
@@ -219,41 +226,32 @@ impl Engine {
         now: Timestamp,
         event: Event,
     ) -> Result<Vec<Action>, Error> {
-        self.store.write("apply", |tx| {
-            lease::check_claim(tx, claim)?;
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            match event {
+        let ((), actions) =
+            self.transact_claimed("apply", now, claim, Release::IfFinished, |a| match event {
                 // A driver of one attempt among many ticks only its own.
-                Event::Tick => a.tick(Some(claim.attempt))?,
-                other => apply_event(&mut a, other)?,
-            }
-            let actions = a.actions;
-            release_if_finished(tx, claim, &actions)?;
-            Ok(actions)
-        })
+                Event::Tick => a.tick(Some(claim.attempt)),
+                other => apply_event(a, other),
+            })?;
+        Ok(actions)
     }
 
     /// Several events under a claim, in one transaction (a driver's batch: a log line, a spawn
-    /// report and a completion of the same moment commit together).
+    /// report and the completions of the same moment commit together, and their parents are
+    /// settled once).
     pub fn apply_claimed_batch(
         &self,
         claim: &Claim,
         now: Timestamp,
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
-        self.store.write("apply", |tx| {
-            lease::check_claim(tx, claim)?;
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            for event in events {
-                match event {
-                    Event::Tick => a.tick(Some(claim.attempt))?,
-                    other => apply_event(&mut a, other)?,
-                }
-            }
-            let actions = std::mem::take(&mut a.actions);
-            release_if_finished(tx, claim, &actions)?;
-            Ok(actions)
-        })
+        if events.is_empty() {
+            return Ok(Vec::new());
+        }
+        let ((), actions) =
+            self.transact_claimed("apply", now, claim, Release::IfFinished, |a| {
+                apply_batch(a, events, Some(claim.attempt))
+            })?;
+        Ok(actions)
     }
 
     /// `replay` under a claim (journals of a crash, then `recover`).
@@ -263,13 +261,11 @@ impl Engine {
         now: Timestamp,
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
-        // The claim is checked in the replay's own transaction below.
-        self.store.write("replay", |tx| {
-            lease::check_claim(tx, claim)?;
-            let actions = super::replay_in(tx, self.lower, claim.attempt, now, events)?;
-            release_if_finished(tx, claim, &actions)?;
-            Ok(actions)
-        })
+        let ((), actions) =
+            self.transact_claimed("replay", now, claim, Release::IfFinished, |a| {
+                super::replay_in(a, claim.attempt, events)
+            })?;
+        Ok(actions)
     }
 
     /// Records runs that a graceful stop ended as interrupted (they run again on the next
@@ -281,15 +277,13 @@ impl Engine {
         runs: &[(TaskId, Fence)],
         reason: &str,
     ) -> Result<(), Error> {
-        self.store.write("stop_runs", |tx| {
-            lease::check_claim(tx, claim)?;
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
+        self.transact_claimed("stop_runs", now, claim, Release::Always, |a| {
             for (task, fence) in runs {
                 a.stopped(*task, *fence, reason)?;
             }
-            lease::release(tx, claim)?;
             Ok(())
-        })
+        })?;
+        Ok(())
     }
 
     /// Kills the attempt under a claim: unfinished tasks are canceled (queued ones at once),
@@ -297,14 +291,11 @@ impl Engine {
     /// the running process groups (the driver stops them: SIGTERM, then SIGKILL after the
     /// grace period); `_error` handlers do not run for a killed attempt.
     pub fn kill_claimed(&self, claim: &Claim, now: Timestamp) -> Result<Vec<Action>, Error> {
-        self.store.write("kill_attempt", |tx| {
-            lease::check_claim(tx, claim)?;
-            let mut a = apply::Apply::new(tx, now).with_lowerer(self.lower);
-            a.kill(claim.attempt)?;
-            let actions = std::mem::take(&mut a.actions);
-            lease::release(tx, claim)?;
-            Ok(actions)
-        })
+        let ((), actions) =
+            self.transact_claimed("kill_attempt", now, claim, Release::Always, |a| {
+                a.kill(claim.attempt)
+            })?;
+        Ok(actions)
     }
 
     /// Asks whoever drives `attempt` to kill it; returns that owner if one is alive.
@@ -343,15 +334,25 @@ impl Engine {
     }
 }
 
-/// A finished attempt needs no owner: release it in the transaction that finished it.
-fn release_if_finished(tx: &Tx<'_>, claim: &Claim, actions: &[Action]) -> Result<(), Error> {
-    if actions
-        .iter()
-        .any(|a| matches!(a, Action::AttemptFinished { .. }))
-    {
-        lease::release(tx, claim)?;
+/// What a claimed transaction does with its claim after its writes.
+#[derive(Clone, Copy)]
+pub(super) enum Release {
+    /// A finished attempt needs no owner: released in the transaction that finished it.
+    IfFinished,
+    /// The driver gives the attempt up (a graceful stop, a kill).
+    Always,
+}
+
+impl Release {
+    pub(super) fn apply(self, tx: &Tx<'_>, claim: &Claim, actions: &[Action]) -> Result<(), Error> {
+        let finished = actions
+            .iter()
+            .any(|a| matches!(a, Action::AttemptFinished { .. }));
+        if matches!(self, Release::Always) || finished {
+            lease::release(tx, claim)?;
+        }
+        Ok(())
     }
-    Ok(())
 }
 
 /// `SPADE_RUN=<session uuid>.<task>.<fence>`: the token that marks a run's processes.

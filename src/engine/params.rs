@@ -1,13 +1,23 @@
-//! The scope chain of one task (spec 4.2): built-ins, attempt params, exports and stores of
-//! ancestors and upstream siblings in tree order, the task's own `_export`, its local params.
+//! The scope chain of one task (spec 4.2): attempt params, the stores of upstream siblings and
+//! the exports and stores of ancestors in Digdag's tree order, the task's own `_export`, the
+//! built-ins, then its local params.
+//!
+//! Store updates are kept folded, so building a scope reads one row per ancestor whatever came
+//! before: a succeeded task keeps `sub_fold`, its own store followed by those of its live
+//! descendants depth first; a task keeps `up_fold` from the moment its upstreams succeeded,
+//! the `sub_fold`s of its transitive upstream siblings in Digdag's order (each one's own
+//! upstreams first, ties by ascending id). A task with one upstream `u` (every sequential
+//! sibling) gets `up_fold(u)` then `sub_fold(u)` without any walk.
 
-use crate::dig::{Key, Map, TaskDef, TaskKind, Value, ValueKind};
+use super::def::Node;
+use crate::dig::{Key, Map, Value};
 use crate::expr::{self, JsonMap, Layer};
 use crate::ids::TaskId;
-use crate::store::rows::{self, AttemptRow, TaskRow};
+use crate::store::rows::{self, AttemptRow};
 use crate::store::{sql, Error, Tx};
 use jiff::Timestamp;
 use rusqlite::params;
+use std::collections::{HashMap, HashSet};
 
 /// A secret provider that knows none: evaluation keeps `${secret:...}` for the operator.
 struct NoSecrets;
@@ -18,55 +28,11 @@ impl expr::SecretProvider for NoSecrets {
     }
 }
 
-enum Owned {
-    Raw(Map),
-    Plain(JsonMap),
-}
-
-/// The owned layers of a task's scope, lowest first.
-pub(super) struct Scope {
-    layers: Vec<Owned>,
-}
-
-/// Store updates (store, reset keys) of every task upstream of `task` (transitively) and of
-/// their live descendants: upstream siblings in id order (ids grow in definition order, so this
-/// is Digdag's "each one's own upstreams first, ties by ascending id"), each followed by its
-/// descendants in id order.
-fn upstream_stores(tx: &Tx<'_>, task: TaskId) -> Result<Vec<(String, Option<String>)>, Error> {
-    let mut stmt = tx
-        .prepare_cached(
-            "WITH RECURSIVE up(id) AS ( \
-               SELECT upstream_id FROM task_edges WHERE downstream_id = ?1 \
-               UNION SELECT e.upstream_id FROM up CROSS JOIN task_edges e \
-                 WHERE e.downstream_id = up.id), \
-             d(root, id, child_epoch) AS ( \
-               SELECT t.id, t.id, t.child_epoch FROM up CROSS JOIN tasks t WHERE t.id = up.id \
-               UNION ALL SELECT d.root, t.id, t.child_epoch FROM d CROSS JOIN tasks t \
-                 WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) \
-             SELECT t.store_params, t.reset_store FROM d CROSS JOIN tasks t ON t.id = d.id \
-             WHERE t.store_params IS NOT NULL OR t.reset_store IS NOT NULL \
-             ORDER BY d.root, t.id",
-        )
-        .map_err(sql("upstream_stores"))?;
-    let out = stmt
-        .query_map(params![task.0], |r| {
-            Ok((
-                r.get::<_, Option<String>>(0)?
-                    .unwrap_or_else(|| "{}".into()),
-                r.get::<_, Option<String>>(1)?,
-            ))
-        })
-        .map_err(sql("upstream_stores"))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(sql("upstream_stores"))?;
-    Ok(out)
-}
-
 /// Removes a dotted key (`a.b.c`) from a map.
 fn remove_dotted(map: &mut JsonMap, key: &str) {
     match key.split_once('.') {
         None => {
-            map.remove(key);
+            map.shift_remove(key);
         }
         Some((head, rest)) => {
             if let Some(serde_json::Value::Object(inner)) = map.get_mut(head) {
@@ -76,8 +42,28 @@ fn remove_dotted(map: &mut JsonMap, key: &str) {
     }
 }
 
+/// [`remove_dotted`] for an unevaluated `_export:` map.
+fn remove_dotted_raw(map: &mut Map, key: &str) {
+    let (head, rest) = match key.split_once('.') {
+        None => (key, None),
+        Some((head, rest)) => (head, Some(rest)),
+    };
+    match rest {
+        None => map.entries.retain(|(k, _)| k.name != head),
+        Some(rest) => {
+            for (k, v) in &mut map.entries {
+                if k.name == head {
+                    if let crate::dig::ValueKind::Map(inner) = &mut v.kind {
+                        remove_dotted_raw(inner, rest);
+                    }
+                }
+            }
+        }
+    }
+}
+
 /// Later wins; two objects merge deeply (as the scope merges its layers).
-fn deep_merge(into: &mut JsonMap, from: JsonMap) {
+pub(super) fn deep_merge(into: &mut JsonMap, from: JsonMap) {
     for (k, v) in from {
         match (into.get_mut(&k), v) {
             (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
@@ -90,96 +76,379 @@ fn deep_merge(into: &mut JsonMap, from: JsonMap) {
     }
 }
 
-/// Folds store updates `(store, reset keys)`, in the order the scope applies them, into one
-/// update with the same effect on every later scope: each reset drops its keys from what was
-/// folded so far and is kept for the layers before the fold; each store merges in.
-pub(super) fn fold_stores(
-    items: &[(String, Option<String>)],
-) -> Result<(JsonMap, Vec<String>), Error> {
-    let mut store = JsonMap::new();
-    let mut resets: Vec<String> = Vec::new();
-    for (text, reset) in items {
-        let reset: Vec<String> = match reset {
-            Some(r) => serde_json::from_str(r).map_err(|source| Error::Json {
-                what: "reset_store",
-                source,
-            })?,
-            None => Vec::new(),
+/// `deep_merge` that lists the dotted keys where an object replaced a value that was not one.
+/// Applied one by one, that value would have hidden whatever earlier layers held there; the
+/// fold must then reset the key, or merging it over those layers would bring them back.
+fn merge_tracking(into: &mut JsonMap, from: JsonMap, prefix: &str, replaced: &mut Vec<String>) {
+    for (k, v) in from {
+        let path = if prefix.is_empty() {
+            k.clone()
+        } else {
+            format!("{prefix}.{k}")
         };
-        for key in reset {
-            remove_dotted(&mut store, &key);
-            if !resets.contains(&key) {
-                resets.push(key);
+        match (into.get_mut(&k), v) {
+            (Some(serde_json::Value::Object(old)), serde_json::Value::Object(new)) => {
+                merge_tracking(old, new, &path, replaced);
+            }
+            (Some(_), v @ serde_json::Value::Object(_)) => {
+                replaced.push(path);
+                into.insert(k, v);
+            }
+            (_, v) => {
+                into.insert(k, v);
             }
         }
-        deep_merge(&mut store, rows::json_map("store params", Some(text))?);
     }
-    Ok((store, resets))
+}
+
+/// Store updates folded into one with the same effect on every later scope: applying the fold
+/// removes `reset` keys from what came before and then merges `store`.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub(super) struct Fold {
+    pub(super) store: JsonMap,
+    pub(super) reset: Vec<String>,
+}
+
+impl Fold {
+    pub(super) fn is_empty(&self) -> bool {
+        self.store.is_empty() && self.reset.is_empty()
+    }
+
+    /// Appends one update: its resets drop keys folded so far (and stay for the layers before
+    /// the fold), then its store merges in.
+    pub(super) fn then(&mut self, store: JsonMap, reset: Vec<String>) {
+        for key in reset {
+            remove_dotted(&mut self.store, &key);
+            self.add_reset(key);
+        }
+        let mut replaced = Vec::new();
+        merge_tracking(&mut self.store, store, "", &mut replaced);
+        for key in replaced {
+            self.add_reset(key);
+        }
+    }
+
+    fn add_reset(&mut self, key: String) {
+        if !self.reset.contains(&key) {
+            self.reset.push(key);
+        }
+    }
+
+    pub(super) fn then_fold(&mut self, other: Fold) {
+        self.then(other.store, other.reset);
+    }
+
+    /// Appends a row's `store_params` and `reset_store` columns.
+    pub(super) fn then_columns(
+        &mut self,
+        store: Option<&str>,
+        reset: Option<&str>,
+    ) -> Result<(), Error> {
+        let reset: Vec<String> = match reset {
+            Some(r) => rows::parse_json("reset_store", r)?,
+            None => Vec::new(),
+        };
+        self.then(rows::json_map("store params", store)?, reset);
+        Ok(())
+    }
+
+    /// The text of a fold column: `None` (NULL) for an empty fold, which most rows have.
+    pub(super) fn to_column(&self) -> Option<String> {
+        (!self.is_empty()).then(|| rows::to_json(&(&self.store, &self.reset)))
+    }
+
+    pub(super) fn from_column(text: Option<&str>) -> Result<Fold, Error> {
+        match text {
+            None => Ok(Fold::default()),
+            Some(t) => {
+                let (store, reset): (JsonMap, Vec<String>) = rows::parse_json("store fold", t)?;
+                Ok(Fold { store, reset })
+            }
+        }
+    }
+}
+
+/// Folds store updates `(store, reset keys)` given in the order the scope applies them.
+#[cfg(test)]
+fn fold_stores(items: &[(String, Option<String>)]) -> Result<Fold, Error> {
+    let mut fold = Fold::default();
+    for (store, reset) in items {
+        fold.then_columns(Some(store), reset.as_deref())?;
+    }
+    Ok(fold)
+}
+
+/// The fold of a task's live subtree, itself first, then depth first in definition order,
+/// whatever the states (a failed group's `_error` sees what its descendants stored, spec 5.6;
+/// a kept row of an older spade has no `sub_fold` of its own).
+pub(super) fn subtree_fold(tx: &Tx<'_>, task: TaskId) -> Result<Fold, Error> {
+    let mut stmt = tx
+        .prepare_cached(
+            "WITH RECURSIVE d(id, child_epoch, path) AS ( \
+               SELECT id, child_epoch, '' FROM tasks WHERE id = ?1 \
+               UNION ALL SELECT t.id, t.child_epoch, d.path || printf('%012d.', t.child_index) \
+                 FROM d CROSS JOIN tasks t WHERE t.parent_id = d.id AND t.epoch = d.child_epoch) \
+             SELECT t.store_params, t.reset_store FROM d CROSS JOIN tasks t ON t.id = d.id \
+             WHERE t.store_params IS NOT NULL OR t.reset_store IS NOT NULL ORDER BY d.path",
+        )
+        .map_err(sql("subtree_stores"))?;
+    let items = stmt
+        .query_map(params![task.0], |r| {
+            Ok((
+                r.get::<_, Option<String>>(0)?,
+                r.get::<_, Option<String>>(1)?,
+            ))
+        })
+        .map_err(sql("subtree_stores"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("subtree_stores"))?;
+    let mut fold = Fold::default();
+    for (store, reset) in items {
+        fold.then_columns(store.as_deref(), reset.as_deref())?;
+    }
+    Ok(fold)
+}
+
+/// The fold of everything upstream of `task` among its siblings, once they all succeeded:
+/// Digdag's `getRecursiveUpstreamChildrenIdList` order, each upstream after its own upstreams
+/// (ties by ascending id, each task once), each contributing its `sub_fold`.
+pub(super) fn upstream_fold(tx: &Tx<'_>, task: TaskId) -> Result<Fold, Error> {
+    let direct: Vec<(i64, Option<String>, Option<String>)> = {
+        let mut stmt = tx
+            .prepare_cached(
+                "SELECT t.id, t.up_fold, t.sub_fold FROM task_edges e \
+                 CROSS JOIN tasks t ON t.id = e.upstream_id \
+                 WHERE e.downstream_id = ?1 ORDER BY e.upstream_id",
+            )
+            .map_err(sql("upstreams"))?;
+        let rows = stmt
+            .query_map(params![task.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+            .map_err(sql("upstreams"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("upstreams"))?;
+        rows
+    };
+    match direct.as_slice() {
+        [] => Ok(Fold::default()),
+        // One upstream (a sequential sibling): what it saw, then what it and its subtree stored.
+        [(_, up, sub)] => {
+            let mut fold = Fold::from_column(up.as_deref())?;
+            fold.then_fold(Fold::from_column(sub.as_deref())?);
+            Ok(fold)
+        }
+        _ => several_upstreams_fold(tx, task),
+    }
+}
+
+/// [`upstream_fold`] for a task with several upstreams (`_after`, `{limit: N}` chunks, a
+/// background join): the transitive upstreams are walked once, without recursion.
+fn several_upstreams_fold(tx: &Tx<'_>, task: TaskId) -> Result<Fold, Error> {
+    let mut stmt = tx
+        .prepare_cached(
+            "WITH RECURSIVE up(down, up) AS ( \
+               SELECT downstream_id, upstream_id FROM task_edges WHERE downstream_id = ?1 \
+               UNION SELECT e.downstream_id, e.upstream_id FROM up \
+                 CROSS JOIN task_edges e ON e.downstream_id = up.up) \
+             SELECT up.down, up.up, t.sub_fold FROM up CROSS JOIN tasks t ON t.id = up.up",
+        )
+        .map_err(sql("transitive_upstreams"))?;
+    let edges: Vec<(i64, i64, Option<String>)> = stmt
+        .query_map(params![task.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql("transitive_upstreams"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("transitive_upstreams"))?;
+    let mut ups: HashMap<i64, Vec<i64>> = HashMap::new();
+    let mut folds: HashMap<i64, Option<String>> = HashMap::new();
+    for (down, up, sub) in edges {
+        ups.entry(down).or_default().push(up);
+        folds.insert(up, sub);
+    }
+    for list in ups.values_mut() {
+        list.sort_unstable();
+        list.dedup();
+    }
+    let order = upstream_order(task.0, &ups);
+    let mut fold = Fold::default();
+    for id in order {
+        if let Some(sub) = folds.remove(&id) {
+            fold.then_fold(Fold::from_column(sub.as_deref())?);
+        }
+    }
+    Ok(fold)
+}
+
+/// Digdag's order of the transitive upstreams of `task`: for each direct upstream in id order,
+/// its own upstreams first, then itself; a task already listed is not listed again.
+fn upstream_order(task: i64, ups: &HashMap<i64, Vec<i64>>) -> Vec<i64> {
+    let mut order = Vec::new();
+    let mut seen: HashSet<i64> = HashSet::new();
+    // (node, index of the next upstream to visit): an explicit stack, since a chain of
+    // sequential siblings is as long as the group.
+    let mut stack: Vec<(i64, usize)> = vec![(task, 0)];
+    while let Some((node, next)) = stack.pop() {
+        let list = ups.get(&node).map_or(&[][..], Vec::as_slice);
+        match list.get(next) {
+            Some(&u) => {
+                stack.push((node, next + 1));
+                if !seen.contains(&u) {
+                    stack.push((u, 0));
+                }
+            }
+            None => {
+                if node != task && seen.insert(node) {
+                    order.push(node);
+                }
+            }
+        }
+    }
+    order
+}
+
+/// Migration 6: the store folds of an older database's rows. Succeeded rows get their
+/// `sub_fold` bottom up (children have larger ids than their parent), then every unfinished row
+/// its `up_fold`, so attempts under way carry on with the params they would have seen.
+pub(super) fn fill_folds(tx: &Tx<'_>) -> Result<(), Error> {
+    let succeeded: Vec<(i64, i64, Option<String>, Option<String>)> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT id, child_epoch, store_params, reset_store FROM tasks \
+                 WHERE state = 'succeeded' ORDER BY id DESC",
+            )
+            .map_err(sql("fill_folds"))?;
+        let rows = stmt
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))
+            .map_err(sql("fill_folds"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("fill_folds"))?;
+        rows
+    };
+    for (id, child_epoch, store, reset) in succeeded {
+        let mut fold = Fold::default();
+        fold.then_columns(store.as_deref(), reset.as_deref())?;
+        let children: Vec<String> = {
+            let mut stmt = tx
+                .prepare_cached(
+                    "SELECT sub_fold FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+                     AND sub_fold IS NOT NULL ORDER BY child_index",
+                )
+                .map_err(sql("fill_folds"))?;
+            let rows = stmt
+                .query_map(params![id, child_epoch], |r| r.get(0))
+                .map_err(sql("fill_folds"))?
+                .collect::<Result<_, _>>()
+                .map_err(sql("fill_folds"))?;
+            rows
+        };
+        for text in children {
+            fold.then_fold(Fold::from_column(Some(&text))?);
+        }
+        if let Some(text) = fold.to_column() {
+            tx.execute(
+                "UPDATE tasks SET sub_fold = ?1 WHERE id = ?2",
+                params![text, id],
+            )
+            .map_err(sql("fill_folds"))?;
+        }
+    }
+    let open: Vec<i64> = {
+        let mut stmt = tx
+            .prepare(
+                "SELECT id FROM tasks WHERE state NOT IN \
+                 ('succeeded', 'failed', 'group_error', 'canceled', 'skipped')",
+            )
+            .map_err(sql("fill_folds"))?;
+        let rows = stmt
+            .query_map([], |r| r.get(0))
+            .map_err(sql("fill_folds"))?
+            .collect::<Result<_, _>>()
+            .map_err(sql("fill_folds"))?;
+        rows
+    };
+    for id in open {
+        if let Some(text) = upstream_fold(tx, TaskId(id))?.to_column() {
+            tx.execute(
+                "UPDATE tasks SET up_fold = ?1 WHERE id = ?2",
+                params![text, id],
+            )
+            .map_err(sql("fill_folds"))?;
+        }
+    }
+    Ok(())
+}
+
+/// One level of the chain from the root to a task.
+pub(super) struct ChainNode {
+    /// `up_fold` of the node: what its upstream siblings stored.
+    pub(super) up_fold: Option<String>,
+    /// For ancestors: `_export:`, operator exports and the node's own store.
+    pub(super) ancestor: Option<AncestorParts>,
+}
+
+pub(super) struct AncestorParts {
+    pub(super) export: Map,
+    pub(super) export_params: Option<String>,
+    pub(super) store_params: Option<String>,
+    pub(super) reset_store: Option<String>,
+}
+
+enum Owned {
+    Raw(Map),
+    Plain(JsonMap),
+}
+
+/// The owned layers of a task's scope, lowest first.
+pub(super) struct Scope {
+    layers: Vec<Owned>,
+    builtins: JsonMap,
 }
 
 impl Scope {
-    /// Builds the chain for `task` (whose ancestors, root first, are `ancestors`).
+    /// Builds the chain from the task's ancestors (root first) and its own `up_fold`.
     pub(super) fn build(
-        tx: &Tx<'_>,
         attempt: &AttemptRow,
         builtins: JsonMap,
-        ancestors: &[(TaskRow, Map)],
-        task: &TaskRow,
+        ancestors: &[ChainNode],
+        own_up_fold: Option<&str>,
     ) -> Result<Scope, Error> {
-        let mut layers = vec![Owned::Plain(builtins), Owned::Plain(attempt.params.clone())];
-        // Indices into `layers` of store layers, so a reset can drop keys stored earlier.
-        let mut store_layers: Vec<usize> = Vec::new();
-        let mut apply_store =
-            |layers: &mut Vec<Owned>, store: &str, reset: Option<&str>| -> Result<(), Error> {
-                let reset: Vec<String> = match reset {
-                    Some(r) => serde_json::from_str(r).map_err(|source| Error::Json {
-                        what: "reset_store",
-                        source,
-                    })?,
-                    None => Vec::new(),
-                };
-                for key in &reset {
-                    for &i in &store_layers {
-                        if let Some(Owned::Plain(m)) = layers.get_mut(i) {
-                            remove_dotted(m, key);
-                        }
+        let mut layers = vec![Owned::Plain(attempt.params.clone())];
+        // A store update removes its reset keys from everything below it (Digdag's
+        // `ParameterUpdate.applyTo` edits the merged params: attempt params and exports too),
+        // then merges its store.
+        let apply_store = |layers: &mut Vec<Owned>, fold: Fold| {
+            if fold.is_empty() {
+                return;
+            }
+            for key in &fold.reset {
+                for layer in layers.iter_mut() {
+                    match layer {
+                        Owned::Plain(m) => remove_dotted(m, key),
+                        Owned::Raw(m) => remove_dotted_raw(m, key),
                     }
                 }
-                let map = rows::json_map("store params", Some(store))?;
-                store_layers.push(layers.len());
-                layers.push(Owned::Plain(map));
-                Ok(())
-            };
-        let any_store: bool = tx
-            .prepare_cached(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE attempt_id = ?1 \
-                 AND (store_params IS NOT NULL OR reset_store IS NOT NULL))",
-            )
-            .and_then(|mut s| s.query_row(params![task.attempt.0], |r| r.get(0)))
-            .map_err(sql("any_store"))?;
-        let chain: Vec<&TaskRow> = ancestors
-            .iter()
-            .map(|(r, _)| r)
-            .chain(std::iter::once(task))
-            .collect();
-        for (depth, node) in chain.iter().enumerate() {
-            if any_store {
-                for (store, reset) in upstream_stores(tx, node.id)? {
-                    apply_store(&mut layers, &store, reset.as_deref())?;
-                }
             }
-            if let Some((row, export)) = ancestors.get(depth) {
-                layers.push(Owned::Raw(export.clone()));
-                layers.push(Owned::Plain(rows::json_map(
-                    "export params",
-                    row.export_params.as_deref(),
-                )?));
-                if let Some(store) = &row.store_params {
-                    apply_store(&mut layers, store, row.reset_store.as_deref())?;
+            if !fold.store.is_empty() {
+                layers.push(Owned::Plain(fold.store));
+            }
+        };
+        for node in ancestors {
+            apply_store(&mut layers, Fold::from_column(node.up_fold.as_deref())?);
+            if let Some(a) = &node.ancestor {
+                if !a.export.is_empty() {
+                    layers.push(Owned::Raw(a.export.clone()));
                 }
+                if a.export_params.is_some() {
+                    layers.push(Owned::Plain(rows::json_map(
+                        "export params",
+                        a.export_params.as_deref(),
+                    )?));
+                }
+                let mut own = Fold::default();
+                own.then_columns(a.store_params.as_deref(), a.reset_store.as_deref())?;
+                apply_store(&mut layers, own);
             }
         }
-        Ok(Scope { layers })
+        apply_store(&mut layers, Fold::from_column(own_up_fold)?);
+        Ok(Scope { layers, builtins })
     }
 
     /// The layers as JSON, lowest first (`Raw` maps unevaluated), for tests.
@@ -189,7 +458,7 @@ impl Scope {
             .iter()
             .map(|l| match l {
                 Owned::Raw(m) => Value {
-                    kind: ValueKind::Map(m.clone()),
+                    kind: crate::dig::ValueKind::Map(m.clone()),
                     span: crate::diag::Span::NONE,
                 }
                 .to_json_raw(),
@@ -198,16 +467,19 @@ impl Scope {
             .collect()
     }
 
-    /// Evaluates the scope plus the task's own `_export` and local params (with `_command`).
+    /// Evaluates the scope plus the task's own `_export`, the built-ins (which nothing but a
+    /// task's own local params may override, spec 3), and its local params (with `_command`).
     pub(super) fn eval(
         mut self,
-        def: &TaskDef,
+        def: &Node,
         timezone: &str,
         now: Timestamp,
     ) -> Result<expr::Evaluated, expr::Error> {
         self.layers.push(Owned::Raw(def.export.clone()));
+        self.layers
+            .push(Owned::Plain(std::mem::take(&mut self.builtins)));
         let mut local = def.params.clone();
-        if let TaskKind::Operator(op) = &def.kind {
+        if let super::def::NodeKind::Operator(op) = &def.kind {
             local.entries.push((
                 Key {
                     name: "_command".into(),
@@ -241,7 +513,7 @@ pub(super) fn eval_directive(
     timezone: &str,
     now: Timestamp,
 ) -> Result<serde_json::Value, expr::Error> {
-    if let ValueKind::Str(t) = &value.kind {
+    if let crate::dig::ValueKind::Str(t) = &value.kind {
         if !t.has_expr() {
             return Ok(serde_json::Value::String(t.raw.clone()));
         }
@@ -283,9 +555,9 @@ mod tests {
             .iter()
             .map(|(s, r)| (s.to_string(), (!r.is_empty()).then(|| json!(r).to_string())))
             .collect();
-        let (got_store, got_reset) = fold_stores(&items).unwrap();
-        assert_eq!(serde_json::Value::Object(got_store), store);
-        assert_eq!(got_reset, reset);
+        let fold = fold_stores(&items).unwrap();
+        assert_eq!(serde_json::Value::Object(fold.store), store);
+        assert_eq!(fold.reset, reset);
     }
 
     #[test]
@@ -311,5 +583,86 @@ mod tests {
             json!({"a": {"x": 1}, "k": 3}),
             &["a.y", "gone", "k"],
         );
+    }
+
+    /// What applying updates one by one does to `base`.
+    fn apply_each(base: &JsonMap, updates: &[(serde_json::Value, Vec<String>)]) -> JsonMap {
+        let mut out = base.clone();
+        for (store, reset) in updates {
+            for key in reset {
+                remove_dotted(&mut out, key);
+            }
+            deep_merge(&mut out, store.as_object().unwrap().clone());
+        }
+        out
+    }
+
+    fn apply_fold(base: &JsonMap, fold: &Fold) -> JsonMap {
+        let mut out = base.clone();
+        for key in &fold.reset {
+            remove_dotted(&mut out, key);
+        }
+        deep_merge(&mut out, fold.store.clone());
+        out
+    }
+
+    #[test]
+    fn folds_compose_like_the_updates_one_by_one() {
+        let updates = [
+            (json!({"a": {"x": 1, "y": 2}, "k": 1}), vec![]),
+            (json!({"k": 2}), vec!["a.y".to_string()]),
+            (json!({"a": {"y": 5}}), vec!["k".to_string()]),
+            (json!({"a": "scalar", "b": {"c": 1}}), vec![]),
+            (json!({"a": {"z": 1}, "b": 3}), vec!["a.z".to_string()]),
+            (json!({"b": {"d": 1}}), vec![]),
+        ];
+        let bases = [
+            json!({}),
+            json!({"a": {"w": 0}, "b": {"e": 0}, "k": 0}),
+            json!({"a": 7, "b": [1]}),
+        ];
+        let fold_of = |us: &[(serde_json::Value, Vec<String>)]| {
+            let mut f = Fold::default();
+            for (s, r) in us {
+                f.then(s.as_object().unwrap().clone(), r.clone());
+            }
+            f
+        };
+        for base in &bases {
+            let base = base.as_object().unwrap();
+            let expect = apply_each(base, &updates);
+            assert_eq!(
+                apply_fold(base, &fold_of(&updates)),
+                expect,
+                "whole over {base:?}"
+            );
+            for split in 0..=updates.len() {
+                let (left, right) = updates.split_at(split);
+                let mut a = fold_of(left);
+                a.then_fold(fold_of(right));
+                assert_eq!(
+                    apply_fold(base, &a),
+                    expect,
+                    "split at {split} over {base:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn upstream_order_lists_each_upstream_after_its_own_upstreams() {
+        let ups: HashMap<i64, Vec<i64>> = [(5, vec![2, 4]), (4, vec![1]), (2, vec![])]
+            .into_iter()
+            .collect();
+        // e(5) after [b(2), d(4)], d after a(1): b's part first (ties by id), then d's.
+        assert_eq!(upstream_order(5, &ups), [2, 1, 4]);
+        // A diamond lists the shared upstream once, where it is first reached.
+        let ups: HashMap<i64, Vec<i64>> = [(9, vec![3, 4]), (3, vec![1]), (4, vec![1, 2])]
+            .into_iter()
+            .collect();
+        assert_eq!(upstream_order(9, &ups), [1, 3, 2, 4]);
+        // A long chain needs no recursion.
+        let ups: HashMap<i64, Vec<i64>> = (1..100_000).map(|i| (i, vec![i - 1])).collect();
+        assert_eq!(upstream_order(99_999, &ups).len(), 99_999);
     }
 }

@@ -4,8 +4,6 @@
 //! group retry then only has to re-instantiate the group's direct children from its
 //! definition, and deeper levels follow as each child group is planned.
 
-use crate::dig::TaskDef;
-
 /// How a group's children are ordered, after evaluating `_parallel`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Parallel {
@@ -13,6 +11,27 @@ pub enum Parallel {
     All,
     /// Consecutive chunks of this many; each task of chunk k+1 waits for all of chunk k.
     Limit(u32),
+}
+
+impl Parallel {
+    /// `_parallel: {limit: N}`; `limit: 0` means no limit, as in Digdag.
+    pub fn limit(n: u32) -> Parallel {
+        if n == 0 {
+            Parallel::All
+        } else {
+            Parallel::Limit(n)
+        }
+    }
+}
+
+/// What ordering needs of one child definition.
+#[derive(Clone, Copy, Debug)]
+pub struct Child<'a> {
+    /// The segment name with its `+`.
+    pub name: &'a str,
+    pub background: bool,
+    /// `_after:` sibling names.
+    pub after: &'a [String],
 }
 
 /// One child to insert: its definition index and the indices of its upstream siblings.
@@ -28,8 +47,21 @@ pub fn full_name(parent: &str, child: &str) -> String {
     format!("{parent}{child}")
 }
 
+/// The earlier siblings `_after` names (with or without their `+`).
+fn after_indices(defs: &[Child<'_>], i: usize, after: &[String]) -> Vec<usize> {
+    after
+        .iter()
+        .filter_map(|name| {
+            let name = name.trim_start_matches('+');
+            defs.iter()
+                .take(i)
+                .position(|d| d.name.trim_start_matches('+') == name)
+        })
+        .collect()
+}
+
 /// The rows and edges of a group's direct children.
-pub fn children(parent_full_name: &str, defs: &[TaskDef], mode: Parallel) -> Vec<ChildSpec> {
+pub fn children(parent_full_name: &str, defs: &[Child<'_>], mode: Parallel) -> Vec<ChildSpec> {
     let mut out: Vec<ChildSpec> = Vec::with_capacity(defs.len());
     // Sequential bookkeeping: the last normal task, and background tasks since it.
     let mut prev_normal: Option<usize> = None;
@@ -47,29 +79,26 @@ pub fn children(parent_full_name: &str, defs: &[TaskDef], mode: Parallel) -> Vec
                 prev_normal = Some(i);
                 up
             }
-            Parallel::All => def
-                .after
-                .iter()
-                .filter_map(|name| {
-                    let name = name.trim_start_matches('+');
-                    defs.iter()
-                        .take(i)
-                        .position(|d| d.name.trim_start_matches('+') == name)
-                })
-                .collect(),
+            Parallel::All => after_indices(defs, i, def.after),
+            // Chunks, and `_after` on top of them (an `_after` sibling in the previous chunk
+            // adds nothing; an earlier one adds its edge).
             Parallel::Limit(n) => {
                 let n = n.max(1) as usize;
                 let chunk = i / n;
-                if chunk == 0 {
+                let mut up: Vec<usize> = if chunk == 0 {
                     Vec::new()
                 } else {
                     ((chunk - 1) * n..chunk * n).collect()
-                }
+                };
+                up.extend(after_indices(defs, i, def.after));
+                up.sort_unstable();
+                up.dedup();
+                up
             }
         };
         out.push(ChildSpec {
             index: i,
-            full_name: full_name(parent_full_name, &def.name),
+            full_name: full_name(parent_full_name, def.name),
             upstream,
         });
     }
@@ -79,10 +108,21 @@ pub fn children(parent_full_name: &str, defs: &[TaskDef], mode: Parallel) -> Vec
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::dig::TaskDef;
     use crate::engine::testkit::op;
 
+    fn infos(defs: &[TaskDef]) -> Vec<Child<'_>> {
+        defs.iter()
+            .map(|d| Child {
+                name: &d.name,
+                background: d.background,
+                after: &d.after,
+            })
+            .collect()
+    }
+
     fn check(defs: &[TaskDef], mode: Parallel, expect: &[&[usize]]) {
-        let got: Vec<Vec<usize>> = children("+wf", defs, mode)
+        let got: Vec<Vec<usize>> = children("+wf", &infos(defs), mode)
             .into_iter()
             .map(|c| c.upstream)
             .collect();
@@ -98,7 +138,7 @@ mod tests {
     fn sequential_siblings_chain() {
         check(&ops(3), Parallel::Sequential, &[&[], &[0], &[1]]);
         assert_eq!(
-            children("+wf", &ops(1), Parallel::Sequential)[0].full_name,
+            children("+wf", &infos(&ops(1)), Parallel::Sequential)[0].full_name,
             "+wf+t0"
         );
     }
@@ -118,6 +158,20 @@ mod tests {
             Parallel::Limit(2),
             &[&[], &[], &[0, 1], &[0, 1], &[2, 3]],
         );
+    }
+
+    #[test]
+    fn after_is_honoured_in_limited_groups_and_limit_zero_is_unlimited() {
+        let mut defs = ops(5);
+        defs[4].after = vec!["+t0".into()];
+        defs[1].after = vec!["t0".into()];
+        check(
+            &defs,
+            Parallel::Limit(2),
+            &[&[], &[0], &[0, 1], &[0, 1], &[0, 2, 3]],
+        );
+        assert_eq!(Parallel::limit(0), Parallel::All);
+        assert_eq!(Parallel::limit(3), Parallel::Limit(3));
     }
 
     #[test]

@@ -3,18 +3,23 @@
 //! A finished attempt reuses its row (the `UNIQUE(session, name)` rule holds): in one
 //! transaction the attempt gets a new generation and a fresh root; the old tree stays as
 //! history under the old root. `--rerun` keeps nothing of it; a resume (a failed or killed
-//! attempt run again without `--rerun`) records the old root, and every task instantiated in
-//! the new tree whose full name succeeded there is inserted succeeded (`Apply::keep`).
+//! attempt run again without `--rerun`) records the old root, and every operator task
+//! instantiated in the new tree whose full name succeeded there is inserted succeeded
+//! (`Apply::keep`), while groups run again so that tasks added to them run.
 
 use super::apply::Apply;
+use super::def::{self, DefId};
+use super::params::deep_merge;
 use super::TaskState;
-use super::{def, AttemptState, Error, NewAttempt, PreparedAttempt};
-use crate::ids::{AttemptId, SessionId};
+use super::{AttemptState, Error, NewAttempt, PreparedAttempt, ResumeReport};
+use crate::dig::{TaskDef, TaskKind};
+use crate::ids::{AttemptId, SessionId, TaskId};
 use crate::store::rows::{json_map, to_json};
 use crate::store::{sql, Tx};
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
+use std::collections::HashMap;
 
 /// The revision hash: the workflow name and every source (path, text), length-prefixed so
 /// no two different inputs hash alike by concatenation.
@@ -32,12 +37,9 @@ pub(crate) fn revision_hash(workflow: &str, sources: &[(std::path::PathBuf, Stri
     h.finalize().iter().map(|b| format!("{b:02x}")).collect()
 }
 
-pub(super) fn prepare(
-    tx: &Tx<'_>,
-    req: &NewAttempt,
-    now: Timestamp,
-) -> Result<PreparedAttempt, Error> {
-    let now_s = now.to_string();
+pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<PreparedAttempt, Error> {
+    let tx = a.tx();
+    let now_s = a.now().to_string();
     let dir = std::fs::canonicalize(&req.project_dir).unwrap_or_else(|_| req.project_dir.clone());
     let dir = dir.to_string_lossy().into_owned();
     tx.execute(
@@ -54,34 +56,7 @@ pub(super) fn prepare(
         .map_err(sql("select_project"))?;
 
     let wf = &req.workflow;
-    let hash = revision_hash(&wf.name, &req.sources);
-    let sources: Vec<(String, &str)> = req
-        .sources
-        .iter()
-        .map(|(p, t)| (p.to_string_lossy().into_owned(), t.as_str()))
-        .collect();
-    tx.execute(
-        "INSERT INTO revisions (project_id, workflow, hash, timezone, definition, sources, \
-         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (project_id, workflow, hash) DO NOTHING",
-        params![
-            project,
-            wf.name,
-            hash,
-            wf.timezone,
-            def::to_json(&wf.root),
-            to_json(&sources),
-            now_s
-        ],
-    )
-    .map_err(sql("insert_revision"))?;
-    let revision: i64 = tx
-        .query_row(
-            "SELECT id FROM revisions WHERE project_id = ?1 AND workflow = ?2 AND hash = ?3",
-            params![project, wf.name, hash],
-            |r| r.get(0),
-        )
-        .map_err(sql("select_revision"))?;
+    let (revision, root_def) = revision(tx, project, req, &now_s)?;
 
     let session_time = req.session_time.to_string();
     tx.execute(
@@ -130,27 +105,67 @@ pub(super) fn prepare(
         .map_err(sql("insert_attempt"))?;
     if let Some(id) = inserted {
         let attempt = AttemptId(id);
-        Apply::new(tx, now)
-            .deferring_starts()
-            .instantiate_root(attempt, 0, &wf.root)?;
+        a.defer_starts(true);
+        a.instantiate_root(attempt, 0, root_def)?;
         return Ok(PreparedAttempt {
             session: SessionId(session),
             attempt,
             created: true,
             state: AttemptState::Running,
             resumed: None,
+            resume: None,
+            rerun: false,
         });
     }
-    let (id, state, generation, old_root, old_params): (i64, String, i64, Option<i64>, String) = tx
+    let (id, state, generation, old_root, old_params, old_revision): (
+        i64,
+        String,
+        i64,
+        Option<i64>,
+        String,
+        i64,
+    ) = tx
         .query_row(
-            "SELECT id, state, generation, root_task_id, params FROM attempts \
+            "SELECT id, state, generation, root_task_id, params, revision_id FROM attempts \
              WHERE session_id = ?1 AND attempt_name = ?2",
             params![session, name],
-            |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?, r.get(4)?)),
+            |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get(1)?,
+                    r.get(2)?,
+                    r.get(3)?,
+                    r.get(4)?,
+                    r.get(5)?,
+                ))
+            },
         )
         .map_err(sql("select_attempt"))?;
     let attempt = AttemptId(id);
     let state = AttemptState::parse(&state).unwrap_or(AttemptState::Failed);
+    let old_params = json_map("attempt params", Some(&old_params))?;
+    // Like `digdag retry` (`Retry.java`), new `-p`/`-P` params deep-merge over the old ones.
+    let mut merged = old_params.clone();
+    deep_merge(&mut merged, req.params.clone());
+    if !state.is_finished() {
+        // An unfinished attempt continues as it is: what would change it is refused rather
+        // than silently dropped.
+        if req.rerun {
+            return Err(Error::Request(format!(
+                "attempt {attempt} has not finished (spade stopped while it ran), so \
+                 `--rerun` cannot start it over; run it again without `--rerun` to let it \
+                 finish, or pass `--attempt-name NAME` to start a separate attempt"
+            )));
+        }
+        if merged != old_params {
+            return Err(Error::Request(format!(
+                "attempt {attempt} has not finished (spade stopped while it ran) and continues \
+                 with the params it started with; run it again without new `-p`/`-P` values \
+                 to let it finish, or pass `--attempt-name NAME` to start a separate attempt \
+                 with them"
+            )));
+        }
+    }
     // A failed or killed try is resumed unless `--rerun` asks for a fresh tree; a succeeded
     // attempt stays finished (Digdag refuses to resume one, too).
     let resume_root = match (state, req.rerun) {
@@ -164,20 +179,16 @@ pub(super) fn prepare(
             created: false,
             state,
             resumed: None,
+            resume: None,
+            rerun: false,
         });
     }
-    let kept = match resume_root {
-        Some(root) => count_kept(tx, root)?,
-        None => 0,
-    };
-    let params_json = match resume_root {
-        // Like `digdag retry`, the new `-p`/`-P` params are merged over the old ones.
-        Some(_) => {
-            let mut merged = json_map("attempt params", Some(&old_params))?;
-            merged.extend(req.params.clone());
-            to_json(&merged)
-        }
-        None => params_json,
+    let report = match resume_root {
+        Some(root) => Some(ResumeReport {
+            definition_changed: old_revision != revision,
+            ..resume_report(tx, TaskId(root), &wf.root)?
+        }),
+        None => None,
     };
     tx.execute(
         "UPDATE attempts SET state = ?1, finished_at = NULL, revision_id = ?2, params = ?3, \
@@ -185,16 +196,15 @@ pub(super) fn prepare(
         params![
             AttemptState::Running.as_str(),
             revision,
-            params_json,
+            to_json(&merged),
             generation + 1,
             resume_root,
             id
         ],
     )
     .map_err(sql("restart_attempt"))?;
-    Apply::new(tx, now)
-        .deferring_starts()
-        .instantiate_root(attempt, generation + 1, &wf.root)?;
+    a.defer_starts(true);
+    a.instantiate_root(attempt, generation + 1, root_def)?;
     // Kept tasks may already finish the new tree (a definition whose failed part is gone).
     let state: String = tx
         .query_row(
@@ -208,31 +218,128 @@ pub(super) fn prepare(
         attempt,
         created: true,
         state: AttemptState::parse(&state).unwrap_or(AttemptState::Failed),
-        resumed: resume_root.map(|_| kept),
+        resumed: report.as_ref().map(|r| r.kept.len()),
+        rerun: report.is_none(),
+        resume: report,
     })
 }
 
-/// Succeeded leaves of the previous tree (under `root`, live rows only, `^error` subtrees
-/// excluded: a handler runs again when its task fails again), which a resume keeps: operator
-/// tasks, and groups without children (empty ones, and groups kept by an earlier resume,
-/// which count as one task whatever they held).
-fn count_kept(tx: &Tx<'_>, root: i64) -> Result<usize, Error> {
-    let n: i64 = tx
+/// The revision row of the workflow as loaded (deduplicated by its hash) and the root of its
+/// stored definition: a revision's definition is stored once, by the first attempt using it.
+fn revision(
+    tx: &Tx<'_>,
+    project: i64,
+    req: &NewAttempt,
+    now_s: &str,
+) -> Result<(i64, DefId), Error> {
+    let wf = &req.workflow;
+    let hash = revision_hash(&wf.name, &req.sources);
+    let sources: Vec<(String, &str)> = req
+        .sources
+        .iter()
+        .map(|(p, t)| (p.to_string_lossy().into_owned(), t.as_str()))
+        .collect();
+    tx.execute(
+        "INSERT INTO revisions (project_id, workflow, hash, timezone, sources, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, workflow, hash) DO NOTHING",
+        params![
+            project,
+            wf.name,
+            hash,
+            wf.timezone,
+            to_json(&sources),
+            now_s
+        ],
+    )
+    .map_err(sql("insert_revision"))?;
+    let (revision, root): (i64, Option<i64>) = tx
         .query_row(
+            "SELECT id, root_def_id FROM revisions \
+             WHERE project_id = ?1 AND workflow = ?2 AND hash = ?3",
+            params![project, wf.name, hash],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(sql("select_revision"))?;
+    let root = match root {
+        Some(root) => DefId(root),
+        // A new revision (or one recorded by an older spade, which kept no nodes).
+        None => {
+            let root = def::store(tx, &wf.root)?;
+            tx.execute(
+                "UPDATE revisions SET root_def_id = ?1 WHERE id = ?2",
+                params![root.0, revision],
+            )
+            .map_err(sql("set_revision_root"))?;
+            root
+        }
+    };
+    Ok((revision, root))
+}
+
+/// What resuming the previous try (rooted at `old_root`) keeps of the workflow `root` as
+/// loaded now, and what it adds. The same rules as `Apply::keepable`, statically: a succeeded
+/// operator is kept, a group runs again and its children are matched one by one, except a
+/// childless succeeded group. Generated tasks are matched when their generator runs again.
+fn resume_report(tx: &Tx<'_>, old_root: TaskId, root: &TaskDef) -> Result<ResumeReport, Error> {
+    let mut stmt = tx
+        .prepare(
             "WITH RECURSIVE d(id, child_epoch) AS ( \
                SELECT id, child_epoch FROM tasks WHERE id = ?1 \
                UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
                  WHERE t.parent_id = d.id AND t.epoch = d.child_epoch AND t.role != 'error') \
-             SELECT COUNT(*) FROM d CROSS JOIN tasks t ON t.id = d.id \
-             WHERE t.state = ?2 AND t.id != ?1 AND (t.kind = 'operator' OR NOT EXISTS ( \
-               SELECT 1 FROM tasks c WHERE c.parent_id = t.id AND c.epoch = t.child_epoch))",
-            params![root, TaskState::Succeeded.as_str()],
-            |r| r.get(0),
+             SELECT t.full_name, t.state, t.kind, EXISTS (SELECT 1 FROM tasks c \
+               WHERE c.parent_id = t.id AND c.epoch = t.child_epoch) \
+             FROM d CROSS JOIN tasks t ON t.id = d.id",
         )
-        .map_err(sql("count_kept"))?;
-    Ok(usize::try_from(n).unwrap_or(0))
+        .map_err(sql("resume_report"))?;
+    let old: HashMap<String, (bool, bool, bool)> = stmt
+        .query_map(params![old_root.0], |r| {
+            Ok((
+                r.get::<_, String>(0)?,
+                (
+                    r.get::<_, String>(1)? == TaskState::Succeeded.as_str(),
+                    r.get::<_, String>(2)? == "group",
+                    r.get::<_, bool>(3)?,
+                ),
+            ))
+        })
+        .map_err(sql("resume_report"))?
+        .collect::<Result<_, _>>()
+        .map_err(sql("resume_report"))?;
+    let mut report = ResumeReport::default();
+    // (full name, definition): an explicit stack, in definition order.
+    let mut stack: Vec<(String, &TaskDef)> = match &root.kind {
+        TaskKind::Group(children) => children
+            .iter()
+            .rev()
+            .map(|c| (format!("{}{}", root.name, c.name), c))
+            .collect(),
+        TaskKind::Operator(_) => Vec::new(),
+    };
+    while let Some((full, d)) = stack.pop() {
+        let Some(&(succeeded, was_group, had_children)) = old.get(&full) else {
+            report.new.push(full);
+            continue;
+        };
+        match &d.kind {
+            TaskKind::Operator(_) => {
+                if succeeded && !was_group {
+                    report.kept.push(full);
+                }
+            }
+            TaskKind::Group(children) => {
+                if succeeded && was_group && !had_children {
+                    report.kept.push(full);
+                    continue;
+                }
+                for c in children.iter().rev() {
+                    stack.push((format!("{full}{}", c.name), c));
+                }
+            }
+        }
+    }
+    Ok(report)
 }
-
 /// `last_session_time` and `next_session_time` of a session of a scheduled workflow: the
 /// schedule's slots just before and after it (Digdag computes them for every attempt of a
 /// workflow with `schedule:`, manual ones included). `None` without a schedule.

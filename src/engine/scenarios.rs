@@ -4,7 +4,7 @@ use super::testkit::{
     group, op, parallel, v_int, v_map, v_str, with_retry, workflow, Harness, Script,
 };
 use super::{AttemptState, Event, Outcome, TaskState};
-use crate::dig::ParallelDef;
+use crate::dig::{ParallelDef, TaskDef, TaskKind};
 use crate::expr::JsonMap;
 
 fn states(h: &Harness) -> Vec<(String, &'static str)> {
@@ -595,11 +595,50 @@ fn join_sees_parallel_stores_in_definition_order_and_siblings_see_none() {
     let a = h.pending.pop_front().unwrap();
     h.pending.push_back(a);
     assert_eq!(h.run(), Some(AttemptState::Succeeded));
-    assert_eq!(
-        store_layers(&h, "+wf+join"),
-        [json!({"k": "a", "a": 1}), json!({"k": "b"})]
-    );
+    // One folded layer: a, then b over it.
+    assert_eq!(store_layers(&h, "+wf+join"), [json!({"k": "b", "a": 1})]);
     assert!(store_layers(&h, "+wf+p+b").is_empty(), "no edge, no store");
+}
+
+/// Digdag's tree order (spec 4.2): each upstream sibling, then all its descendants depth
+/// first. Row ids follow instantiation (`+g+b` is inserted before `+g+a+a1`), so id order
+/// applied `a1` last.
+#[test]
+fn stores_apply_in_tree_order_depth_first_not_in_row_id_order() {
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            group(
+                "+g",
+                vec![
+                    group("+a", vec![op("+a1", "sh", "a1")]),
+                    op("+b", "sh", "b"),
+                ],
+            ),
+            parallel(group(
+                "+p",
+                vec![
+                    group("+x", vec![op("+x1", "sh", "x1")]),
+                    op("+y", "sh", "y"),
+                ],
+            )),
+            op("+join", "echo", "j"),
+        ],
+    ));
+    let mut h = Harness::new(dir.path(), wf);
+    for (name, k) in [("+a1", "a1"), ("+b", "b"), ("+x1", "x1"), ("+y", "y")] {
+        h.script(name, vec![Script::Store(obj(json!({ "k": k, name: 1 })))]);
+    }
+    // In the parallel group `+y` finishes (and is inserted) before `+x1`.
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(params_of(&h, "+wf+g+b").get("k"), Some(&json!("a1")));
+    assert_eq!(params_of(&h, "+wf+p+x+x1").get("k"), Some(&json!("b")));
+    assert_eq!(params_of(&h, "+wf+join").get("k"), Some(&json!("y")));
+    let ids: Vec<String> = h.tasks().into_iter().map(|t| t.full_name).collect();
+    let at = |n: &str| ids.iter().position(|i| i == n).unwrap();
+    assert!(at("+wf+g+b") < at("+wf+g+a+a1"), "b has the smaller id");
 }
 
 #[test]
@@ -853,9 +892,10 @@ fn kept_group_carries_the_stores_and_resets_of_its_subtree() {
     let first = run_again(&mut h, dir.path(), wf.clone(), false);
     assert_eq!(first.resumed, Some(3), "+first, +g+a, +g+b");
     assert_eq!(h.run(), Some(AttemptState::Failed));
-    // A resume of a resume: the kept rows of the second try are kept again.
+    // A resume of a resume: the kept rows of the second try are kept again; the group runs
+    // again, its children are kept one by one.
     let second = run_again(&mut h, dir.path(), wf, false);
-    assert_eq!(second.resumed, Some(2), "+first, and +g kept as one");
+    assert_eq!(second.resumed, Some(3), "+first, +g+a, +g+b");
     assert_eq!(h.run(), Some(AttemptState::Succeeded));
     assert_eq!(h.starts_of("+a"), 1);
     assert_eq!(h.starts_of("+b"), 1);
@@ -871,12 +911,8 @@ fn kept_group_carries_the_stores_and_resets_of_its_subtree() {
             "`{key}` as before the resume"
         );
     }
-    assert!(
-        !h.tasks()
-            .iter()
-            .any(|t| t.live && t.full_name.starts_with("+wf+g+")),
-        "a kept group gets no children"
-    );
+    assert_eq!(state_of(&h, "+wf+g+a"), "succeeded");
+    assert_eq!(state_of(&h, "+wf+g+b"), "succeeded");
 }
 
 #[test]
@@ -1362,7 +1398,8 @@ fn generating_past_the_task_limit_fails_the_generator() {
     let mut h = Harness::new(
         dir.path(),
         workflow(group("+wf", vec![op("+gen", "for_each", "x")])),
-    );
+    )
+    .with_task_limit(1000);
     h.script("+gen", vec![Script::Generate(body)]);
     assert_eq!(h.run(), Some(AttemptState::Failed));
     let gen = h
@@ -1370,13 +1407,46 @@ fn generating_past_the_task_limit_fails_the_generator() {
         .into_iter()
         .find(|t| t.full_name == "+wf+gen")
         .unwrap();
+    let error = gen.error.unwrap();
     assert!(
-        gen.error
-            .unwrap()
-            .contains("exceed the limit of 1000 tasks per attempt"),
-        "generator fails instead"
+        error.contains("exceed the limit of 1000 tasks per attempt (2 in its current tree")
+            && error.contains("--task-limit"),
+        "generator fails instead: {error}"
     );
     assert_eq!(h.started, ["+wf+gen"]);
+}
+
+/// Issue 10 item 5: the limit counted every row of the attempt, history included, so a
+/// group retry (or a resume, or `--rerun`) of a big generator failed forever.
+#[test]
+fn task_limit_counts_the_live_tree_not_history_rows() {
+    let body = v_map(
+        (0..15)
+            .map(|i| (format!("+c{i:02}"), v_map(vec![("echo>", v_str("x"))])))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.clone()))
+            .collect(),
+    );
+    let dir = tempfile::tempdir().unwrap();
+    // root, +g, +gen, +f, ^sub and 15 generated: 20 live rows in each try of +g.
+    let wf = workflow(group(
+        "+wf",
+        vec![with_retry(
+            group("+g", vec![op("+gen", "for_each", "x"), op("+f", "sh", "f")]),
+            2,
+        )],
+    ));
+    let mut h = Harness::new(dir.path(), wf.clone()).with_task_limit(20);
+    h.script("+gen", vec![Script::Generate(body.clone())]);
+    h.script("+f", vec![Script::Fail, Script::Fail, Script::Succeed]);
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+gen"), 3, "generated in each of three tries");
+    assert!(h.tasks().len() > 40, "history rows exist and did not count");
+    // A resume and a --rerun start a new tree: the old one does not count either.
+    run_again(&mut h, dir.path(), wf, true);
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.starts_of("+gen"), 4);
 }
 
 /// `(interrupted_count, runs)` of a live task, read from the store.
@@ -1476,4 +1546,182 @@ fn replayed_completion_starts_its_successor_once_and_counts_no_interruption() {
         interruptions_and_runs(&h, "+wf+chain+a").1,
         [(1, Some("succeeded".to_owned()))]
     );
+}
+
+/// Migrations 4 to 6 on a database of schema 3 with an attempt under way: definitions become nodes,
+/// run params move to `task_runs`, store folds are filled, and the attempt finishes with the
+/// params it would have had.
+#[test]
+fn a_schema_3_database_migrates_and_its_attempt_finishes() {
+    use super::def::legacy;
+    use serde_json::json;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("spade.db");
+    let root = group("+wf", vec![op("+a", "sh", "a"), op("+b", "sh", "b")]);
+    let TaskKind::Group(children) = &root.kind else {
+        panic!("a group")
+    };
+    {
+        let db = rusqlite::Connection::open(&path).unwrap();
+        db.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+        for sql in [
+            include_str!("../../schema/001_init.sql"),
+            include_str!("../../schema/002_schedule_times.sql"),
+            include_str!("../../schema/003_resume.sql"),
+        ] {
+            db.execute_batch(sql).unwrap();
+        }
+        let now = "2026-01-01T00:00:00Z";
+        db.execute_batch(&format!(
+            "INSERT INTO projects VALUES (1, '{dir}', '{now}');
+             INSERT INTO revisions VALUES (1, 1, 'wf', 'h', 'UTC', '{{}}', '[]', '{now}');
+             INSERT INTO sessions VALUES (1, 1, 'wf', '{now}', 'uuid', '{now}');
+             INSERT INTO attempts (id, session_id, attempt_name, revision_id, params, state,
+               root_task_id, generation, created_at) VALUES (1, 1, '', 1, '{{}}', 'running', 1, 0, '{now}');
+             PRAGMA user_version = 3;",
+            dir = dir.path().display()
+        ))
+        .unwrap();
+        let insert =
+            "INSERT INTO tasks (id, attempt_id, parent_id, epoch, child_index, full_name, \
+            kind, role, definition, export_def, state, pending_upstreams, fence, params, \
+            store_params, created_at, updated_at) \
+            VALUES (?1, 1, ?2, 0, ?3, ?4, ?5, ?6, ?7, '[]', ?8, 0, ?9, ?10, ?11, ?12, ?12)";
+        /// id, parent, child index, name, kind, role, definition, state, fence, params, store.
+        type LegacyRow<'a> = (
+            i64,
+            Option<i64>,
+            i64,
+            &'a str,
+            &'a str,
+            &'a str,
+            &'a TaskDef,
+            &'a str,
+            i64,
+            Option<&'a str>,
+            Option<&'a str>,
+        );
+        let rows: [LegacyRow; 3] = [
+            (
+                1, None, 0, "+wf", "group", "root", &root, "planned", 0, None, None,
+            ),
+            (
+                2,
+                Some(1),
+                0,
+                "+wf+a",
+                "operator",
+                "static",
+                &children[0],
+                "succeeded",
+                1,
+                Some(r#"{"x":1}"#),
+                Some(r#"{"k":"from a"}"#),
+            ),
+            (
+                3,
+                Some(1),
+                1,
+                "+wf+b",
+                "operator",
+                "static",
+                &children[1],
+                "ready",
+                0,
+                None,
+                None,
+            ),
+        ];
+        for (id, parent, index, name, kind, role, d, state, fence, params, store) in rows {
+            db.execute(
+                insert,
+                rusqlite::params![
+                    id,
+                    parent,
+                    index,
+                    name,
+                    kind,
+                    role,
+                    legacy::to_json(d),
+                    state,
+                    fence,
+                    params,
+                    store,
+                    "2026-01-01T00:00:00Z"
+                ],
+            )
+            .unwrap();
+        }
+        db.execute_batch(
+            "INSERT INTO task_edges VALUES (2, 3);
+             INSERT INTO task_runs (task_id, fence, started_at, finished_at, outcome)
+               VALUES (2, 1, '2026-01-01T00:00:00Z', '2026-01-01T00:00:00Z', 'succeeded');",
+        )
+        .unwrap();
+    }
+    let engine = super::Engine::open(&path).unwrap();
+    let columns: Vec<String> = engine
+        .store()
+        .read("test", |tx| {
+            let mut stmt = tx
+                .prepare("SELECT name FROM pragma_table_info('tasks')")
+                .unwrap();
+            let names = stmt
+                .query_map([], |r| r.get(0))
+                .unwrap()
+                .map(Result::unwrap)
+                .collect();
+            Ok::<_, super::Error>(names)
+        })
+        .unwrap();
+    assert!(
+        !columns.iter().any(|c| c == "definition" || c == "params"),
+        "{columns:?}"
+    );
+    let moved: String = engine
+        .store()
+        .read("test", |tx| {
+            Ok::<_, super::Error>(
+                tx.query_row("SELECT params FROM task_runs WHERE task_id = 2", [], |r| {
+                    r.get(0)
+                })
+                .unwrap(),
+            )
+        })
+        .unwrap();
+    assert_eq!(moved, r#"{"x":1}"#);
+    let actions = engine
+        .recover(crate::ids::AttemptId(1), jiff::Timestamp::UNIX_EPOCH)
+        .unwrap();
+    let Some(super::Action::Start(run)) = actions.first() else {
+        panic!("+wf+b starts: {actions:?}")
+    };
+    assert_eq!(run.full_name, "+wf+b");
+    assert_eq!(
+        run.params.get("k"),
+        Some(&json!("from a")),
+        "a's store survives"
+    );
+    let done = engine
+        .apply(
+            jiff::Timestamp::UNIX_EPOCH,
+            Event::Completed {
+                task: run.task,
+                fence: run.fence,
+                outcome: Box::new(Outcome::Succeeded {
+                    store: JsonMap::new(),
+                    reset_store: Vec::new(),
+                    export: JsonMap::new(),
+                    subtasks: None,
+                }),
+            },
+        )
+        .unwrap();
+    assert!(done.iter().any(|a| matches!(
+        a,
+        super::Action::AttemptFinished {
+            state: AttemptState::Succeeded,
+            ..
+        }
+    )));
 }

@@ -3,6 +3,7 @@
 //! created and the schedule advances (compare-and-advance), so a slot that fired before a
 //! crash is never fired again and one that did not is never lost.
 
+use super::apply::Apply;
 use super::{prepare, Engine, Error, NewAttempt};
 use crate::catchup::{self, Policy, Reason};
 use crate::dig::Workflow;
@@ -147,37 +148,38 @@ impl Engine {
         limit: usize,
         start: usize,
     ) -> Result<Vec<FiredSlot>, Error> {
-        self.store.write("fire_slots", |tx| {
+        let (fired, _) = self.transact("fire_slots", now, |a| {
             let mut fired = Vec::new();
             let mut started = 0;
             while fired.len() < limit {
-                let Some(mut f) = fire_one(tx, project, project_dir, lookup, now, owner, real_ms)?
-                else {
+                let Some(mut f) = fire_one(a, project, project_dir, lookup, owner, real_ms)? else {
                     break;
                 };
                 if let (Some(claim), true) = (&f.claim, started < start) {
-                    let mut a = super::apply::Apply::new(tx, now).with_lowerer(self.lower);
+                    a.defer_starts(false);
                     a.recover(claim.attempt)?;
-                    f.actions = Some(a.actions);
+                    f.actions = Some(std::mem::take(&mut a.actions));
                     started += 1;
                 }
                 fired.push(f);
             }
             Ok(fired)
-        })
+        })?;
+        Ok(fired)
     }
 }
 
 /// One due slot inside the firing transaction (`None`: nothing is due).
 fn fire_one<'a>(
-    tx: &crate::store::Tx<'_>,
+    a: &mut Apply<'_, '_>,
     project: ProjectId,
     project_dir: &Path,
     lookup: &dyn Fn(&str) -> Option<ScheduledWorkflow<'a>>,
-    now: Timestamp,
     owner: &OwnerId,
     real_ms: i64,
 ) -> Result<Option<FiredSlot>, Error> {
+    let tx = a.tx();
+    let now = a.now();
     let Some(row) = schedules::first_due(tx, project, now)? else {
         return Ok(None);
     };
@@ -191,7 +193,7 @@ fn fire_one<'a>(
     let Some(wf) = lookup(&row.workflow) else {
         // Reloaded away between the sync and now: it will not fire again.
         schedules::delete(tx, row.id)?;
-        return fire_one(tx, project, project_dir, lookup, now, owner, real_ms);
+        return fire_one(a, project, project_dir, lookup, owner, real_ms);
     };
     let next = next_slot(wf.schedule, session_time);
     let busy =
@@ -230,7 +232,7 @@ fn fire_one<'a>(
             params: crate::expr::JsonMap::new(),
             rerun: false,
         };
-        let prepared = prepare::prepare(tx, &req, now)?;
+        let prepared = prepare::prepare(a, &req)?;
         fired.attempt = Some(prepared.attempt);
         if let ClaimOutcome::Claimed(c) = lease::claim(tx, prepared.attempt, owner, now, real_ms)? {
             fired.claim = Some(c);

@@ -236,6 +236,15 @@ impl Harness {
         h
     }
 
+    /// Reopens the engine with another task limit (the default is far above what tests build).
+    pub fn with_task_limit(mut self, limit: u64) -> Harness {
+        let path = self.engine.store().path().to_owned();
+        self.engine = Engine::open(&path)
+            .map(|e| e.with_lowerer(lower_for_tests).with_task_limit(limit))
+            .unwrap_or_else(|e| panic!("reopen: {e}"));
+        self
+    }
+
     /// Scripts the answers for a task (exact full name, or a suffix such as `+a`).
     pub fn script(&mut self, name: &str, answers: Vec<Script>) -> &mut Harness {
         self.scripts.insert(name.to_owned(), answers);

@@ -95,7 +95,8 @@ pub trait EngineApi: Send + Sync + 'static {
         actions.extend(self.recover(attempt, now)?);
         Ok(actions)
     }
-    /// Several events at once; `Engine` under a claim commits them in one transaction.
+    /// Several events at once; `Engine` (under a claim or not) commits them in one transaction
+    /// (group commit).
     fn apply_batch(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
         let mut actions = Vec::new();
         for event in events {
@@ -144,6 +145,10 @@ impl EngineApi for Engine {
 
     fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
         Engine::apply(self, now, event)
+    }
+
+    fn apply_batch(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        Engine::apply_all(self, now, events)
     }
 
     fn replay(
@@ -383,8 +388,10 @@ async fn drive_inner<E: EngineApi>(
         if let Some(st) = &stopping {
             if in_flight.is_empty() {
                 runs.shutdown().await;
+                // Journal lines the stop's runs left (a command that traps SIGTERM exits on its
+                // own) stay: recorded interrupted, the runs are no longer `running`, so a
+                // replay of those lines is a stale completion the engine ignores.
                 let keys = st.runs.clone();
-                remove_run_journals(&spec.run_dir, &keys);
                 if st.killed {
                     tracing::info!("killed; every process of the attempt is gone");
                     return Ok(AttemptState::Killed);
@@ -635,23 +642,6 @@ fn kill_all<E: EngineApi>(deps: &Deps<E>, in_flight: &mut HashMap<(TaskId, Fence
     in_flight.clear();
 }
 
-/// Journals that a stop's runs left (a shell's exit trap runs on SIGTERM too): the runs are
-/// recorded interrupted, so their journals must not be replayed as completions.
-fn remove_run_journals(run_dir: &Path, keys: &[(TaskId, Fence)]) {
-    let Ok(entries) = std::fs::read_dir(run_dir) else {
-        return;
-    };
-    let keys: HashSet<(TaskId, Fence)> = keys.iter().copied().collect();
-    for entry in entries.flatten() {
-        let name = entry.file_name();
-        if let Some((task, fence, _)) = name.to_str().and_then(operators::sh::parse_journal_name) {
-            if keys.contains(&(task, fence)) {
-                let _ = std::fs::remove_file(entry.path());
-            }
-        }
-    }
-}
-
 /// Turns an engine error that says the claim is lost into `LostOwnership`.
 fn lost_ownership(e: Error, attempt: AttemptId) -> Error {
     match e {
@@ -817,8 +807,9 @@ fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
     }
 }
 
-/// Applies the events of one wake-up on the blocking pool (one transaction for a claimed
-/// engine).
+/// Applies the events that are ready together in one engine call (`EngineApi::apply_batch`:
+/// one transaction for `Engine`, claimed or not), on the blocking pool unless the runtime is
+/// current-thread.
 async fn call_engine<E: EngineApi>(
     deps: &Deps<E>,
     events: Vec<Event>,
@@ -849,14 +840,19 @@ async fn blocking<T: Send + 'static>(
         .map_err(Error::from)
 }
 
-/// Completions found in journals (`<task>.<fence>.exit.<code>`) of runs that finished before
-/// a crash, with the journals to remove once they are committed. Stale ones are harmless: the
-/// engine ignores a completion whose fence is not current.
+/// Completions found in the attempt's journal (`operators::sh::journal_file`, and the
+/// `<task>.<fence>.exit.<code>` files of older spades) of runs that finished before a crash,
+/// with the journals to remove once they are committed. Stale ones are harmless: the engine
+/// ignores a completion whose fence is not current.
 fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
     let Ok(entries) = std::fs::read_dir(run_dir) else {
         return (Vec::new(), Vec::new());
     };
-    let mut found = Vec::new();
+    let journal = operators::sh::journal_file(run_dir);
+    let mut found: Vec<_> = operators::sh::read_journal(&journal)
+        .into_iter()
+        .map(|(task, fence, status)| (task, fence, status, journal.clone()))
+        .collect();
     for entry in entries.flatten() {
         let name = entry.file_name();
         let Some((task, fence, status)) = name.to_str().and_then(operators::sh::parse_journal_name)
@@ -865,10 +861,15 @@ fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
         };
         found.push((task, fence, status, entry.path()));
     }
-    // Apply in task order so replay is deterministic.
+    // Apply in task order so replay is deterministic; a run is journaled twice (by its shell
+    // and by spade), the first line counts.
     found.sort_by_key(|(task, fence, _, _)| (*task, *fence));
+    found.dedup_by_key(|(task, fence, _, _)| (*task, *fence));
     let mut events = Vec::new();
     let mut paths = Vec::new();
+    if journal.exists() {
+        paths.push(journal.clone());
+    }
     for (task, fence, status, path) in found {
         tracing::info!(task = %task, fence = %fence, ?status, "replaying completion journal");
         let store = operators::run_file(run_dir, task, fence, "store");
@@ -877,7 +878,9 @@ fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
             fence,
             outcome: Box::new(operators::sh::outcome(status, &store)),
         });
-        paths.push(path);
+        if path != journal {
+            paths.push(path);
+        }
     }
     (events, paths)
 }
@@ -1020,6 +1023,27 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn replay_reads_the_journal_file_once_per_run() {
+        let dir = tempfile::tempdir().unwrap();
+        // Each run is there twice (its shell's trap, then spade); a line cut short is not.
+        std::fs::write(
+            dir.path().join("journal"),
+            "9 1 0\n8 2 3\n9 1 0\n8 2 3\n7 1",
+        )
+        .unwrap();
+        let (events, paths) = replay_journals(dir.path());
+        let got: Vec<(TaskId, Fence)> = events
+            .iter()
+            .map(|e| match e {
+                Event::Completed { task, fence, .. } => (*task, *fence),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(got, [(TaskId(8), Fence(2)), (TaskId(9), Fence(1))]);
+        assert_eq!(paths, [dir.path().join("journal")]);
     }
 
     #[test]

@@ -4,8 +4,7 @@
 //! Child names follow Digdag's real ones, `+for-<keyIdx>=<keyTag>=<valIdx>=<valTag>` joined by
 //! `&`, where a tag is the first 8 characters of the key or value, URL-encoded.
 
-use super::loop_op::MAX_CHILDREN;
-use super::subtasks::{block, body_entries, child, generated, key, literal};
+use super::subtasks::{block, body_entries, child, generate_limit, generated, key, literal};
 use super::{failed, json_text, Context, Error, Operator};
 use crate::clock::BoxFuture;
 use crate::engine::Outcome;
@@ -21,12 +20,14 @@ impl Operator for ForEach {
 
 fn expand(ctx: &Context) -> Result<Outcome, String> {
     let lists = parse_lists(&ctx.run.command)?;
+    let limit = generate_limit(ctx);
     let mut total: i64 = 1;
     for (_, values) in &lists {
         total = total.saturating_mul(i64::try_from(values.len()).unwrap_or(i64::MAX));
-        if total > MAX_CHILDREN {
+        if total > limit {
             return Err(format!(
-                "for_each> would generate more than {MAX_CHILDREN} tasks"
+                "for_each> would generate more than {limit} tasks (the room left under the \
+                 attempt's task limit; raise it with `spade run --task-limit N`)"
             ));
         }
     }

@@ -1,7 +1,6 @@
 //! `for_range>: {from, to, step | slices}`: a generator over `[from, to)` in steps; each child
 //! is `_do` with `_export: {range: {from, to, index}}`, named `+range-from=A&to=B`.
 
-use super::loop_op::MAX_CHILDREN;
 use super::subtasks::{block, body_entries, child, generated, key, literal};
 use super::{failed, json_text, Context, Error, Operator};
 use crate::clock::BoxFuture;
@@ -65,13 +64,15 @@ fn expand(ctx: &Context) -> Result<Outcome, String> {
     };
     let body = block(ctx, "_do").ok_or("for_range> needs a `_do` block")?;
     let body = body_entries(&body, "for_range")?;
+    let limit = super::subtasks::generate_limit(ctx);
     let mut children = Vec::new();
     let mut a = from;
     let mut index: i64 = 0;
     while step > 0 && a < to {
-        if index >= MAX_CHILDREN {
+        if index >= limit {
             return Err(format!(
-                "for_range> would generate more than {MAX_CHILDREN} tasks"
+                "for_range> would generate more than {limit} tasks (the room left under the \
+                 attempt's task limit; raise it with `spade run --task-limit N`)"
             ));
         }
         let b = a.saturating_add(step).min(to);

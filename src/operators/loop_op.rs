@@ -10,9 +10,6 @@ use serde_json::Value as Json;
 
 pub struct Loop;
 
-/// Digdag's task limit: a generator may not create more children than this.
-pub const MAX_CHILDREN: i64 = 1000;
-
 impl Operator for Loop {
     fn run(&self, ctx: Context) -> BoxFuture<'static, Result<Outcome, Error>> {
         Box::pin(async move { Ok(expand(&ctx).unwrap_or_else(|message| failed(message, false))) })
@@ -30,9 +27,11 @@ fn expand(ctx: &Context) -> Result<Outcome, String> {
             super::json_text(count)
         )
     })?;
-    if !(0..=MAX_CHILDREN).contains(&count) {
+    let limit = super::subtasks::generate_limit(ctx);
+    if count < 0 || count > limit {
         return Err(format!(
-            "loop> count {count} is out of range: it must be between 0 and {MAX_CHILDREN}"
+            "loop> count {count} is out of range: it must be between 0 and {limit} (the room \
+             left under the attempt's task limit; raise it with `spade run --task-limit N`)"
         ));
     }
     let body = block(ctx, "_do").ok_or("loop> needs a `_do` block")?;
@@ -103,7 +102,7 @@ mod tests {
     #[tokio::test]
     async fn bad_counts_fail() {
         let dir = tempfile::tempdir().unwrap();
-        for count in [Json::from("x"), Json::from(MAX_CHILDREN + 1)] {
+        for count in [Json::from("x"), Json::from(1001)] {
             let r = run("loop", count, r#"{"_do": {"+t": {"nop>": null}}}"#);
             let (ctx, _rx) = context(dir.path(), r, Arc::new(FakeSpawner::new()), manual_clock());
             assert!(matches!(

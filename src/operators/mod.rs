@@ -245,6 +245,7 @@ pub(crate) mod testkit {
             timeout: None,
             deadline_at: None,
             retry_count: 0,
+            generate_limit: 1000,
         }
     }
 

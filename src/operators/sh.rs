@@ -1,11 +1,14 @@
 //! `sh>: COMMAND`: runs `/bin/sh` in the project directory with params in the environment,
 //! captures output to the task log, and reads stored params back from `$SPADE_STORE`.
 //!
-//! The command runs under a tiny wrapper whose `EXIT` trap creates the empty file
-//! `<task>.<fence>.exit.<code>` before the shell exits. That file is the run's completion journal:
-//! when spade is killed after a command finished but before the engine committed its
-//! completion, recovery replays the journal instead of running the command a second time
-//! (see `executor::replay_journals`).
+//! The completion journal: when spade is killed after a command finished but before the engine
+//! committed its completion, recovery replays the journal instead of running the command a
+//! second time (see `executor::replay_journals`). Every run appends `<task> <fence> <code>` to
+//! the attempt's one journal file (`<run dir>/journal`) twice: the wrapper's `EXIT` trap writes
+//! it inside the shell, before spade can even learn that the command finished, and spade writes
+//! it again as soon as it reaps the shell, so a command that replaces the trap with its own
+//! (`trap cleanup EXIT`) or `exec`s another program is journaled all the same. An append to an
+//! existing file costs the shell one `open` and one `write` (no file is created per run).
 
 use super::{failed, json_text, Context, Error, Operator};
 use crate::clock::BoxFuture;
@@ -17,12 +20,37 @@ use std::path::{Path, PathBuf};
 
 pub struct Sh;
 
-/// `$1` is the command; `eval` keeps it a script of its own, exactly as written, while the trap
-/// records how it ended. The exit code is in the journal's *name*, so the journal appears
-/// complete in one `open(O_CREAT)` (a file written after creation could be found empty), and
-/// `:` is a builtin, so the journal costs no extra process.
-const WRAPPER: &str =
-    r#"trap ': > "$SPADE_EXIT_FILE.$?"' EXIT; spade_command=$1; shift; eval "$spade_command""#;
+/// `$1` is the run's journal key (`<task> <fence>`, a shell variable: `SPADE_RUN` in the
+/// environment is the run token that proves which processes are the run's), `$2` the command;
+/// `eval` keeps it a script of its own, exactly as written, while the trap records how it
+/// ended. `printf` is a builtin and writes its line in one `write` to a file opened for
+/// appending, so concurrent runs never interleave and a line is whole or absent.
+const WRAPPER: &str = r#"spade_run=$1; spade_command=$2; shift 2; trap 'printf "%s %s\n" "$spade_run" "$?" >> "$SPADE_JOURNAL"' EXIT; eval "$spade_command""#;
+
+/// [`WRAPPER`] for a command that could take the wrapper's `EXIT` trap away (it sets a trap of
+/// its own, `exec`s, or sources a file that might): it runs in a subshell, so its trap is the
+/// subshell's and the wrapper's still writes the journal after it. The subshell costs a fork,
+/// which is why other commands run without one. A stop's SIGTERM (or SIGINT, SIGHUP) reaches
+/// the whole group: the wrapper only notes it, so it outlives a command that traps the signal
+/// and keeps running, and when the subshell died of that signal the wrapper dies of it too, as
+/// the shell would that ran the command without a subshell (the subshell's traps start from
+/// the defaults, so the command sees the signal as it would without the wrapper).
+const WRAPPER_ISOLATED: &str = r#"spade_run=$1; spade_command=$2; shift 2; trap 'printf "%s %s\n" "$spade_run" "$?" >> "$SPADE_JOURNAL"' EXIT; spade_signal=; trap 'spade_signal=TERM' TERM; trap 'spade_signal=INT' INT; trap 'spade_signal=HUP' HUP; (eval "$spade_command"); spade_status=$?; case $spade_signal:$spade_status in TERM:143|INT:130|HUP:129) trap - EXIT "$spade_signal"; kill -s "$spade_signal" $$;; esac; exit "$spade_status""#;
+
+/// Whether a command's own text could replace or skip the wrapper's `EXIT` trap. Programs and
+/// scripts it runs are processes of their own and cannot; `trap`, `exec`, `.` and `source` in
+/// the text itself can. A false positive only costs the subshell's fork.
+fn needs_isolation(command: &str) -> bool {
+    command
+        .split(|c: char| c.is_whitespace() || ";&|()`{}".contains(c))
+        .map(|word| word.trim_matches(|c| c == '"' || c == '\''))
+        .any(|word| matches!(word, "trap" | "exec" | "." | "source"))
+}
+
+/// The attempt's completion journal in its run directory.
+pub fn journal_file(run_dir: &Path) -> PathBuf {
+    run_dir.join("journal")
+}
 
 impl Operator for Sh {
     fn run(&self, ctx: Context) -> BoxFuture<'static, Result<Outcome, Error>> {
@@ -38,7 +66,7 @@ impl Operator for Sh {
             let spawned = ctx.spawn(spec)?;
             let status = spawned.exit.await?;
             if let ExitStatus::Code(code) = status {
-                ctx.set_journal(journal_path(&ctx.run_file("exit"), code));
+                append_journal(&ctx, code);
             }
             Ok(outcome(status, &store))
         })
@@ -77,14 +105,28 @@ fn process_spec(ctx: &Context) -> Result<ProcessSpec, String> {
         }
     }
     env.push(("SPADE_STORE".into(), path_text(&ctx.run_file("store"))));
-    env.push(("SPADE_EXIT_FILE".into(), path_text(&ctx.run_file("exit"))));
+    env.push((
+        "SPADE_JOURNAL".into(),
+        path_text(&journal_file(&ctx.run_dir)),
+    ));
     let mut cwd = ctx.project_dir.clone();
     if let Some(workdir) = ctx.param_text("_workdir") {
         cwd.push(workdir);
     }
     Ok(ProcessSpec {
         program: "/bin/sh".into(),
-        args: vec!["-c".into(), WRAPPER.into(), "spade-sh".into(), command],
+        args: vec![
+            "-c".into(),
+            if needs_isolation(&command) {
+                WRAPPER_ISOLATED
+            } else {
+                WRAPPER
+            }
+            .into(),
+            "spade-sh".into(),
+            format!("{} {}", run.task, run.fence),
+            command,
+        ],
         env,
         cwd,
         log_path: Some(ctx.run_file("log")),
@@ -109,14 +151,46 @@ pub fn outcome(status: ExitStatus, store_path: &Path) -> Outcome {
     }
 }
 
-/// `<prefix>.<code>`: the journal a run that exited with `code` leaves.
-pub fn journal_path(prefix: &Path, code: i32) -> PathBuf {
-    let mut name = prefix.as_os_str().to_owned();
-    name.push(format!(".{code}"));
-    PathBuf::from(name)
+/// spade's own journal line for a run it reaped, written before the outcome goes to the
+/// engine: it covers commands whose own `EXIT` trap replaced the wrapper's. A failure to write
+/// costs only the crash protection of this run, so it is logged, not fatal.
+fn append_journal(ctx: &Context, code: i32) {
+    use std::io::Write as _;
+    let path = journal_file(&ctx.run_dir);
+    let line = format!("{} {} {code}\n", ctx.run.task, ctx.run.fence);
+    let written = std::fs::OpenOptions::new()
+        .append(true)
+        .create(true)
+        .open(&path)
+        .and_then(|mut f| f.write_all(line.as_bytes()));
+    if let Err(e) = written {
+        tracing::warn!(path = %path.display(), error = %e, "cannot append to the completion journal");
+    }
 }
 
-/// Reads a journal's file name, `<task>.<fence>.exit.<code>`.
+/// The completions recorded in an attempt's journal, in file order; lines cut short by a
+/// crash (or written by something else) are skipped.
+pub fn read_journal(path: &Path) -> Vec<(crate::ids::TaskId, crate::ids::Fence, ExitStatus)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let task = fields.next()?.parse().ok()?;
+            let fence = fields.next()?.parse().ok()?;
+            let code = fields.next()?.parse().ok()?;
+            fields.next().is_none().then_some((
+                crate::ids::TaskId(task),
+                crate::ids::Fence(fence),
+                ExitStatus::Code(code),
+            ))
+        })
+        .collect()
+}
+
+/// Reads a journal file name of spade before schema 6, `<task>.<fence>.exit.<code>` (a run dir
+/// left by a crash of an older spade is still replayed).
 pub fn parse_journal_name(
     name: &str,
 ) -> Option<(crate::ids::TaskId, crate::ids::Fence, ExitStatus)> {
@@ -220,7 +294,7 @@ mod tests {
     use super::super::testkit::{context, manual_clock, run};
     use super::*;
     use crate::engine::Event;
-    use crate::executor::spawn::{FakeSpawner, TokioSpawner};
+    use crate::executor::spawn::{FakeSpawner, Spawner as _, TokioSpawner};
     use std::sync::Arc;
 
     #[test]
@@ -281,9 +355,8 @@ mod tests {
         let cmd = r#"echo "hello $who"; printf 'k.x=1\nk.y=%s\n' "$who" > "$SPADE_STORE""#;
         let r = run("sh", cmd.into(), r#"{"who": "world"}"#);
         let (ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), clock.clone());
-        let journal = ctx.run_file("exit");
+        let journal = journal_file(&ctx.run_dir);
         let log = ctx.run_file("log");
-        let slot = ctx.journal.clone();
         match Sh.run(ctx).await.unwrap() {
             Outcome::Succeeded { store, .. } => {
                 assert_eq!(
@@ -293,11 +366,8 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(journal_path(&journal, 0).exists());
-        assert_eq!(
-            slot.lock().unwrap().clone(),
-            Some(journal_path(&journal, 0))
-        );
+        // The trap's line and spade's own.
+        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "7 1 0\n7 1 0\n");
         assert_eq!(std::fs::read_to_string(log).unwrap(), "hello world\n");
 
         let r = run("sh", "exit 3".into(), "{}");
@@ -311,7 +381,145 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        assert!(journal_path(&journal, 3).exists());
+        assert!(std::fs::read_to_string(&journal)
+            .unwrap()
+            .ends_with("7 1 3\n7 1 3\n"));
+        assert_eq!(
+            read_journal(&journal).last(),
+            Some(&(
+                crate::ids::TaskId(7),
+                crate::ids::Fence(1),
+                ExitStatus::Code(3)
+            ))
+        );
+    }
+
+    /// The wrapper's journal line carries the run's task and fence however the environment's
+    /// `SPADE_RUN` (the run token of verified kills) is set: the trap once wrote the token,
+    /// which `read_journal` cannot read, so only spade's own line was left.
+    #[tokio::test]
+    async fn the_trap_line_is_readable_with_a_run_token_in_the_environment() {
+        for cmd in ["true", "trap 'true' EXIT; true"] {
+            let dir = tempfile::tempdir().unwrap();
+            let r = run("sh", cmd.into(), "{}");
+            let (mut ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+            ctx.run_token = Some("0b9f-uuid.7.1".into());
+            let journal = journal_file(&ctx.run_dir);
+            Sh.run(ctx).await.unwrap();
+            let line = (
+                crate::ids::TaskId(7),
+                crate::ids::Fence(1),
+                ExitStatus::Code(0),
+            );
+            assert_eq!(read_journal(&journal), [line, line], "{cmd}");
+        }
+    }
+
+    /// A command run in a subshell (it sets a trap) that traps SIGTERM and keeps going keeps
+    /// its wrapper alive and ends as it chooses; one that does not dies of the signal, wrapper
+    /// and all, as without the subshell.
+    #[tokio::test]
+    async fn an_isolated_command_sees_a_group_sigterm_as_without_the_subshell() {
+        let dir = tempfile::tempdir().unwrap();
+        for (cmd, want) in [
+            (
+                "trap 'echo got > got' TERM; touch up; while [ ! -f got ]; do sleep 0.01; done; exit 3",
+                ExitStatus::Code(3),
+            ),
+            (
+                "trap 'true' EXIT; touch up; sleep 30",
+                ExitStatus::Signal(libc::SIGTERM),
+            ),
+        ] {
+            let _ = std::fs::remove_file(dir.path().join("up"));
+            let r = run("sh", cmd.into(), "{}");
+            let (ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+            let spec = process_spec(&ctx).unwrap();
+            let spawned = ctx.spawn(spec).unwrap();
+            let up = dir.path().join("up");
+            for _ in 0..2000 {
+                if up.exists() {
+                    break;
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+            }
+            assert!(up.exists(), "{cmd} started");
+            TokioSpawner.terminate_group(spawned.pgid);
+            assert_eq!(spawned.exit.await.unwrap(), want, "{cmd}");
+        }
+    }
+
+    #[test]
+    fn commands_that_could_replace_the_trap_are_isolated() {
+        for (command, isolated) in [
+            ("trap 'rm -f x' EXIT; work", true),
+            ("exec ./server", true),
+            (". ./env.sh && run", true),
+            ("source env.sh; run", true),
+            ("./trap.sh --exec=1", false),
+            ("echo entrapped executive", false),
+            ("make release.tar", false),
+            ("true", false),
+            ("eval \"trap 'x' EXIT\"", true),
+            ("a && (exec b)", true),
+        ] {
+            assert_eq!(needs_isolation(command), isolated, "{command}");
+        }
+    }
+
+    /// Issue 10 item 12: a command that sets its own `EXIT` trap replaced the wrapper's, so
+    /// no journal was written and a crash before the commit ran the command again.
+    #[tokio::test]
+    async fn a_command_with_its_own_exit_trap_is_still_journaled() {
+        let dir = tempfile::tempdir().unwrap();
+        let cmd = "trap 'echo cleanup >> trapped' EXIT; exit 4";
+        let r = run("sh", cmd.into(), "{}");
+        let (ctx, _rx) = context(dir.path(), r, Arc::new(TokioSpawner), manual_clock());
+        let journal = journal_file(&ctx.run_dir);
+        Sh.run(ctx).await.unwrap();
+        assert_eq!(
+            std::fs::read_to_string(dir.path().join("trapped")).unwrap(),
+            "cleanup\n",
+            "the command's own trap ran"
+        );
+        // The wrapper's line (the command ran in a subshell) and spade's own.
+        assert_eq!(
+            read_journal(&journal),
+            [
+                (
+                    crate::ids::TaskId(7),
+                    crate::ids::Fence(1),
+                    ExitStatus::Code(4)
+                ),
+                (
+                    crate::ids::TaskId(7),
+                    crate::ids::Fence(1),
+                    ExitStatus::Code(4)
+                )
+            ]
+        );
+    }
+
+    #[test]
+    fn journal_lines_cut_short_are_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal");
+        std::fs::write(&path, "1 1 0\n2 1\nx y z\n3 2 -1\n4 1 0 9\n5 1").unwrap();
+        assert_eq!(
+            read_journal(&path),
+            [
+                (
+                    crate::ids::TaskId(1),
+                    crate::ids::Fence(1),
+                    ExitStatus::Code(0)
+                ),
+                (
+                    crate::ids::TaskId(3),
+                    crate::ids::Fence(2),
+                    ExitStatus::Code(-1)
+                ),
+            ]
+        );
     }
 
     #[tokio::test]

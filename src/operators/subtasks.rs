@@ -40,6 +40,13 @@ pub(crate) fn parallel(ctx: &Context) -> Option<Value> {
     }
 }
 
+/// How many children a generator may create: the room left under the attempt's task limit
+/// (counted before anything is built, so an absurd count allocates nothing). The `^sub` row and
+/// nested generated tasks count too, which the engine checks when the body arrives.
+pub(crate) fn generate_limit(ctx: &Context) -> i64 {
+    i64::try_from(ctx.run.generate_limit).unwrap_or(i64::MAX)
+}
+
 pub(crate) fn key(name: &str) -> Key {
     Key {
         name: name.to_string(),

@@ -441,9 +441,10 @@ pub fn ensure_revision(
         .map(|(p, t)| (p.to_string_lossy().into_owned(), t.as_str()))
         .collect();
     tx.prepare_cached(
-        "INSERT INTO revisions (project_id, workflow, hash, timezone, definition, sources, \
-         created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7) \
-         ON CONFLICT (project_id, workflow, hash) DO NOTHING",
+        // The definition nodes are stored when an attempt of the revision is prepared
+        // (`root_def_id` stays NULL until then).
+        "INSERT INTO revisions (project_id, workflow, hash, timezone, sources, created_at) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT (project_id, workflow, hash) DO NOTHING",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -451,7 +452,6 @@ pub fn ensure_revision(
             workflow.name,
             hash,
             workflow.timezone,
-            crate::engine::def::to_json(&workflow.root),
             super::rows::to_json(&sources),
             now.to_string()
         ])

@@ -1,6 +1,7 @@
 //! Typed rows and the queries over them; every state string goes through `TaskState`.
 
 use super::{sql, Error, Tx};
+use crate::engine::def::DefId;
 use crate::engine::state::TaskState;
 use crate::expr::JsonMap;
 use crate::ids::{AttemptId, Fence, TaskId};
@@ -58,9 +59,8 @@ pub struct TaskRow {
     pub full_name: String,
     pub is_group: bool,
     pub role: Role,
-    /// The task's own `_export:` as stored by `engine::def::map_to_json` (the full definition
-    /// is loaded on demand: a group's holds its whole subtree).
-    pub export_def: String,
+    /// Its definition node (`task_defs`), shared by every row instantiated from it.
+    pub def_id: DefId,
     pub state: TaskState,
     pub child_epoch: i64,
     pub retry_policy: Option<String>,
@@ -69,19 +69,22 @@ pub struct TaskRow {
     pub fence: Fence,
     pub interrupted_count: u32,
     pub first_started: Option<Timestamp>,
-    pub params: Option<String>,
     pub export_params: Option<String>,
     pub store_params: Option<String>,
     pub reset_store: Option<String>,
     pub error: Option<String>,
     pub pending_state: Option<TaskState>,
     pub pgid: Option<u32>,
+    /// When the current try of this planned task passes its `_timeout`.
+    pub timeout_at: Option<Timestamp>,
+    /// What its upstream siblings stored, folded (`engine::params`), once they succeeded.
+    pub up_fold: Option<String>,
 }
 
 pub const TASK_COLUMNS: &str = "id, attempt_id, parent_id, epoch, child_index, full_name, kind, \
-    role, export_def, state, child_epoch, retry_policy, retry_count, retry_at_ms, fence, \
-    interrupted_count, first_started_ms, params, export_params, store_params, reset_store, \
-    error, pending_state, pgid";
+    role, def_id, state, child_epoch, retry_policy, retry_count, retry_at_ms, fence, \
+    interrupted_count, first_started_ms, timeout_at_ms, export_params, store_params, \
+    reset_store, error, pending_state, pgid, up_fold";
 
 pub fn ms_to_ts(ms: Option<i64>) -> Option<Timestamp> {
     ms.and_then(|m| Timestamp::from_millisecond(m).ok())
@@ -118,7 +121,7 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<(TaskRow, String)> {
             full_name: row.get(5)?,
             is_group: kind == "group",
             role: Role::Root,
-            export_def: row.get(8)?,
+            def_id: DefId(row.get::<_, Option<i64>>(8)?.unwrap_or(0)),
             state: state_col(row, 9)?,
             child_epoch: row.get(10)?,
             retry_policy: row.get(11)?,
@@ -127,13 +130,14 @@ fn task_from_row(row: &Row<'_>) -> rusqlite::Result<(TaskRow, String)> {
             fence: Fence(row.get(14)?),
             interrupted_count: row.get(15)?,
             first_started: ms_to_ts(row.get(16)?),
-            params: row.get(17)?,
+            timeout_at: ms_to_ts(row.get(17)?),
             export_params: row.get(18)?,
             store_params: row.get(19)?,
             reset_store: row.get(20)?,
             error: row.get(21)?,
             pending_state,
             pgid: row.get(23)?,
+            up_fold: row.get(24)?,
         },
         role,
     ))
@@ -174,57 +178,81 @@ pub fn load_task(tx: &Tx<'_>, id: TaskId) -> Result<TaskRow, Error> {
         })
 }
 
-/// The full definition text of a task.
-pub fn load_definition(tx: &Tx<'_>, id: TaskId) -> Result<String, Error> {
-    tx.prepare_cached("SELECT definition FROM tasks WHERE id = ?1")
-        .and_then(|mut s| s.query_row(params![id.0], |r| r.get(0)))
-        .optional()
-        .map_err(sql("load_definition"))?
-        .ok_or(Error::NotFound {
-            what: "task",
-            id: id.0,
+/// The guard of `Event::Completed`: the row, when `fence` is still its running fence, else
+/// `None` (a stale report). The same write ends an interruption streak unless the outcome is
+/// another interruption.
+pub fn claim_completion(
+    tx: &Tx<'_>,
+    task: TaskId,
+    fence: Fence,
+    now: &str,
+    interrupted: bool,
+) -> Result<Option<TaskRow>, Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let text = SQL.get_or_init(|| {
+        format!(
+            "UPDATE tasks SET updated_at = ?1, \
+             interrupted_count = CASE WHEN ?4 THEN interrupted_count ELSE 0 END \
+             WHERE id = ?2 AND fence = ?3 AND state = 'running' RETURNING {TASK_COLUMNS}"
+        )
+    });
+    tx.prepare_cached(text)
+        .and_then(|mut s| {
+            s.query_row(params![now, task.0, fence.0, interrupted], task_from_row)
+                .optional()
         })
+        .map_err(sql("claim_completion"))?
+        .map(finish_row)
+        .transpose()
 }
 
 /// The live children of `parent` (its current epoch), in definition order.
 pub fn live_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow>, Error> {
-    select_tasks(
-        tx,
-        "live_children",
-        "parent_id = ?1 AND epoch = ?2",
-        params![parent.id.0, parent.child_epoch],
-    )
+    // `child_index` order is id order within one epoch, and the unique index provides it.
+    let mut stmt = tx
+        .prepare_cached(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+             ORDER BY child_index"
+        ))
+        .map_err(sql("live_children"))?;
+    let rows = stmt
+        .query_map(params![parent.id.0, parent.child_epoch], task_from_row)
+        .map_err(sql("live_children"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("live_children"))?;
+    rows.into_iter().map(finish_row).collect()
 }
 
-/// Blocked live children of a planned `parent` whose upstreams all succeeded, in id order.
+/// The `WHERE` of the partial index `tasks_open_children` (migration 6): the progressing
+/// states. A query uses that index only if it repeats this text exactly.
+pub const PROGRESSING_SQL: &str =
+    "state IN ('ready', 'running', 'retry_waiting', 'group_retry_waiting', 'planned')";
+
+/// Blocked live children of a planned `parent` whose upstreams all succeeded, in id order
+/// (the partial index `tasks_blocked_children` holds blocked rows only).
 pub fn unblockable_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<Vec<TaskRow>, Error> {
     select_tasks(
         tx,
         "unblockable_children",
-        "parent_id = ?1 AND epoch = ?2 AND state = ?3 AND pending_upstreams = 0",
-        params![parent.id.0, parent.child_epoch, TaskState::Blocked.as_str()],
+        "parent_id = ?1 AND epoch = ?2 AND state = 'blocked' AND pending_upstreams = 0",
+        params![parent.id.0, parent.child_epoch],
     )
 }
 
-/// How many live children of `parent` are still progressing.
-pub fn count_progressing_children(tx: &Tx<'_>, parent: &TaskRow) -> Result<i64, Error> {
-    let states: Vec<&str> = TaskState::ALL
-        .into_iter()
-        .filter(|s| s.is_progressing())
-        .map(TaskState::as_str)
-        .collect();
-    let placeholders = vec!["?"; states.len()].join(",");
-    let mut stmt = tx
-        .prepare_cached(&format!(
-            "SELECT COUNT(*) FROM tasks WHERE parent_id = ? AND epoch = ? AND state IN ({placeholders})"
-        ))
-        .map_err(sql("count_progressing_children"))?;
-    let mut args: Vec<&dyn rusqlite::ToSql> = vec![&parent.id.0, &parent.child_epoch];
-    for s in &states {
-        args.push(s);
-    }
-    stmt.query_row(args.as_slice(), |r| r.get(0))
-        .map_err(sql("count_progressing_children"))
+/// Whether any live child of `parent` is still progressing: an `EXISTS` on the partial index
+/// of progressing rows, which stops at the first. A count read every running sibling of a
+/// wide group on every completion (quadratic).
+pub fn any_progressing_child(tx: &Tx<'_>, parent: &TaskRow) -> Result<bool, Error> {
+    static SQL: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    let sql_text = SQL.get_or_init(|| {
+        format!(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1 AND epoch = ?2 \
+             AND {PROGRESSING_SQL})"
+        )
+    });
+    tx.prepare_cached(sql_text)
+        .and_then(|mut s| s.query_row(params![parent.id.0, parent.child_epoch], |r| r.get(0)))
+        .map_err(sql("any_progressing_child"))
 }
 
 /// What a new row needs.
@@ -236,16 +264,15 @@ pub struct NewTask<'a> {
     pub full_name: &'a str,
     pub is_group: bool,
     pub role: Role,
-    pub definition: &'a str,
-    pub export_def: &'a str,
+    pub def_id: DefId,
 }
 
-pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: Timestamp) -> Result<TaskId, Error> {
-    let now_s = now.to_string();
+/// Inserts a `blocked` row; the caller records the transition (`History`).
+pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: &str) -> Result<TaskId, Error> {
     tx.prepare_cached(
         "INSERT INTO tasks (attempt_id, parent_id, epoch, child_index, full_name, kind, role, \
-         definition, export_def, state, created_at, updated_at) \
-         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?11,?11)",
+         def_id, state, created_at, updated_at) \
+         VALUES (?1,?2,?3,?4,?5,?6,?7,?8,?9,?10,?10)",
     )
     .and_then(|mut s| {
         s.execute(params![
@@ -256,16 +283,13 @@ pub fn insert_task(tx: &Tx<'_>, t: &NewTask<'_>, now: Timestamp) -> Result<TaskI
             t.full_name,
             if t.is_group { "group" } else { "operator" },
             t.role.as_str(),
-            t.definition,
-            t.export_def,
+            t.def_id.0,
             TaskState::Blocked.as_str(),
-            now_s,
+            now,
         ])
     })
     .map_err(sql("insert_task"))?;
-    let id = TaskId(tx.last_insert_rowid());
-    record_transition(tx, id, None, TaskState::Blocked, now, "instantiated")?;
-    Ok(id)
+    Ok(TaskId(tx.last_insert_rowid()))
 }
 
 /// Adds an edge; the downstream counts one more pending upstream unless it already succeeded.
@@ -288,82 +312,141 @@ pub fn insert_edge(tx: &Tx<'_>, upstream: TaskId, downstream: TaskId) -> Result<
     Ok(())
 }
 
-/// Called in the transaction that makes `upstream` succeed.
+/// Called in the transaction that makes `upstream` succeed. The downstreams are read first
+/// and updated by id: most tasks have none (parallel siblings, last tasks), and an
+/// `IN (SELECT ...)` builds a temporary table on every call.
 pub fn release_downstreams(tx: &Tx<'_>, upstream: TaskId) -> Result<(), Error> {
-    tx.prepare_cached(
-        "UPDATE tasks SET pending_upstreams = pending_upstreams - 1 WHERE id IN \
-         (SELECT downstream_id FROM task_edges WHERE upstream_id = ?1)",
-    )
-    .and_then(|mut s| s.execute(params![upstream.0]))
-    .map_err(sql("release_downstreams"))?;
+    let downstreams: Vec<i64> = tx
+        .prepare_cached("SELECT downstream_id FROM task_edges WHERE upstream_id = ?1")
+        .and_then(|mut s| {
+            s.query_map(params![upstream.0], |r| r.get(0))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(sql("release_downstreams"))?;
+    for id in downstreams {
+        tx.prepare_cached(
+            "UPDATE tasks SET pending_upstreams = pending_upstreams - 1 WHERE id = ?1",
+        )
+        .and_then(|mut s| s.execute(params![id]))
+        .map_err(sql("release_downstreams"))?;
+    }
     Ok(())
 }
 
-/// Writes a state change and its history row. `from` guards the update: a row that moved
-/// meanwhile is a bug and reported as `Corrupt`.
+/// Writes a state change (its history row is the caller's, `History`). `from` guards the
+/// update: a row that moved meanwhile is a bug and reported as `Corrupt`.
 pub fn set_state(
     tx: &Tx<'_>,
     task: TaskId,
     from: TaskState,
     to: TaskState,
-    now: Timestamp,
-    reason: &str,
+    now: &str,
 ) -> Result<(), Error> {
-    let finished = to.is_terminal().then(|| now.to_string());
     let n = tx
         .prepare_cached(
-            "UPDATE tasks SET state = ?1, updated_at = ?2, finished_at = COALESCE(?3, finished_at) \
+            "UPDATE tasks SET state = ?1, updated_at = ?2, \
+             finished_at = CASE WHEN ?3 THEN ?2 ELSE finished_at END \
              WHERE id = ?4 AND state = ?5",
         )
         .and_then(|mut s| {
             s.execute(params![
                 to.as_str(),
-                now.to_string(),
-                finished,
+                now,
+                to.is_terminal(),
                 task.0,
                 from.as_str()
             ])
         })
         .map_err(sql("set_state"))?;
+    expect_one(n, task, from)
+}
+
+/// The row count of an update guarded by `state = from`: anything but one is a bug.
+pub fn expect_one(n: usize, task: TaskId, from: TaskState) -> Result<(), Error> {
     if n != 1 {
         return Err(Error::Corrupt {
             what: "task state",
             detail: format!("task {task} was not in state `{from}`"),
         });
     }
-    record_transition(tx, task, Some(from), to, now, reason)
+    Ok(())
 }
 
-fn record_transition(
-    tx: &Tx<'_>,
-    task: TaskId,
-    from: Option<TaskState>,
-    to: TaskState,
-    now: Timestamp,
-    reason: &str,
-) -> Result<(), Error> {
-    tx.prepare_cached(
-        "INSERT INTO state_transitions (task_id, from_state, to_state, at, reason) \
-         VALUES (?1, ?2, ?3, ?4, ?5)",
-    )
-    .and_then(|mut s| {
-        s.execute(params![
-            task.0,
-            from.map(TaskState::as_str),
-            to.as_str(),
-            now.to_string(),
-            reason
-        ])
-    })
-    .map_err(sql("record_transition"))?;
-    Ok(())
+/// State changes of one transaction, written together before it commits: one multi-row
+/// insert instead of one statement per transition.
+#[derive(Default)]
+pub struct History {
+    rows: Vec<(TaskId, Option<TaskState>, TaskState, String)>,
+}
+
+impl History {
+    pub fn record(&mut self, task: TaskId, from: Option<TaskState>, to: TaskState, reason: &str) {
+        self.rows.push((task, from, to, reason.to_owned()));
+    }
+
+    /// Writes the recorded rows (in chunks, so each chunk's statement stays cached).
+    pub fn flush(&mut self, tx: &Tx<'_>, now: &str) -> Result<(), Error> {
+        const CHUNK: usize = 32;
+        static SQL: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        let statements = SQL.get_or_init(|| {
+            (1..=CHUNK)
+                .map(|n| {
+                    let values: Vec<String> = (0..n)
+                        .map(|i| {
+                            let b = i * 4;
+                            format!("(?{}, ?{}, ?{}, ?{}, ?{})", b + 2, b + 3, b + 4, 1, b + 5)
+                        })
+                        .collect();
+                    format!(
+                        "INSERT INTO state_transitions (task_id, from_state, to_state, at, reason) \
+                         VALUES {}",
+                        values.join(", ")
+                    )
+                })
+                .collect()
+        });
+        for chunk in self.rows.chunks(CHUNK) {
+            let mut stmt = tx
+                .prepare_cached(&statements[chunk.len() - 1])
+                .map_err(sql("record_transitions"))?;
+            let mut args: Vec<&dyn rusqlite::ToSql> = vec![&now];
+            let states: Vec<(Option<&str>, &str)> = chunk
+                .iter()
+                .map(|r| (r.1.map(TaskState::as_str), r.2.as_str()))
+                .collect();
+            for (row, (from, to)) in chunk.iter().zip(&states) {
+                args.push(&row.0 .0);
+                args.push(from);
+                args.push(to);
+                args.push(&row.3);
+            }
+            stmt.execute(args.as_slice())
+                .map_err(sql("record_transitions"))?;
+        }
+        self.rows.clear();
+        Ok(())
+    }
+}
+
+/// Parses JSON that spade wrote. The parser's recursion limit is lifted: spade writes values
+/// as deep as a file may nest them (the `.dig` parser bounds that), and a limit of 128 made
+/// deep but valid params unreadable ("corrupt ... recursion limit exceeded").
+pub fn parse_json<T: serde::de::DeserializeOwned>(
+    what: &'static str,
+    text: &str,
+) -> Result<T, Error> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.disable_recursion_limit();
+    let value = T::deserialize(&mut de).map_err(|source| Error::Json { what, source })?;
+    de.end().map_err(|source| Error::Json { what, source })?;
+    Ok(value)
 }
 
 /// Parses an optional JSON-object column.
 pub fn json_map(what: &'static str, text: Option<&str>) -> Result<JsonMap, Error> {
     match text {
         None => Ok(JsonMap::new()),
-        Some(t) => serde_json::from_str(t).map_err(|source| Error::Json { what, source }),
+        Some(t) => parse_json(what, t),
     }
 }
 
@@ -393,6 +476,8 @@ pub struct AttemptRow {
     /// The root of the previous try's tree while the attempt resumes it (`None` for a fresh
     /// attempt or a `--rerun`): succeeded tasks are looked up there by full name.
     pub resume_root: Option<TaskId>,
+    /// Rows of the live tree (`None` until counted, for attempts of an older spade).
+    pub live_tasks: Option<i64>,
 }
 
 pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -402,7 +487,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         .prepare_cached(
             "SELECT a.id, s.id, s.project_id, s.workflow, s.session_time, s.session_uuid, \
              a.attempt_name, r.timezone, a.params, a.state, a.root_task_id, a.generation, \
-             a.last_session_time, a.next_session_time, a.resume_root_task_id \
+             a.last_session_time, a.next_session_time, a.resume_root_task_id, a.live_tasks \
              FROM attempts a JOIN sessions s ON s.id = a.session_id \
              JOIN revisions r ON r.id = a.revision_id WHERE a.id = ?1",
         )
@@ -424,6 +509,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
                     r.get::<_, Option<String>>(12)?,
                     r.get::<_, Option<String>>(13)?,
                     r.get::<_, Option<i64>>(14)?,
+                    r.get::<_, Option<i64>>(15)?,
                 ))
             })
         })
@@ -453,6 +539,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         last_session_time: optional_time("last_session_time", row.12.as_deref())?,
         next_session_time: optional_time("next_session_time", row.13.as_deref())?,
         resume_root: row.14.map(TaskId),
+        live_tasks: row.15,
     })
 }
 
@@ -464,4 +551,68 @@ fn optional_time(what: &'static str, text: Option<&str>) -> Result<Option<Timest
         })
     })
     .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn partial_index_state_lists_match_the_state_model() {
+        let progressing: Vec<String> = TaskState::ALL
+            .into_iter()
+            .filter(|s| s.is_progressing())
+            .map(|s| format!("'{s}'"))
+            .collect();
+        assert_eq!(
+            PROGRESSING_SQL,
+            format!("state IN ({})", progressing.join(", "))
+        );
+        let schema = include_str!("../../schema/006_linear.sql");
+        assert!(schema.contains(&format!("WHERE {PROGRESSING_SQL};")));
+    }
+
+    /// The per-event queries seek the small indexes (a scan of a parent's children on every
+    /// completion made wide groups quadratic).
+    #[test]
+    fn hot_queries_use_their_indexes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("spade.db")).unwrap();
+        let plan = |sql: &str| -> String {
+            store
+                .read("test", |tx| {
+                    let mut stmt = tx.prepare(&format!("EXPLAIN QUERY PLAN {sql}")).unwrap();
+                    let rows: Vec<String> = stmt
+                        .query_map([], |r| r.get::<_, String>(3))
+                        .unwrap()
+                        .map(Result::unwrap)
+                        .collect();
+                    Ok::<_, Error>(rows.join("; "))
+                })
+                .unwrap()
+        };
+        for (sql, index) in [
+            (
+                "SELECT id FROM tasks WHERE parent_id = 1 AND epoch = 0 AND state = 'blocked' \
+                 AND pending_upstreams = 0 ORDER BY id",
+                "tasks_blocked_children",
+            ),
+            (
+                &format!(
+                    "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = 1 AND epoch = 0 \
+                     AND {PROGRESSING_SQL})"
+                ),
+                "tasks_open_children",
+            ),
+            (
+                "SELECT id FROM tasks WHERE state IN ('retry_waiting', 'group_retry_waiting') \
+                 AND retry_at_ms <= 5 AND (NULL IS NULL OR attempt_id = NULL)",
+                "tasks_retry_due",
+            ),
+        ] {
+            let got = plan(sql);
+            assert!(got.contains(index), "{sql}: {got}");
+            assert!(!got.contains("TEMP B-TREE"), "{sql}: {got}");
+        }
+    }
 }

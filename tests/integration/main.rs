@@ -9,6 +9,7 @@ mod corpus;
 mod crash;
 mod daemon;
 mod deep_expressions;
+mod engine_regressions;
 mod eval_conformance;
 mod http;
 mod http_server;

@@ -7,12 +7,15 @@
 
 use crate::run::Project;
 
-/// The evaluated params and the run records of one task, read from the project's database.
+/// The evaluated params of the last run and the run records of one task, read from the
+/// project's database.
 fn task_rows(project: &Project, full_name: &str) -> (serde_json::Value, Vec<(String, String)>) {
     let db = rusqlite::Connection::open(project.path().join(".spade/spade.db")).unwrap();
     let (id, params): (i64, Option<String>) = db
         .query_row(
-            "SELECT id, params FROM tasks WHERE full_name = ?1 ORDER BY id DESC LIMIT 1",
+            "SELECT t.id, r.params FROM tasks t LEFT JOIN task_runs r \
+             ON r.task_id = t.id AND r.fence = t.fence \
+             WHERE t.full_name = ?1 ORDER BY t.id DESC LIMIT 1",
             [full_name],
             |r| Ok((r.get(0)?, r.get(1)?)),
         )

@@ -252,7 +252,11 @@ fn resume_after_a_crash_skips_succeeded_tasks() {
     assert_eq!(project.read("out"), "first ");
     let resumed = project.run(&args);
     resumed.expect(0);
-    assert!(resumed.stderr.contains("resumed"), "{}", resumed.stderr);
+    assert!(
+        resumed.stderr.contains("it continues where it stopped"),
+        "{}",
+        resumed.stderr
+    );
     assert_eq!(project.read("out"), "first second third");
 }
 
@@ -272,7 +276,7 @@ fn session_last_reuses_the_newest_session() {
         "{}",
         ran.stderr
     );
-    assert!(ran.stderr.contains("resumed"), "{}", ran.stderr);
+    assert!(ran.stderr.contains("already succeeded"), "{}", ran.stderr);
     assert_eq!(
         project.read("out"),
         "abcabc",
@@ -298,7 +302,7 @@ fn failed_attempt_resumes_keeping_succeeded_tasks() {
     assert!(
         resumed
             .stderr
-            .contains("resumes: 2 succeeded tasks kept, the rest runs again"),
+            .contains("resumes: 2 succeeded tasks kept (+resume_failed+first, +resume_failed+second), the rest runs again"),
         "{}",
         resumed.stderr
     );
