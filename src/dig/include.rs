@@ -21,51 +21,75 @@ pub(crate) struct Includes<'s> {
 /// `dir` is the including file's directory and `depth` the number of collections around
 /// `value`, so an included file's nesting counts from where it lands. Problems become
 /// diagnostics at the `!include` key.
-pub(crate) fn resolve(cx: &mut Includes<'_>, value: Value, dir: &Path, depth: usize) -> Value {
-    let Value { kind, span } = value;
-    let kind = match kind {
-        ValueKind::Map(map) => ValueKind::Map(resolve_map(cx, map, dir, depth + 1)),
-        ValueKind::Seq(items) => ValueKind::Seq(
-            items
-                .into_iter()
-                .map(|v| resolve(cx, v, dir, depth + 1))
-                .collect(),
-        ),
-        other => other,
-    };
-    Value { kind, span }
+pub(crate) fn resolve(cx: &mut Includes<'_>, mut value: Value, dir: &Path, depth: usize) -> Value {
+    // In place, and with the work in helpers: each nested collection and each file of a
+    // chain of includes costs a frame of this and one of `resolve_map` (see `MAX_DEPTH`).
+    match &mut value.kind {
+        ValueKind::Map(map) => resolve_map(cx, map, dir, depth + 1),
+        ValueKind::Seq(items) => {
+            for item in std::mem::take(items) {
+                let item = resolve(cx, item, dir, depth + 1);
+                items.push(item);
+            }
+        }
+        _ => {}
+    }
+    value
 }
 
 /// `level`: the mapping's own level (the root mapping is 1).
-fn resolve_map(cx: &mut Includes<'_>, map: Map, dir: &Path, level: usize) -> Map {
-    let mut out = Map::default();
-    out.entries.reserve(map.entries.len());
+fn resolve_map(cx: &mut Includes<'_>, map: &mut Map, dir: &Path, level: usize) {
+    let entries = std::mem::take(&mut map.entries);
+    map.entries.reserve(entries.len());
     // Keys are unique until an include adds some, so only then must a key look for an earlier
     // one; without this a big top-level mapping costs quadratic time.
     let mut included_any = false;
-    for (key, value) in map.entries {
+    for (key, value) in entries {
         if key.name != "!include" {
             let value = resolve(cx, value, dir, level);
             // A key after an include replaces what the include gave it.
             let slot = if included_any {
-                out.entries.iter_mut().find(|(k, _)| k.name == key.name)
+                map.entries.iter_mut().find(|(k, _)| k.name == key.name)
             } else {
                 None
             };
             match slot {
                 Some(slot) => slot.1 = value,
-                None => out.entries.push((key, value)),
+                None => map.entries.push((key, value)),
             }
             continue;
         }
-        if let Some(included) = include(cx, &key, &value, dir, level) {
+        // The file is read and parsed in `include`, and its own includes resolved here, so
+        // a chain of files recurses through small frames only.
+        let Some(file) = include(cx, &key, &value, dir, level) else {
+            continue;
+        };
+        let Included {
+            root,
+            canonical,
+            dir: file_dir,
+            base_depth,
+        } = *file;
+        cx.stack.push(canonical);
+        let resolved = resolve(cx, root, &file_dir, base_depth);
+        cx.stack.pop();
+        if let ValueKind::Map(included) = resolved.kind {
             included_any = true;
             for (k, v) in included.entries {
-                merge(&mut out, k, v);
+                merge(map, k, v);
             }
         }
     }
-    out
+}
+
+/// A file an `!include` names, parsed, with its own includes still to resolve.
+struct Included {
+    root: Value,
+    canonical: PathBuf,
+    /// Its directory, which its includes are relative to.
+    dir: PathBuf,
+    /// The collections around its root mapping once spliced in.
+    base_depth: usize,
 }
 
 /// Included values win; two mappings are merged key by key. The recursion is bounded: both
@@ -90,14 +114,14 @@ fn merge(into: &mut Map, key: Key, value: Value) {
     }
 }
 
-/// The entries of the file an `!include` key in a mapping at `level` names.
+/// The file an `!include` key in a mapping at `level` names, read and parsed.
 fn include(
     cx: &mut Includes<'_>,
     key: &Key,
     value: &Value,
     dir: &Path,
     level: usize,
-) -> Option<Map> {
+) -> Option<Box<Included>> {
     let Some(name) = value
         .as_template()
         .filter(|t| !t.has_expr())
@@ -200,14 +224,13 @@ fn include(
         ));
         return None;
     }
-    cx.stack.push(canonical);
     let sub_dir = path
         .parent()
         .map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
-    let resolved = resolve(cx, root, &sub_dir, base_depth);
-    cx.stack.pop();
-    match resolved.kind {
-        ValueKind::Map(m) => Some(m),
-        _ => None,
-    }
+    Some(Box::new(Included {
+        root,
+        canonical,
+        dir: sub_dir,
+        base_depth,
+    }))
 }

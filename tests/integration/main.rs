@@ -13,3 +13,4 @@ mod schedule_conformance;
 mod schedule_params;
 mod tidy;
 mod util;
+mod yaml;
