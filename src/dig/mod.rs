@@ -337,6 +337,9 @@ pub fn parse_document(
 /// move) lets diagnostics show the right line and column.
 fn lone_cr_to_lf(text: String) -> String {
     let bytes = text.as_bytes();
+    if !bytes.contains(&b'\r') {
+        return text;
+    }
     let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
     if !(0..bytes.len()).any(lone) {
         return text;

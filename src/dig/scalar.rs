@@ -69,14 +69,25 @@ pub(crate) fn read_plain(text: &str) -> Plain {
 }
 
 /// A plain mapping key: its type and the name Digdag gives it.
+#[inline]
 pub(crate) fn read_plain_key(text: &str) -> (KeyType, Cow<'_, str>) {
-    // Most keys are task names and params: `+name`, `_export`, `sh>`, `name`.
-    match text.as_bytes() {
-        [b'+', second, ..] if !matches!(second, b'0'..=b'9' | b'.') => {
-            return (KeyType::Str, Cow::Borrowed(text))
-        }
-        [b'<', b'<'] => return (KeyType::Merge, Cow::Borrowed(text)),
-        _ => {}
+    // Most keys are task names and params (`+name`, `_export`, `sh>`, `name`): no number
+    // starts like them, and they are not one of the words null and the booleans are written
+    // as (1, 4 or 5 letters long).
+    let may_be_typed = matches!(
+        text.as_bytes(),
+        [b'0'..=b'9' | b'-' | b'.', ..] | [b'+', b'0'..=b'9' | b'.', ..] | [b'<', b'<']
+    ) || matches!(text.len(), 1 | 4 | 5);
+    if may_be_typed {
+        read_typed_key(text)
+    } else {
+        (KeyType::Str, Cow::Borrowed(text))
+    }
+}
+
+fn read_typed_key(text: &str) -> (KeyType, Cow<'_, str>) {
+    if text == "<<" {
+        return (KeyType::Merge, Cow::Borrowed(text));
     }
     if let Some(int) = read_int(text) {
         let name = match int {
@@ -137,22 +148,29 @@ fn read_int(text: &str) -> Option<Int> {
     if !valid || (radix == 10 && digits.starts_with('_')) {
         return None;
     }
-    let clean: String = digits.chars().filter(|&c| c != '_').collect();
+    let clean: Cow<'_, str> = if digits.contains('_') {
+        Cow::Owned(digits.chars().filter(|&c| c != '_').collect())
+    } else {
+        Cow::Borrowed(digits)
+    };
     if clean.is_empty() {
         // `0_` matches the octal pattern and SnakeYAML reads it as 0 once `_` is removed;
         // `0b_` and `0x_` have no digits at all (SnakeYAML throws on them): a string here.
         return (radix == 8).then_some(Int::Fits(0));
     }
-    let signed = if negative {
-        format!("-{clean}")
-    } else {
-        clean.clone()
-    };
-    Some(match i64::from_str_radix(&signed, radix) {
-        Ok(i) => Int::Fits(i),
-        Err(_) => Int::TooBig {
+    let magnitude = u64::from_str_radix(&clean, radix).ok();
+    let value = magnitude.and_then(|m| {
+        if negative {
+            0i64.checked_sub_unsigned(m)
+        } else {
+            i64::try_from(m).ok()
+        }
+    });
+    Some(match value {
+        Some(i) => Int::Fits(i),
+        None => Int::TooBig {
             negative,
-            digits: clean,
+            digits: clean.into_owned(),
             radix,
         },
     })
@@ -339,6 +357,9 @@ mod tests {
             ("0x", Str),
             ("0b101", Int(5)),
             ("9223372036854775808", Str),
+            ("9223372036854775807", Int(i64::MAX)),
+            ("-9223372036854775808", Int(i64::MIN)),
+            ("-0x8000000000000000", Int(i64::MIN)),
             ("1.5", Float(1.5)),
             ("-1.5", Float(-1.5)),
             ("1e3", Float(1000.0)),

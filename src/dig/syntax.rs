@@ -434,9 +434,11 @@ impl<'a> Cursor<'a> {
     }
 
     fn is_doc_marker(&self, i: usize) -> bool {
-        self.col(i) == 0
-            && (self.src[i..].starts_with("---") || self.src[i..].starts_with("..."))
+        // The text first: finding the column scans back over the line.
+        let rest = self.bytes.get(i..).unwrap_or_default();
+        (rest.starts_with(b"---") || rest.starts_with(b"..."))
             && (self.is_eol(i + 3) || is_ws(self.byte(i + 3)))
+            && self.col(i) == 0
     }
 
     /// Whether the content at `i` is `key:` (plain, quoted or `!include`) on this line.
@@ -553,6 +555,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// `...` at column 0: the end of the document.
+    #[inline]
     fn is_doc_end(&self, i: usize) -> bool {
         self.byte(i) == Some(b'.') && self.is_doc_marker(i)
     }
@@ -576,6 +579,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// One more collection opens at `at`; fails past [`MAX_DEPTH`].
+    #[inline]
     fn enter(&mut self, at: usize, what: &str) -> PResult<()> {
         if self.depth >= MAX_DEPTH {
             let included = if self.base_depth > 0 {
@@ -600,6 +604,7 @@ impl<'a> Cursor<'a> {
         Ok(())
     }
 
+    #[inline]
     fn leave(&mut self) {
         self.depth -= 1;
     }
@@ -626,6 +631,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// What kind of block node starts at `pos`.
+    #[inline]
     fn block_node_start(&self, parent: isize, indentless: bool) -> PResult<BlockStart> {
         if self.is_eof() {
             return Ok(BlockStart::Nothing);
@@ -652,6 +658,7 @@ impl<'a> Cursor<'a> {
     /// this line, or below it when the line ends here (also after an anchor: `key: &a` then
     /// the anchored mapping). Consumes the end of the line and the blank lines after the
     /// value. `None`: the value is empty.
+    #[inline]
     fn parse_block_value(&mut self, parent: isize, indentless: bool) -> PResult<Option<Value>> {
         if self.is_eol(self.pos) || self.peek() == Some(b'#') {
             self.next_content_line()?;
@@ -660,20 +667,22 @@ impl<'a> Cursor<'a> {
         if self.peek() == Some(b'&') {
             return self.parse_anchored_block_value(parent, indentless);
         }
-        self.parse_inline_line(parent)
+        self.parse_inline_line(parent).map(Some)
     }
 
     /// The end of this line (a comment at most), then blank lines up to the next content.
+    #[inline]
     fn next_content_line(&mut self) -> PResult<()> {
         self.finish_line()?;
         self.skip_blank_lines()
     }
 
     /// A value on the rest of this line, and the end of the line.
-    fn parse_inline_line(&mut self, parent: isize) -> PResult<Option<Value>> {
+    #[inline]
+    fn parse_inline_line(&mut self, parent: isize) -> PResult<Value> {
         let value = self.parse_inline_value(parent)?;
         self.next_content_line()?;
-        Ok(Some(value))
+        Ok(value)
     }
 
     /// `&name` then a block value.
@@ -716,12 +725,15 @@ impl<'a> Cursor<'a> {
                 Ok(None) => break,
                 Err(e) => return Err(e),
             };
-            // A nested block node (the common case) skips `parse_block_value`'s frame.
+            // `parse_block_value` inlined by hand: a nested block node skips its frame, and
+            // the common `key: value` line its call.
             let value = if self.is_eol(self.pos) || self.peek() == Some(b'#') {
                 self.next_content_line()?;
                 self.parse_block_node(parent, true)
-            } else {
+            } else if self.peek() == Some(b'&') {
                 self.parse_block_value(parent, true)
+            } else {
+                self.parse_inline_line(parent).map(Some)
             };
             let value = value?;
             let entry = (key, key_type, colon_end, value);
@@ -736,6 +748,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The key of the next entry of a block mapping and the end of its `:`; `None` at `...`.
+    #[inline]
     fn block_map_key(&mut self) -> PResult<Option<(Key, KeyType, usize)>> {
         if self.is_doc_end(self.pos) {
             return Ok(None);
@@ -769,6 +782,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Adds a parsed entry to a block mapping at column `n`; whether the mapping goes on.
+    #[inline]
     fn block_map_entry(
         &self,
         map: &mut MapBuilder,
@@ -795,6 +809,7 @@ impl<'a> Cursor<'a> {
     /// earlier one is a duplicate, and a key of another type with the same name (`1` after
     /// `'1'`) replaces the earlier value in its place, as Jackson does with the JSON Digdag
     /// writes.
+    #[inline]
     fn add_entry(
         &self,
         map: &mut MapBuilder,
@@ -815,12 +830,12 @@ impl<'a> Cursor<'a> {
             return Ok(());
         }
         match map.find(&key.name) {
-            Some(i) if map.types[i] == Some(key_type) => {
+            Some(i) if map.type_at(i) == Some(key_type) => {
                 self.duplicate(&key, map.entries[i].0.span.start as usize)
             }
             Some(i) => {
                 map.entries[i] = (key, value);
-                map.types[i] = Some(key_type);
+                map.set_type(i, Some(key_type));
                 Ok(())
             }
             None => {
@@ -1232,6 +1247,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// After the `-` at `pos`: what the item is (`- - x`, `- k: v`, or a value).
+    #[inline]
     fn block_seq_item_start(&mut self) -> BlockStart {
         self.pos += 1;
         self.skip_inline_ws();
@@ -1247,6 +1263,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether a block sequence at column `n` has another item at `pos`.
+    #[inline]
     fn block_seq_goes_on(&self, n: usize) -> PResult<bool> {
         if self.is_eof() {
             return Ok(false);
@@ -1386,6 +1403,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The typed node of the one-line plain scalar `start..end`.
+    #[inline]
     fn plain_node(&self, start: usize, end: usize) -> Value {
         let text = &self.src[start..end];
         let kind = match read_plain(text) {
@@ -1438,6 +1456,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// [`Cursor::plain_continuation`] inside `[...]`/`{...}`, where columns do not matter.
+    #[inline]
     fn flow_plain_continuation(&self, end: usize) -> Option<(usize, usize)> {
         let mut k = end;
         while is_ws(self.byte(k)) {
@@ -1870,6 +1889,7 @@ impl<'a> Cursor<'a> {
 
     /// After an entry of the flow collection opened at `open`: `,` (true) or the `close`
     /// bracket (false), both consumed.
+    #[inline]
     fn flow_separator(&mut self, open: usize, parent: isize, close: u8) -> PResult<bool> {
         self.skip_flow_ws(open, parent)?;
         match self.peek() {
@@ -1899,6 +1919,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Whether a `:` at `j` separates a flow key from its value.
+    #[inline]
     fn is_flow_colon(&self, j: usize) -> bool {
         self.byte(j) == Some(b':')
             && (self.is_eol(j + 1)
@@ -1930,6 +1951,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// The `:` after a flow node ending at `end`, when the node is a key.
+    #[inline]
     fn flow_colon_after(&self, end: usize) -> Option<usize> {
         let mut j = end;
         while is_ws(self.byte(j)) {
@@ -2081,6 +2103,8 @@ impl<'a> Cursor<'a> {
 struct MapBuilder {
     entries: Vec<(Key, Value)>,
     /// The type of the own key that set each entry; `None` for merged entries and `!include`.
+    /// Empty while every entry is an own string key (nearly every mapping), so those cost
+    /// no allocation.
     types: Vec<Option<KeyType>>,
     /// Name -> entry, built once the mapping is too big to scan (nearly all are small), so a
     /// long file stays linear.
@@ -2093,6 +2117,7 @@ impl MapBuilder {
     const SCAN_LIMIT: usize = 16;
 
     /// The entry named `name` (never an `!include` one).
+    #[inline]
     fn find(&mut self, name: &str) -> Option<usize> {
         if self.index.is_none() && self.entries.len() >= Self::SCAN_LIMIT {
             let mut index = HashMap::with_capacity(self.entries.len() * 2);
@@ -2112,6 +2137,7 @@ impl MapBuilder {
         }
     }
 
+    #[inline]
     fn push(&mut self, key: Key, value: Value, key_type: Option<KeyType>) {
         if let Some(index) = &mut self.index {
             if key.name != "!include" {
@@ -2119,7 +2145,24 @@ impl MapBuilder {
             }
         }
         self.entries.push((key, value));
-        self.types.push(key_type);
+        if !self.types.is_empty() || key_type != Some(KeyType::Str) {
+            self.set_type(self.entries.len() - 1, key_type);
+        }
+    }
+
+    #[inline]
+    fn type_at(&self, i: usize) -> Option<KeyType> {
+        match self.types.get(i) {
+            Some(t) => *t,
+            None => Some(KeyType::Str),
+        }
+    }
+
+    fn set_type(&mut self, i: usize, key_type: Option<KeyType>) {
+        if self.types.len() < self.entries.len() {
+            self.types.resize(self.entries.len(), Some(KeyType::Str));
+        }
+        self.types[i] = key_type;
     }
 
     fn finish(self) -> Map {
