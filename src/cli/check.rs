@@ -6,6 +6,7 @@
 
 use crate::diag::{Diagnostic, Severity, SourceMap};
 use crate::dig::{self, ParallelDef, TaskDef, TaskKind, Workflow};
+use crate::operators::external::{self, Finder, Report};
 use serde_json::json;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
@@ -23,6 +24,10 @@ pub struct CheckArgs {
 struct Loaded {
     sources: SourceMap,
     workflows: Vec<Workflow>,
+    /// Where each workflow's operators that are not built in come from, in workflow order.
+    reports: Vec<Report>,
+    /// The project directory: operator executables are looked up there.
+    project_dir: PathBuf,
     diagnostics: Vec<Diagnostic>,
 }
 
@@ -40,7 +45,7 @@ pub(super) fn run(args: CheckArgs) -> Result<u8, crate::Error> {
     let warnings = count(&loaded, Severity::Warning);
     if args.json {
         let out = json!({
-            "workflows": loaded.iter().flat_map(|l| l.workflows.iter().map(workflow_json)).collect::<Vec<_>>(),
+            "workflows": loaded.iter().flat_map(|l| l.workflows.iter().zip(&l.reports).map(|(w, r)| workflow_json(w, r, &l.project_dir))).collect::<Vec<_>>(),
             "diagnostics": loaded.iter().flat_map(|l| l.diagnostics.iter().map(|d| d.to_json(&l.sources))).collect::<Vec<_>>(),
             "errors": errors,
             "warnings": warnings,
@@ -51,8 +56,8 @@ pub(super) fn run(args: CheckArgs) -> Result<u8, crate::Error> {
         let mut summary = String::new();
         let mut report = String::new();
         for l in &loaded {
-            for w in &l.workflows {
-                summary.push_str(&workflow_text(w));
+            for (w, r) in l.workflows.iter().zip(&l.reports) {
+                summary.push_str(&workflow_text(w, r, &l.project_dir));
             }
             for d in &l.diagnostics {
                 report.push_str(&d.render(&l.sources));
@@ -82,6 +87,8 @@ fn load(path: &Path) -> Result<Loaded, crate::Error> {
         Loaded {
             sources: project.sources,
             workflows: project.workflows,
+            reports: Vec::new(),
+            project_dir: path.to_path_buf(),
             diagnostics: project.diagnostics,
         }
     } else {
@@ -91,15 +98,30 @@ fn load(path: &Path) -> Result<Loaded, crate::Error> {
         Loaded {
             sources,
             workflows: workflow.into_iter().collect(),
+            reports: Vec::new(),
+            project_dir: dir.to_path_buf(),
             diagnostics,
         }
     };
-    // Expressions are checked only in workflows that loaded: their spans are then trustworthy.
-    for workflow in &loaded.workflows {
+    // Expressions and operator executables are checked only in workflows that loaded: their
+    // spans are then trustworthy.
+    let finder = Finder::from_env(&loaded.project_dir);
+    let mut valid = Vec::with_capacity(loaded.workflows.len());
+    for workflow in std::mem::take(&mut loaded.workflows) {
         loaded
             .diagnostics
-            .extend(crate::expr::check_workflow(workflow));
+            .extend(crate::expr::check_workflow(&workflow));
+        let mut report = external::diagnose(&finder, &workflow);
+        // An unknown operator makes the file invalid, as every other error does: it is not
+        // summarised.
+        let invalid = report.diagnostics.iter().any(Diagnostic::is_error);
+        loaded.diagnostics.append(&mut report.diagnostics);
+        if !invalid {
+            valid.push(workflow);
+            loaded.reports.push(report);
+        }
     }
+    loaded.workflows = valid;
     crate::diag::sort(&mut loaded.diagnostics);
     Ok(loaded)
 }
@@ -129,20 +151,21 @@ fn totals(errors: usize, warnings: usize) -> String {
 }
 
 /// `workflow NAME`, its settings, then the task tree, two spaces per level.
-fn workflow_text(w: &Workflow) -> String {
+fn workflow_text(w: &Workflow, report: &Report, project_dir: &Path) -> String {
     let mut out = format!("workflow {}\n", w.name);
     let _ = writeln!(out, "  timezone: {}", w.timezone);
     if let Some(s) = &w.schedule {
         let _ = writeln!(out, "  schedule: {} {}", s.kind, s.value);
     }
     let mut tasks = String::new();
+    let show = |t: &TaskDef, tasks: &mut String| task_text(t, 1, report, project_dir, tasks);
     if let TaskKind::Group(children) = &w.root.kind {
         for child in children {
-            task_text(child, 1, &mut tasks);
+            show(child, &mut tasks);
         }
     }
     for special in [&w.root.error, &w.root.check].into_iter().flatten() {
-        task_text(special, 1, &mut tasks);
+        show(special, &mut tasks);
     }
     if tasks.is_empty() {
         out.push_str("  (no tasks)\n");
@@ -152,7 +175,7 @@ fn workflow_text(w: &Workflow) -> String {
     out
 }
 
-fn task_text(t: &TaskDef, depth: usize, out: &mut String) {
+fn task_text(t: &TaskDef, depth: usize, report: &Report, project_dir: &Path, out: &mut String) {
     let pad = "  ".repeat(depth);
     let mut notes = Vec::new();
     match &t.parallel {
@@ -180,45 +203,65 @@ fn task_text(t: &TaskDef, depth: usize, out: &mut String) {
     };
     match &t.kind {
         TaskKind::Operator(op) => {
-            let unsupported = if op.supported {
-                ""
-            } else {
-                " (not supported yet)"
+            let source = match (op.supported, report.executable(op.span)) {
+                (true, _) => String::new(),
+                (false, Some(path)) => format!(" (executable {})", shown_path(path, project_dir)),
+                (false, None) => " (not supported yet)".to_string(),
             };
-            let _ = writeln!(out, "{pad}{}: {}>{unsupported}{notes}", t.name, op.name);
+            let _ = writeln!(out, "{pad}{}: {}>{source}{notes}", t.name, op.name);
         }
         TaskKind::Group(children) => {
             let _ = writeln!(out, "{pad}{}{notes}", t.name);
             for child in children {
-                task_text(child, depth + 1, out);
+                task_text(child, depth + 1, report, project_dir, out);
             }
         }
     }
     for special in [&t.error, &t.check].into_iter().flatten() {
-        task_text(special, depth + 1, out);
+        task_text(special, depth + 1, report, project_dir, out);
     }
 }
 
-fn workflow_json(w: &Workflow) -> serde_json::Value {
+/// An executable's path relative to the project when it is inside it (`operators/slack`).
+fn shown_path(path: &Path, project_dir: &Path) -> String {
+    let project = std::path::absolute(project_dir).unwrap_or_else(|_| project_dir.to_path_buf());
+    path.strip_prefix(&project)
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+fn workflow_json(w: &Workflow, report: &Report, project_dir: &Path) -> serde_json::Value {
     json!({
         "name": w.name,
         "timezone": w.timezone,
         "schedule": w.schedule.as_ref().map(|s| json!({"kind": s.kind, "value": s.value})),
-        "root": task_json(&w.root),
+        "root": task_json(&w.root, report, project_dir),
     })
 }
 
-fn task_json(t: &TaskDef) -> serde_json::Value {
-    let (operator, supported, children) = match &t.kind {
-        TaskKind::Operator(op) => (Some(op.name.as_str()), op.supported, Vec::new()),
-        TaskKind::Group(children) => (None, true, children.iter().map(task_json).collect()),
+/// `supported` is true for operators spade has built in and for those an executable supplies
+/// (`executable` names it).
+fn task_json(t: &TaskDef, report: &Report, project_dir: &Path) -> serde_json::Value {
+    let json_of = |t: &TaskDef| task_json(t, report, project_dir);
+    let (operator, supported, executable, children) = match &t.kind {
+        TaskKind::Operator(op) => {
+            let executable = report
+                .executable(op.span)
+                .filter(|_| !op.supported)
+                .map(|p| shown_path(p, project_dir));
+            let supported = op.supported || executable.is_some();
+            (Some(op.name.as_str()), supported, executable, Vec::new())
+        }
+        TaskKind::Group(children) => (None, true, None, children.iter().map(json_of).collect()),
     };
     json!({
         "name": t.name,
         "operator": operator,
         "supported": supported,
+        "executable": executable,
         "children": children,
-        "error": t.error.as_deref().map(task_json),
-        "check": t.check.as_deref().map(task_json),
+        "error": t.error.as_deref().map(json_of),
+        "check": t.check.as_deref().map(json_of),
     })
 }

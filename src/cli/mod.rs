@@ -3,6 +3,7 @@
 pub mod check;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 
 use clap::{Parser, Subcommand};
 use std::process::ExitCode;
@@ -27,6 +28,9 @@ pub enum Command {
     /// Show when a workflow's schedule fires.
     #[command(subcommand)]
     Schedule(schedule::ScheduleCommand),
+    /// Run the scheduler daemon: fire every workflow's schedule, drive attempts, reload on
+    /// file changes.
+    Serve(serve::ServeArgs),
 }
 
 /// Parses argv, runs the command and maps the result to the process exit code.
@@ -53,11 +57,12 @@ fn dispatch(cli: Cli) -> Result<u8, crate::Error> {
         Command::Check(args) => check::run(args),
         Command::Run(args) => run::run(args),
         Command::Schedule(cmd) => schedule::run(cmd),
+        Command::Serve(args) => serve::run(args),
     }
 }
 
 /// `outer: inner: innermost`, the way ripgrep prints `{:#}`.
-fn error_chain(e: &dyn std::error::Error) -> String {
+pub fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();
     let mut source = e.source();
     while let Some(s) = source {

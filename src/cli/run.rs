@@ -1,8 +1,9 @@
 //! `spade run`: create or resume one attempt of a workflow and drive it to completion.
 
-use crate::clock::{Clock, ScaledClock, SystemClock};
-use crate::engine::{AttemptState, Engine, NewAttempt};
-use crate::executor::{self, spawn::TokioSpawner, AttemptSpec, Deps};
+use crate::clock::Clock;
+use crate::engine::{AttemptState, ClaimOutcome, Engine, Lease, NewAttempt, OwnerId};
+use crate::executor::heartbeat::real_ms;
+use crate::executor::{self, spawn::TokioSpawner, AttemptSpec, Deps, StopLevel};
 use crate::expr::JsonMap;
 use crate::Error;
 use jiff::civil::{Date, DateTime};
@@ -47,25 +48,42 @@ pub struct RunArgs {
     /// Names the attempt: a second run with the same name resumes it instead of starting over.
     #[arg(long)]
     pub attempt_name: Option<String>,
+    /// When another process is running this attempt, wait for it to finish or stop instead
+    /// of refusing.
+    #[arg(long)]
+    pub wait: bool,
+    /// How long a stop (SIGTERM, Ctrl-C) waits for running tasks after sending them SIGTERM
+    /// before it kills them (like systemd's `TimeoutStopSec`).
+    #[arg(
+        long,
+        value_name = "DURATION",
+        default_value = "30s",
+        env = "SPADE_STOP_TIMEOUT"
+    )]
+    pub stop_timeout: String,
+    /// At most this many operator tasks run at once (default: what the open-file limit allows);
+    /// more wait for a free slot.
+    #[arg(long, value_name = "N", env = "SPADE_MAX_TASKS")]
+    pub max_tasks: Option<usize>,
     /// Test hook: virtual time runs this many times faster (retry waits, `wait>`, timeouts);
     /// reported durations are virtual.
     #[arg(long, hide = true)]
     pub time_scale: Option<f64>,
+    /// Test hook: virtual time starts at this RFC 3339 instant.
+    #[arg(long, hide = true)]
+    pub time_origin: Option<String>,
 }
 
 pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
     init_tracing();
-    let clock: Arc<dyn Clock> = match args.time_scale {
-        Some(f) if !(f.is_finite() && f > 0.0) => {
-            return Err(Error::Usage(format!(
-                "invalid --time-scale `{f}`: expected a positive number"
-            )))
-        }
-        Some(f) => Arc::new(ScaledClock::new(SystemClock.now(), f)),
-        None => Arc::new(SystemClock),
-    };
+    let clock: Arc<dyn Clock> =
+        crate::clock::from_test_flags(args.time_origin.as_deref(), args.time_scale)
+            .map_err(Error::Usage)?;
+    let stop_timeout = parse_duration_flag("--stop-timeout", &args.stop_timeout)?;
     let (project_dir, name) = locate(&args)?;
-    let project = crate::dig::load_project(&project_dir)?;
+    // An operator that is neither built in nor supplied by an executable stops the run before
+    // it starts, as in `spade check`.
+    let project = crate::operators::external::load_project(&project_dir)?;
     let mut stderr = std::io::stderr().lock();
     for d in &project.diagnostics {
         let _ = write!(stderr, "{}", d.render(&project.sources));
@@ -130,8 +148,146 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         params,
         rerun: args.rerun,
     };
-    let prepared = engine.prepare_attempt(&request, clock.now())?;
-    let session_text = session_time.to_zoned(tz).to_string();
+    // One thread: every process is spawned from it, so the parent-death signal (bound to the
+    // spawning thread) fires exactly when spade itself dies. Engine calls run inline on it.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|source| Error::Io {
+            what: "cannot start the async runtime".into(),
+            source,
+        })?;
+    let lease = Lease::default();
+    let owner = engine.register_run_owner(crate::clock::SystemClock.now(), real_ms(), &lease)?;
+    let outcome = runtime.block_on(run_owned(RunOwned {
+        engine: engine.clone(),
+        clock: clock.clone(),
+        owner: owner.id.clone(),
+        lease,
+        request: &request,
+        workflow,
+        tz: &tz,
+        project_dir,
+        state_dir,
+        wait: args.wait,
+        stop_timeout,
+        max_tasks: args.max_tasks,
+    }));
+    // The owner row goes whatever happened; attempts it still held become free.
+    if let Err(e) = engine.unregister_owner(&owner.id) {
+        tracing::warn!(error = %e, "cannot remove the owner row; it expires with its lease");
+    }
+    outcome
+}
+
+/// What `run_owned` needs.
+struct RunOwned<'a> {
+    engine: Arc<Engine>,
+    clock: Arc<dyn Clock>,
+    owner: OwnerId,
+    lease: Lease,
+    request: &'a NewAttempt,
+    workflow: &'a crate::dig::Workflow,
+    tz: &'a TimeZone,
+    project_dir: PathBuf,
+    state_dir: PathBuf,
+    wait: bool,
+    stop_timeout: std::time::Duration,
+    max_tasks: Option<usize>,
+}
+
+/// Claims the attempt (or waits for its owner with `--wait`), drives it under the claim with
+/// the stop signals and the lease heartbeat running, and reports how it ended.
+async fn run_owned(r: RunOwned<'_>) -> Result<u8, Error> {
+    let (stop_tx, stop_rx) = executor::stop_channel();
+    let first_signal =
+        crate::signals::watch_stop_signals(stop_tx.clone()).map_err(|source| Error::Io {
+            what: "cannot install the SIGTERM/SIGINT handlers".into(),
+            source,
+        })?;
+    let heartbeat = tokio::spawn(executor::heartbeat::keep_lease(
+        r.engine.clone(),
+        r.owner.clone(),
+        r.lease,
+        stop_tx,
+        |_| {},
+    ));
+    // A kill asked through the store (`spade kill`, the API of a daemon on this database)
+    // reaches this process at its next look, every lease renewal.
+    let (kill_tx, kill_rx) = tokio::sync::watch::channel(false);
+    let watcher = tokio::spawn(watch_cancel(
+        r.engine.clone(),
+        r.owner.clone(),
+        r.lease.renew_every,
+        kill_tx,
+    ));
+    let result = claim_and_drive(&r, stop_rx, kill_rx, &first_signal).await;
+    heartbeat.abort();
+    watcher.abort();
+    result
+}
+
+/// Sets `kill` once a kill of one of this owner's attempts was asked for.
+async fn watch_cancel(
+    engine: Arc<Engine>,
+    owner: OwnerId,
+    every: std::time::Duration,
+    kill: tokio::sync::watch::Sender<bool>,
+) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let engine = engine.clone();
+        let owner = owner.clone();
+        let asked = tokio::task::spawn_blocking(move || engine.cancel_requested(&owner)).await;
+        if matches!(asked, Ok(Ok(ref ids)) if !ids.is_empty()) {
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "kill requested: stopping the running tasks"
+            );
+            kill.send_replace(true);
+            return;
+        }
+    }
+}
+
+async fn claim_and_drive(
+    r: &RunOwned<'_>,
+    stop_rx: tokio::sync::watch::Receiver<StopLevel>,
+    kill_rx: tokio::sync::watch::Receiver<bool>,
+    first_signal: &tokio::sync::watch::Receiver<Option<crate::signals::StopSignal>>,
+) -> Result<u8, Error> {
+    let session_text = r.request.session_time.to_zoned(r.tz.clone()).to_string();
+    let mut announced_wait = false;
+    let (prepared, claim) = loop {
+        let (prepared, outcome) =
+            r.engine
+                .prepare_and_claim(r.request, r.clock.now(), &r.owner, real_ms())?;
+        match outcome {
+            ClaimOutcome::Claimed(claim) => break (prepared, Some(claim)),
+            ClaimOutcome::Finished => break (prepared, None),
+            ClaimOutcome::Busy(other) => {
+                let message = format!(
+                    "attempt {} of {} at {session_text} is being run by {}; wait for it or stop it",
+                    prepared.attempt,
+                    r.workflow.name,
+                    other.describe()
+                );
+                if !r.wait {
+                    return Err(Error::InUse(format!("{message} (`--wait` waits for it)")));
+                }
+                if !announced_wait {
+                    let _ = writeln!(std::io::stderr().lock(), "{message}: waiting (--wait)");
+                    announced_wait = true;
+                }
+                if let Some(sig) = *first_signal.borrow() {
+                    return Ok(sig.exit_code());
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+            }
+        }
+    };
     let verb = match (prepared.resumed, prepared.created) {
         (Some(kept), _) => format!(
             "resumes: {kept} succeeded task{} kept, the rest runs again",
@@ -144,45 +300,65 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         std::io::stderr().lock(),
         "attempt {} of {} at {session_text} {verb}",
         prepared.attempt,
-        workflow.name
+        r.workflow.name
     );
-
-    let deps = Deps {
-        clock: clock.clone(),
-        spawner: Arc::new(TokioSpawner),
-        engine,
+    let started = r.clock.now();
+    let state = match claim {
+        None => r.engine.attempt_state(prepared.attempt)?,
+        Some(claim) => {
+            let deps = Deps {
+                clock: r.clock.clone(),
+                spawner: Arc::new(TokioSpawner),
+                engine: Arc::new(executor::Claimed {
+                    engine: r.engine.clone(),
+                    claim,
+                }),
+                task_slots: Some(Arc::new(tokio::sync::Semaphore::new(
+                    r.max_tasks
+                        .unwrap_or_else(
+                            || crate::host::max_tasks_for(crate::host::raise_fd_limit()),
+                        )
+                        .max(1),
+                ))),
+            };
+            let spec = AttemptSpec {
+                attempt: prepared.attempt,
+                project_dir: r.project_dir.clone(),
+                run_dir: executor::run_dir(&r.state_dir, prepared.attempt),
+                workflow: Some(Arc::new(r.workflow.clone())),
+                progress: true,
+                // `${secret:db.password}` reads `SPADE_SECRET_DB_PASSWORD`.
+                secrets: Arc::new(crate::expr::EnvSecrets),
+                stop: stop_rx,
+                stop_timeout: r.stop_timeout,
+                started: None,
+                kill: Some(kill_rx),
+                on_change: None,
+            };
+            executor::drive(&deps, &spec).await?
+        }
     };
-    let spec = AttemptSpec {
-        attempt: prepared.attempt,
-        project_dir,
-        run_dir: executor::run_dir(&state_dir, prepared.attempt),
-        workflow: Some(Arc::new(workflow.clone())),
-        progress: true,
-        // `${secret:db.password}` reads `SPADE_SECRET_DB_PASSWORD`.
-        secrets: Arc::new(crate::expr::EnvSecrets),
-    };
-    // One thread: every process is spawned from it, so the parent-death signal (bound to the
-    // spawning thread) fires exactly when spade itself dies. Engine calls use the blocking pool.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .map_err(|source| Error::Io {
-            what: "cannot start the async runtime".into(),
-            source,
-        })?;
-    let started = clock.now();
-    let state = runtime.block_on(executor::drive(&deps, &spec))?;
-    let took = clock.now().duration_since(started).as_secs_f64();
+    let took = r.clock.now().duration_since(started).as_secs_f64();
+    let mut stderr = std::io::stderr().lock();
+    if state == AttemptState::Running {
+        let signal = *first_signal.borrow();
+        let (name, code) = signal.map_or(("a stop request", 1), |s| (s.name(), s.exit_code()));
+        let _ = writeln!(
+            stderr,
+            "attempt {} stopped by {name} after {took:.2}s: running tasks were stopped and recorded as interrupted; `spade run` again continues it",
+            prepared.attempt
+        );
+        return Ok(code);
+    }
     let (word, code) = match state {
         AttemptState::Succeeded => ("succeeded", 0),
         AttemptState::Failed => ("failed", 1),
         AttemptState::Killed => ("killed", 1),
         AttemptState::Running => ("is still running", 1),
     };
-    let mut stderr = std::io::stderr().lock();
     if state != AttemptState::Succeeded {
         // Like `digdag run`, end with what failed and why.
-        if let Ok(summary) = deps.engine.attempt_summary(prepared.attempt) {
+        if let Ok(summary) = r.engine.attempt_summary(prepared.attempt) {
             for (task, message) in &summary.failures {
                 let _ = writeln!(stderr, "failed: {task}: {message}");
             }
@@ -190,6 +366,15 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
     }
     let _ = writeln!(stderr, "attempt {} {word} in {took:.2}s", prepared.attempt);
     Ok(code)
+}
+
+/// A duration flag such as `--stop-timeout 30s` (`dig::duration` forms).
+pub(crate) fn parse_duration_flag(flag: &str, text: &str) -> Result<std::time::Duration, Error> {
+    crate::dig::duration::parse(text).ok_or_else(|| {
+        Error::Usage(format!(
+            "invalid {flag} `{text}`: expected a duration such as 30s, 5m, 1h30m or plain seconds"
+        ))
+    })
 }
 
 /// The newest session time of this workflow in the database, for `--session last`.
@@ -395,15 +580,7 @@ fn parse_param(text: &str) -> Result<(&str, &str), Error> {
 
 /// Logs go to stderr, filtered by `SPADE_LOG` (or `RUST_LOG`); warnings and errors by default.
 fn init_tracing() {
-    use tracing_subscriber::EnvFilter;
-    let filter = EnvFilter::try_from_env("SPADE_LOG")
-        .or_else(|_| EnvFilter::try_from_default_env())
-        .unwrap_or_else(|_| EnvFilter::new("warn"));
-    // A second initialisation (tests calling `run` twice) keeps the first subscriber.
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    crate::logging::init(crate::config::LogFormat::Human, "warn");
 }
 
 #[cfg(test)]

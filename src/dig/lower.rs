@@ -50,7 +50,13 @@ const SCHEDULE_KINDS: &[&str] = &[
     "seconds_interval>",
 ];
 
-const SCHEDULE_OPTIONS: &[&str] = &["start", "end", "skip_on_overtime", "skip_delayed_by"];
+const SCHEDULE_OPTIONS: &[&str] = &[
+    "start",
+    "end",
+    "skip_on_overtime",
+    "skip_delayed_by",
+    "catchup",
+];
 
 const RETRY_KEYS: &[&str] = &[
     "limit",
@@ -74,6 +80,10 @@ struct OperatorParts {
 #[derive(Default)]
 pub(crate) struct Lower {
     pub(crate) diags: Vec<Diagnostic>,
+    /// Operators that are not built in, as `(operator, task, span)`: an executable of the
+    /// project or on `PATH` may supply them, which `operators::external::diagnose` decides
+    /// once the file has loaded. Reported here only when the file has errors (it will not load).
+    not_built_in: Vec<(String, String, Span)>,
 }
 
 fn kind_name(v: &Value) -> &'static str {
@@ -170,6 +180,12 @@ impl Lower {
         }
         let root_name = format!("+{name}");
         let root_task = self.task_body(&root_name, span, map, true);
+        if self.has_errors() {
+            for (op, task, at) in std::mem::take(&mut self.not_built_in) {
+                let d = catalog::not_built_in(&op, &task, at, std::iter::empty());
+                self.diags.push(d);
+            }
+        }
         Some(Workflow {
             name: name.to_string(),
             timezone,
@@ -570,31 +586,15 @@ impl Lower {
         }
     }
 
-    /// Looks the operator up in the catalog; returns whether spade runs it.
+    /// Looks the operator up in the catalog; returns whether spade has it built in.
     fn check_operator(&mut self, task: &TaskDef, name: &str, span: Span, command: &Value) -> bool {
         let supported = match catalog::lookup(name) {
             None if name.contains("${") || name.is_empty() => false,
             Some(info) if info.supported => true,
-            Some(_) => {
-                self.diags.push(
-                    Diagnostic::warning(
-                        span,
-                        format!(
-                            "operator `{name}>` of task `{}` is not supported by spade yet",
-                            task.name
-                        ),
-                    )
-                    .with_help("`spade check` accepts it, but running this task fails"),
-                );
-                false
-            }
-            None => {
-                let hint = did_you_mean(name, catalog::names());
-                let help = match hint {
-                    Some(h) => format!("did you mean `{h}>`?"),
-                    None => "spade runs `sh>`, `echo>`, `fail>`, `wait>`, `nop>`, `for_each>`, `for_range>`, `loop>`, `if>`, `call>` and `require>`".to_string(),
-                };
-                self.error_help(span, format!("unknown operator `{name}>`"), help);
+            // An executable may supply it: a question about the project, not this file.
+            Some(_) | None => {
+                let entry = (name.to_string(), task.name.clone(), span);
+                self.not_built_in.push(entry);
                 false
             }
         };
@@ -837,12 +837,25 @@ impl Lower {
                     b
                 }
                 "skip_delayed_by" => self.duration("skip_delayed_by", value).is_some(),
+                // spade's extension: what happens to slots missed while nothing served them.
+                "catchup" => {
+                    let ok = literal_str(value)
+                        .is_some_and(|t| crate::catchup::Catchup::parse(t).is_some());
+                    if !ok {
+                        self.error_help(
+                            value.span,
+                            format!("`catchup` must be `all`, `latest` or `none`, found {}", found(value)),
+                            "`all` runs every slot missed during downtime (Digdag's way), `latest` only the newest, `none` none",
+                        );
+                    }
+                    ok
+                }
                 _ => {
                     let d = Diagnostic::error(key.span, format!("unknown schedule option `{n}`"));
                     self.diags.push(hint_or(
                         d,
                         did_you_mean(n, SCHEDULE_OPTIONS.iter().copied()),
-                        "`schedule` accepts one kind plus `start`, `end`, `skip_on_overtime` and `skip_delayed_by`",
+                        "`schedule` accepts one kind plus `start`, `end`, `skip_on_overtime`, `skip_delayed_by` and `catchup`",
                     ));
                     false
                 }
@@ -1149,6 +1162,16 @@ mod tests {
             ],
         );
         check_diags("+a:\n  sh>:\n", &[("", "needs a value")]);
+        // An executable may supply an operator spade lacks: a file with no other error leaves
+        // the question to `operators::external::diagnose`, which knows the project.
+        check_diags("+a:\n  slack>: hi\n+b:\n  td>: q\n", &[]);
+        check_diags(
+            "+a:\n  slack>: hi\n  _retry: lots\n",
+            &[
+                ("slack>", "unknown operator `slack>`"),
+                ("lots", "`_retry` must be"),
+            ],
+        );
         check_diags("+a:\n  nop>:\n", &[]);
         check_diags("+a:\n  _type: ${t}\n", &[("${t}", "computed at run time")]);
         check_diags(

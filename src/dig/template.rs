@@ -1,12 +1,16 @@
 //! Splits a string into literal text and `${...}` expressions by Digdag's template rules.
 //!
-//! Nothing is evaluated here. The rules follow `digdag.js` (spec 2.2), scanning left to right:
-//! - `$$` is a literal `$`;
-//! - `${` followed by lowercase letters and `:` (`${secret:x}`) stays literal, for operators;
-//! - `${` opens an expression whose closing `}` is found by counting braces (Graal's extended
-//!   syntax counts every brace, including those inside JavaScript string literals);
-//! - an unclosed `${` stays literal text, and `${}` produces nothing;
-//! - any other `$` is literal.
+//! Nothing is evaluated here. The rules follow `digdag.js` (spec 2.2): the text is scanned for
+//! the next `${` that opens a placeholder, and
+//! - in the literal text before it, every `$$` is a `$`; so `$${x}` is `$` followed by the
+//!   value of `x` (the `${` that follows the first `$` opens the placeholder);
+//! - `${` followed by lowercase letters and `:` (`${secret:x}`) does not open one: it stays
+//!   literal, for operators; neither does a `${` that ends the string;
+//! - the closing `}` is found by counting braces (Graal's extended syntax counts every brace,
+//!   including those inside JavaScript string literals);
+//! - an unclosed `${` and the rest of the string are literal text (with `$$` as `$` there too),
+//!   and `${}` produces nothing. Any other body, `${ }` included, is an expression: a blank one
+//!   is a syntax error when it is evaluated, as in Digdag.
 
 use crate::diag::{FileId, Span};
 use crate::dig::value::{Template, TemplatePart};
@@ -26,49 +30,56 @@ pub(crate) fn split_exact(raw: &str, file: FileId, base: usize) -> Template {
 fn split_with(raw: &str, span_of: impl Fn(usize, usize) -> Span) -> Template {
     let mut parts: Vec<TemplatePart> = Vec::new();
     let mut literal = String::new();
-    let bytes = raw.as_bytes();
     let mut pos = 0;
-    // `lit_from` marks the start of literal text not yet copied, so plain runs are copied whole.
-    let mut lit_from = 0;
-    while let Some(found) = raw.get(pos..).and_then(|rest| rest.find('$')) {
-        let at = pos + found;
-        match bytes.get(at + 1) {
-            Some(b'$') => {
-                literal.push_str(&raw[lit_from..=at]);
-                pos = at + 2;
-                lit_from = pos;
+    while let Some(open) = next_opening(raw, pos) {
+        let Some(len) = matching_brace(&raw[open + 2..]) else {
+            // Unclosed: the rest of the string is literal text.
+            break;
+        };
+        push_literal(&mut literal, &raw[pos..open]);
+        let (start, end) = (open + 2, open + 2 + len);
+        if start < end {
+            if !literal.is_empty() {
+                parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
             }
-            Some(b'{') if !is_prefixed_reference(&raw[at + 2..]) => {
-                match matching_brace(&raw[at + 2..]) {
-                    Some(len) => {
-                        literal.push_str(&raw[lit_from..at]);
-                        let (start, end) = (at + 2, at + 2 + len);
-                        if start < end {
-                            if !literal.is_empty() {
-                                parts.push(TemplatePart::Literal(std::mem::take(&mut literal)));
-                            }
-                            parts.push(TemplatePart::Expr {
-                                source: raw[start..end].to_string(),
-                                span: span_of(start, end),
-                            });
-                        }
-                        pos = end + 1;
-                        lit_from = pos;
-                    }
-                    // Unclosed: the rest of the string is literal text.
-                    None => break,
-                }
-            }
-            _ => pos = at + 1,
+            parts.push(TemplatePart::Expr {
+                source: raw[start..end].to_string(),
+                span: span_of(start, end),
+            });
         }
+        pos = end + 1;
     }
-    literal.push_str(&raw[lit_from..]);
+    push_literal(&mut literal, &raw[pos..]);
     if !literal.is_empty() {
         parts.push(TemplatePart::Literal(literal));
     }
     Template {
         raw: raw.to_string(),
         parts,
+    }
+}
+
+/// Appends literal `text` with every `$$` read as `$`.
+fn push_literal(out: &mut String, text: &str) {
+    let mut rest = text;
+    while let Some(at) = rest.find("$$") {
+        out.push_str(&rest[..=at]);
+        rest = &rest[at + 2..];
+    }
+    out.push_str(rest);
+}
+
+/// The byte offset of the next `${` at or after `from` that opens a placeholder: something
+/// follows it, and it is not an operator's `${word:` reference.
+fn next_opening(raw: &str, from: usize) -> Option<usize> {
+    let mut at = from;
+    loop {
+        at += raw.get(at..)?.find("${")?;
+        let after = &raw[at + 2..];
+        if !after.is_empty() && !is_prefixed_reference(after) {
+            return Some(at);
+        }
+        at += 1;
     }
 }
 
@@ -128,6 +139,12 @@ mod tests {
         check("p${1}m$$m${2}s", "<p>{1}<m$m>{2}<s>");
         check("${}", "");
         check("a${}b", "<ab>");
+        // A blank body is an expression (a syntax error when evaluated), not nothing.
+        check("${ }", "{ }");
+        // Unclosed: the rest is text, with `$$` as `$` there too.
+        check("${x $$", "<${x $>");
+        check("a$${", "<a${>");
+        check("${", "<${>");
         check("", "");
         check("plain text", "<plain text>");
     }
@@ -143,7 +160,12 @@ mod tests {
         );
         check("${'{'}}", "{'{'}}"); // Graal counts the brace inside the string literal too
         check("${a}${b}", "{a}{b}");
-        check("$${x}", "<${x}>");
+        // `$` then a placeholder: the first `$` is text, the `${` after it opens (digdag.js).
+        check("$${x}", "<$>{x}");
+        check("$$${x}", "<$>{x}");
+        check("$$$${x}", "<$$>{x}");
+        check("a$$b${x}$$", "<a$b>{x}<$>");
+        check("${x}$${y}", "{x}<$>{y}");
         check("é${x}ü", "<é>{x}<ü>");
     }
 

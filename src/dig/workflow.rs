@@ -83,8 +83,8 @@ pub struct OperatorCall {
     pub name: String,
     /// The operator's main argument (`_command`), unevaluated. `Null` when absent.
     pub command: Value,
-    /// Whether spade can run it now (false for Digdag operators such as `td>` it does not run
-    /// yet: the check warns and a run fails the task with the same message).
+    /// Whether spade has it built in. Any other name may be supplied by an executable, looked
+    /// up when the task runs (`operators::external`); `spade check` says which.
     pub supported: bool,
     /// `_do:` / `_else_do:` blocks of generator operators, kept unevaluated and unlowered:
     /// they are lowered when the generator runs.

@@ -23,6 +23,13 @@ pub enum Event {
     },
     /// Time passed: due retry waits become ready and deadlines are checked.
     Tick,
+    /// A run's output that has no log file of its own (`echo>`'s message): kept with the run in
+    /// `task_logs`, in the transaction of the completion that follows it.
+    Log {
+        task: TaskId,
+        fence: Fence,
+        text: String,
+    },
 }
 
 /// How one run of an operator ended. A failed user task is data, not an `Err`.

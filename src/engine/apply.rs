@@ -763,10 +763,8 @@ impl<'t, 'c> Apply<'t, 'c> {
             self.transition(&mut row, TaskEvent::Succeeded, "`_disable: true`")?;
             return Ok(());
         }
-        if !op.supported {
-            let message = format!("operator `{}>` is not supported by spade yet", op.name);
-            return self.fail(row, message, JsonMap::new(), false);
-        }
+        // Whether the operator runs is the executor's question: one spade lacks may be supplied
+        // by an executable when the task runs (`operators::external`).
         let evaluated = match self.evaluate(&row, &d)? {
             Ok(e) => e,
             Err(e) => return self.fail(row, e.to_string(), JsonMap::new(), false),
@@ -968,6 +966,42 @@ impl<'t, 'c> Apply<'t, 'c> {
         self.start(row)
     }
 
+    /// A graceful stop (SIGTERM, `systemctl stop`) ended this run before it finished: the run
+    /// is recorded `interrupted` and the task is ready again for the next start. Unlike a crash
+    /// it does not count towards the three-interruptions limit (the task did not cause it), it
+    /// uses up no `_retry`, and nothing is started (the process is stopping).
+    pub(crate) fn stopped(
+        &mut self,
+        task: TaskId,
+        fence: Fence,
+        reason: &str,
+    ) -> Result<(), Error> {
+        let n = crate::store::exec(
+            self.tx,
+            "fence_check",
+            "UPDATE tasks SET updated_at = ?1 WHERE id = ?2 AND fence = ?3 AND state = ?4",
+            params![
+                self.now.to_string(),
+                task.0,
+                fence.0,
+                TaskState::Running.as_str()
+            ],
+        )?;
+        if n == 0 {
+            return Ok(());
+        }
+        let mut row = self.load(task)?;
+        crate::store::exec(
+            self.tx,
+            "finish_run",
+            "UPDATE task_runs SET finished_at = ?1, outcome = ?2, message = ?3 \
+                 WHERE task_id = ?4 AND fence = ?5",
+            params![self.now.to_string(), "interrupted", reason, task.0, fence.0],
+        )?;
+        self.transition(&mut row, TaskEvent::Interrupted, reason)?;
+        Ok(())
+    }
+
     fn succeeded(
         &mut self,
         mut row: TaskRow,
@@ -1055,6 +1089,17 @@ impl<'t, 'c> Apply<'t, 'c> {
         }
         self.insert_children(&row, &children, &upstream, &names)?;
         self.dirty.push(row.id);
+        Ok(())
+    }
+
+    /// `Event::Log`: output of a run that has no log file (`echo>`), kept with the run.
+    pub(crate) fn log(&mut self, task: TaskId, fence: Fence, text: &str) -> Result<(), Error> {
+        crate::store::exec(
+            self.tx,
+            "task_log_append",
+            "INSERT INTO task_logs (task_id, fence, at, chunk) VALUES (?1, ?2, ?3, ?4)",
+            params![task.0, fence.0, self.now.to_string(), text],
+        )?;
         Ok(())
     }
 

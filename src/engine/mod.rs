@@ -16,16 +16,21 @@
 pub mod action;
 mod apply;
 pub mod def;
+mod owned;
 mod params;
 pub mod plan;
 mod prepare;
 pub mod retry;
 #[cfg(test)]
 mod scenarios;
+mod scheduling;
 pub mod state;
 pub mod testkit;
 
+pub use crate::store::lease::{Claim, ClaimOutcome, Lease, Owner, OwnerId, OwnerKind};
 pub use action::{Action, Event, Outcome, TaskRun};
+pub use owned::run_token;
+pub use scheduling::{next_slot, FiredSlot, ScheduledWorkflow};
 pub use state::{IllegalTransition, TaskEvent, TaskState};
 
 use crate::ids::{AttemptId, Fence, SessionId, TaskId};
@@ -218,25 +223,7 @@ impl Engine {
         events: Vec<Event>,
     ) -> Result<Vec<Action>, Error> {
         self.store.write("replay", |tx| {
-            let mut a = apply::Apply::new(tx, now)
-                .with_lowerer(self.lower)
-                .deferring_starts();
-            // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
-            for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
-                apply_event(&mut a, event)?;
-            }
-            a.stop_deferring();
-            let replayed = std::mem::take(&mut a.actions);
-            a.recover(attempt)?;
-            // A replayed completion that finished the attempt already said so; `recover` of
-            // the finished attempt says it again.
-            let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
-            if replayed.iter().any(finished) {
-                a.actions.retain(|x| !finished(x));
-            }
-            let mut actions = replayed;
-            actions.append(&mut a.actions);
-            Ok(actions)
+            replay_in(tx, self.lower, attempt, now, events)
         })
     }
 
@@ -435,6 +422,35 @@ fn live_ids(
     Ok(ids)
 }
 
+/// `Engine::replay` inside an open transaction (shared with the claimed variant).
+fn replay_in(
+    tx: &store::Tx<'_>,
+    lower: Lowerer,
+    attempt: AttemptId,
+    now: Timestamp,
+    events: Vec<Event>,
+) -> Result<Vec<Action>, Error> {
+    let mut a = apply::Apply::new(tx, now)
+        .with_lowerer(lower)
+        .deferring_starts();
+    // `recover` ends with a tick of this attempt: replayed ticks would be redundant.
+    for event in events.into_iter().filter(|e| !matches!(e, Event::Tick)) {
+        apply_event(&mut a, event)?;
+    }
+    a.stop_deferring();
+    let replayed = std::mem::take(&mut a.actions);
+    a.recover(attempt)?;
+    // A replayed completion that finished the attempt already said so; `recover` of
+    // the finished attempt says it again.
+    let finished = |x: &Action| matches!(x, Action::AttemptFinished { .. });
+    if replayed.iter().any(finished) {
+        a.actions.retain(|x| !finished(x));
+    }
+    let mut actions = replayed;
+    actions.append(&mut a.actions);
+    Ok(actions)
+}
+
 /// One event inside an open transaction: the single dispatch `apply` and `replay` share.
 fn apply_event(a: &mut apply::Apply<'_, '_>, event: Event) -> Result<(), Error> {
     match event {
@@ -453,5 +469,6 @@ fn apply_event(a: &mut apply::Apply<'_, '_>, event: Event) -> Result<(), Error> 
             a.settle_all()
         }
         Event::Tick => a.tick(None),
+        Event::Log { task, fence, text } => a.log(task, fence, &text),
     }
 }

@@ -7,6 +7,7 @@
 //! blocking pool and no transaction is ever open across an `.await`. `spade run` and the
 //! daemon use this same function; the daemon just drives many attempts at once.
 
+pub mod heartbeat;
 pub mod spawn;
 
 use crate::clock::Clock;
@@ -21,7 +22,7 @@ use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch, Semaphore};
 use tokio::task::JoinSet;
 use tracing::Instrument as _;
 
@@ -40,6 +41,10 @@ pub enum Error {
     EngineThread(#[source] tokio::task::JoinError),
     #[error("attempt {attempt} is still running but the engine has nothing left to do")]
     Stalled { attempt: AttemptId },
+    /// Another process claimed the attempt after this one's lease lapsed; everything this
+    /// process had started for it was killed.
+    #[error("lost ownership of attempt {attempt}: another process drives it now")]
+    LostOwnership { attempt: AttemptId },
 }
 
 /// What the executor needs from the outside world, injected so tests can fake time and
@@ -48,6 +53,10 @@ pub struct Deps<E: EngineApi = Engine> {
     pub clock: Arc<dyn Clock>,
     pub spawner: Arc<dyn Spawner>,
     pub engine: Arc<E>,
+    /// Bounds the operator runs that hold processes or sockets, across every attempt that
+    /// shares it (`max_tasks`): a run waits for a permit before it starts, so a wide
+    /// `_parallel` group queues instead of running out of file descriptors.
+    pub task_slots: Option<Arc<Semaphore>>,
 }
 
 impl<E: EngineApi> Clone for Deps<E> {
@@ -56,6 +65,7 @@ impl<E: EngineApi> Clone for Deps<E> {
             clock: self.clock.clone(),
             spawner: self.spawner.clone(),
             engine: self.engine.clone(),
+            task_slots: self.task_slots.clone(),
         }
     }
 }
@@ -85,12 +95,43 @@ pub trait EngineApi: Send + Sync + 'static {
         actions.extend(self.recover(attempt, now)?);
         Ok(actions)
     }
+    /// Several events at once; `Engine` under a claim commits them in one transaction.
+    fn apply_batch(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        let mut actions = Vec::new();
+        for event in events {
+            actions.extend(self.apply(now, event)?);
+        }
+        Ok(actions)
+    }
     fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError>;
     /// The stored definition of a task, for generators' unevaluated `_do:` blocks; `None`
     /// when the engine keeps none (the driver then looks in the loaded workflow).
     fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
         let _ = task;
         Ok(None)
+    }
+    /// The prefix of the run tokens (`SPADE_RUN`) of this attempt's processes; `None` when the
+    /// engine keeps none (then leftovers of earlier processes are never killed).
+    fn run_token_prefix(&self, attempt: AttemptId) -> Result<Option<String>, EngineError> {
+        let _ = attempt;
+        Ok(None)
+    }
+    /// Kills the attempt (its tasks canceled, the attempt `killed`); the driver stops the
+    /// processes itself.
+    fn kill(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        let _ = (attempt, now);
+        Ok(Vec::new())
+    }
+    /// Records runs a stop ended as interrupted and releases the attempt.
+    fn stop_runs(
+        &self,
+        attempt: AttemptId,
+        now: Timestamp,
+        runs: &[(TaskId, Fence)],
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        let _ = (attempt, now, runs, reason);
+        Ok(())
     }
 }
 
@@ -121,6 +162,68 @@ impl EngineApi for Engine {
     fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
         Engine::task_def(self, task).map(Some)
     }
+
+    fn run_token_prefix(&self, attempt: AttemptId) -> Result<Option<String>, EngineError> {
+        Engine::session_uuid(self, attempt).map(Some)
+    }
+}
+
+/// The engine under one claim: what a driver of a claimed attempt talks to. Every write checks
+/// the claim first (a fenced-off driver changes nothing), and ticks stay within the attempt.
+pub struct Claimed {
+    pub engine: Arc<Engine>,
+    pub claim: crate::engine::Claim,
+}
+
+impl EngineApi for Claimed {
+    fn recover(&self, attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        debug_assert_eq!(attempt, self.claim.attempt);
+        self.engine.replay_claimed(&self.claim, now, Vec::new())
+    }
+
+    fn apply(&self, now: Timestamp, event: Event) -> Result<Vec<Action>, EngineError> {
+        self.engine.apply_claimed(&self.claim, now, event)
+    }
+
+    fn apply_batch(&self, now: Timestamp, events: Vec<Event>) -> Result<Vec<Action>, EngineError> {
+        self.engine.apply_claimed_batch(&self.claim, now, events)
+    }
+
+    fn replay(
+        &self,
+        attempt: AttemptId,
+        now: Timestamp,
+        events: Vec<Event>,
+    ) -> Result<Vec<Action>, EngineError> {
+        debug_assert_eq!(attempt, self.claim.attempt);
+        self.engine.replay_claimed(&self.claim, now, events)
+    }
+
+    fn attempt_state(&self, attempt: AttemptId) -> Result<AttemptState, EngineError> {
+        self.engine.attempt_state(attempt)
+    }
+
+    fn task_def(&self, task: TaskId) -> Result<Option<TaskDef>, EngineError> {
+        self.engine.task_def(task).map(Some)
+    }
+
+    fn run_token_prefix(&self, attempt: AttemptId) -> Result<Option<String>, EngineError> {
+        self.engine.session_uuid(attempt).map(Some)
+    }
+
+    fn stop_runs(
+        &self,
+        _attempt: AttemptId,
+        now: Timestamp,
+        runs: &[(TaskId, Fence)],
+        reason: &str,
+    ) -> Result<(), EngineError> {
+        self.engine.stop_runs(&self.claim, now, runs, reason)
+    }
+
+    fn kill(&self, _attempt: AttemptId, now: Timestamp) -> Result<Vec<Action>, EngineError> {
+        self.engine.kill_claimed(&self.claim, now)
+    }
 }
 
 /// One attempt to drive.
@@ -136,6 +239,18 @@ pub struct AttemptSpec {
     pub progress: bool,
     /// Where `${secret:...}` values come from.
     pub secrets: Arc<dyn crate::expr::SecretProvider>,
+    /// Stop requests: the driver stops starting tasks and winds its runs down (`StopLevel`).
+    pub stop: watch::Receiver<StopLevel>,
+    /// How long a graceful stop waits after SIGTERM before it kills the groups (real time).
+    pub stop_timeout: Duration,
+    /// The first actions of an attempt whose first tasks were started in the transaction that
+    /// created it (the scheduler's): the driver begins with them instead of recovering.
+    pub started: Option<Vec<Action>>,
+    /// Set to `true` to kill the attempt: queued tasks are canceled at once, running process
+    /// groups get SIGTERM, then SIGKILL after `stop_timeout`, and the attempt ends `killed`.
+    pub kill: Option<watch::Receiver<bool>>,
+    /// Called after every transaction that changed the attempt (live views, the event stream).
+    pub on_change: Option<Arc<dyn Fn(AttemptId) + Send + Sync>>,
 }
 
 /// `<state dir>/logs/<attempt>`: where the runs of one attempt keep their files.
@@ -167,27 +282,50 @@ async fn drive_inner<E: EngineApi>(
     deps: &Deps<E>,
     spec: &AttemptSpec,
 ) -> Result<AttemptState, Error> {
-    std::fs::create_dir_all(&spec.run_dir).map_err(|source| Error::Io {
-        what: format!("create directory {}", spec.run_dir.display()),
-        source,
-    })?;
+    // The run directory is made by the first run that needs files (`Context::spawn`): most
+    // attempts of `echo>` and generators never do, and a directory costs a file creation.
     let generators = Arc::new(generator_defs(spec.workflow.as_deref()));
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
     let mut runs: JoinSet<Finished> = JoinSet::new();
-    let mut in_flight: HashMap<(TaskId, Fence), tokio::task::AbortHandle> = HashMap::new();
+    let mut in_flight: HashMap<(TaskId, Fence), InFlight> = HashMap::new();
     let mut started: HashSet<(TaskId, Fence)> = HashSet::new();
     let mut wake: Option<Timestamp> = None;
+    let mut stop = spec.stop.clone();
+    let mut stop_open = true;
+    let mut kill = spec.kill.clone();
+    let mut kill_open = kill.is_some();
+    let mut stopping: Option<Stopping> = None;
+    let changed = |a: AttemptId| {
+        if let Some(f) = &spec.on_change {
+            f(a);
+        }
+    };
+    let attempt = spec.attempt;
+    let token_prefix = {
+        let engine = deps.engine.clone();
+        blocking(move || engine.run_token_prefix(attempt)).await?
+    };
 
     // Runs whose command finished before a crash left a journal: their completions are
     // applied first, so recovery does not run them again, and in the recovery transaction, so
     // the tasks they unblock are started once, by recovery (which must come after the replay,
     // or it would fence the journaled runs off).
-    let (replay, replayed) = replay_journals(&spec.run_dir);
-    let attempt = spec.attempt;
-    let now = deps.clock.now();
-    let engine = deps.engine.clone();
-    let mut pending: Vec<Action> = blocking(move || engine.replay(attempt, now, replay)).await?;
-    remove_journals(replayed);
+    let mut pending: Vec<Action> = match &spec.started {
+        // A brand-new attempt started by its creator: nothing to replay or recover.
+        Some(actions) => actions.clone(),
+        None => {
+            let (replay, replayed) = replay_journals(&spec.run_dir);
+            let now = deps.clock.now();
+            let engine = deps.engine.clone();
+            let actions = match blocking(move || engine.replay(attempt, now, replay)).await {
+                Ok(actions) => actions,
+                Err(e) => return Err(lost_ownership(e, attempt)),
+            };
+            remove_journals(replayed);
+            changed(attempt);
+            actions
+        }
+    };
 
     // Journals whose completions are committed; removed once the next runs have started, so
     // the unlinks stay off the path from one task to the next.
@@ -202,15 +340,35 @@ async fn drive_inner<E: EngineApi>(
                     if !started.insert(key) {
                         continue;
                     }
-                    let handle = start(deps, spec, &generators, &events_tx, &mut runs, *run);
+                    if let Some(stopping) = &mut stopping {
+                        // Marked running by the engine, but the process is stopping: it is
+                        // recorded interrupted with the others and starts on the next start.
+                        stopping.runs.push(key);
+                        continue;
+                    }
+                    let token = token_prefix
+                        .as_deref()
+                        .map(|p| crate::engine::run_token(p, run.task, run.fence));
+                    let handle = start(deps, spec, &generators, &events_tx, &mut runs, *run, token);
                     in_flight.insert(key, handle);
                 }
-                Action::WakeAt(at) => wake = Some(wake.map_or(at, |w| w.min(at))),
+                Action::WakeAt(at) => {
+                    if stopping.is_none() {
+                        wake = Some(wake.map_or(at, |w| w.min(at)));
+                    }
+                }
                 Action::Kill { task, fence, pgid } => {
-                    tracing::info!(task = %task, fence = %fence, pgid, "killing process group");
-                    deps.spawner.kill_group(pgid);
-                    if let Some(handle) = in_flight.remove(&(task, fence)) {
-                        handle.abort();
+                    if let Some(run) = in_flight.remove(&(task, fence)) {
+                        // Started by this process and not reaped: the group is ours.
+                        tracing::info!(task = %task, fence = %fence, pgid, "killing process group");
+                        deps.spawner.kill_group(pgid);
+                        run.abort.abort();
+                    } else if let Some(prefix) = token_prefix.as_deref() {
+                        // A leftover of an earlier process: kill only what provably belongs to
+                        // that run (its token), never the bare group id, which may be recycled.
+                        let token = crate::engine::run_token(prefix, task, fence);
+                        let n = crate::host::kill_run_processes(pgid, &token);
+                        tracing::info!(task = %task, fence = %fence, pgid, killed = n, "killed leftover processes of an interrupted run");
                     }
                 }
                 Action::AttemptFinished { state, .. } => finished = Some(state),
@@ -222,7 +380,30 @@ async fn drive_inner<E: EngineApi>(
             runs.shutdown().await;
             return Ok(state);
         }
-        if runs.is_empty() && wake.is_none() && events_rx.is_empty() {
+        if let Some(st) = &stopping {
+            if in_flight.is_empty() {
+                runs.shutdown().await;
+                let keys = st.runs.clone();
+                remove_run_journals(&spec.run_dir, &keys);
+                if st.killed {
+                    tracing::info!("killed; every process of the attempt is gone");
+                    return Ok(AttemptState::Killed);
+                }
+                let engine = deps.engine.clone();
+                let now = deps.clock.now();
+                let reason = st.level.reason();
+                blocking(move || engine.stop_runs(attempt, now, &keys, reason))
+                    .await
+                    .map_err(|e| lost_ownership(e, attempt))?;
+                changed(attempt);
+                tracing::info!(
+                    runs = st.runs.len(),
+                    "stopped; interrupted runs start again on the next start"
+                );
+                return Ok(AttemptState::Running);
+            }
+        }
+        if runs.is_empty() && wake.is_none() && events_rx.is_empty() && stopping.is_none() {
             let engine = deps.engine.clone();
             let state = blocking(move || engine.attempt_state(attempt)).await?;
             return match state {
@@ -234,8 +415,50 @@ async fn drive_inner<E: EngineApi>(
         let mut events = Vec::new();
         let mut journals = Vec::new();
         let sleep = wake.map(|at| deps.clock.sleep_until(at));
+        let grace = stopping.as_ref().and_then(|s| s.kill_at);
         tokio::select! {
             biased;
+            changed = stop.changed(), if stop_open => {
+                match changed {
+                    Err(_) => stop_open = false,
+                    Ok(()) => {
+                        let level = *stop.borrow_and_update();
+                        begin_stop(deps, spec, level, &mut stopping, &mut in_flight, &mut runs, &mut events);
+                    }
+                }
+            }
+            asked = async { match kill.as_mut() { Some(k) => k.changed().await, None => std::future::pending().await } }, if kill_open => {
+                let wanted = asked.is_ok() && kill.as_ref().is_some_and(|k| *k.borrow());
+                if asked.is_err() {
+                    kill_open = false;
+                }
+                if wanted {
+                    kill_open = false;
+                    // The store first: queued tasks are canceled and the attempt is `killed`
+                    // at once; then the processes, politely (the engine's own kill actions
+                    // would SIGKILL them).
+                    let engine = deps.engine.clone();
+                    let now = deps.clock.now();
+                    blocking(move || engine.kill(attempt, now)).await.map_err(|e| lost_ownership(e, attempt))?;
+                    changed(attempt);
+                    tracing::info!("kill requested: running tasks get SIGTERM");
+                    wake = None;
+                    begin_stop(deps, spec, StopLevel::Graceful, &mut stopping, &mut in_flight, &mut runs, &mut events);
+                    match &mut stopping {
+                        Some(st) => st.killed = true,
+                        None => {
+                            stopping = Some(Stopping {
+                                level: StopLevel::Graceful,
+                                runs: Vec::new(),
+                                kill_at: None,
+                                killed: true,
+                            });
+                        }
+                    }
+                    // Their completions are stale now (the tasks are canceled).
+                    events.retain(|e| matches!(e, Event::Spawned { .. }));
+                }
+            }
             Some(event) = events_rx.recv() => events.push(event),
             Some(joined) = runs.join_next(), if !runs.is_empty() => {
                 // `Spawned` was sent before the run could finish: record it first.
@@ -247,8 +470,14 @@ async fn drive_inner<E: EngineApi>(
                     done.push(more);
                 }
                 for joined in done {
-                    let Ok(f) = joined else { continue }; // aborted by a Kill action
+                    let Ok(f) = joined else { continue }; // aborted by a Kill action or a stop
                     in_flight.remove(&(f.task, f.fence));
+                    if stopping.is_some() {
+                        // Ended by the stop (or during it): recorded interrupted, not as its
+                        // exit status, which the stop's signal decided.
+                        journals.extend(f.journal);
+                        continue;
+                    }
                     report(spec.progress, &f);
                     journals.extend(f.journal);
                     events.push(Event::Completed { task: f.task, fence: f.fence, outcome: Box::new(f.outcome) });
@@ -258,12 +487,178 @@ async fn drive_inner<E: EngineApi>(
                 wake = None;
                 events.push(Event::Tick);
             }
+            () = async { if let Some(at) = grace { tokio::time::sleep_until(at).await } }, if grace.is_some() => {
+                if let Some(st) = &mut stopping {
+                    st.kill_at = None;
+                }
+                tracing::warn!(runs = in_flight.len(), "stop timeout reached: killing the remaining task process groups");
+                kill_all(deps, &mut in_flight);
+            }
         }
         while let Ok(event) = events_rx.try_recv() {
             events.push(event);
         }
-        pending = call_engine(deps, events).await?;
+        if stopping.is_some() {
+            // Completions are not applied while stopping; spawn reports still are, so the
+            // store knows every group that may need killing after a crash.
+            events.retain(|e| matches!(e, Event::Spawned { .. }));
+            remove_journals(std::mem::take(&mut journals));
+        }
+        let had_events = !events.is_empty();
+        pending = match call_engine(deps, events).await {
+            Ok(actions) => {
+                if had_events {
+                    changed(attempt);
+                }
+                actions
+            }
+            Err(e) => {
+                let e = lost_ownership(e, attempt);
+                if matches!(e, Error::LostOwnership { .. }) {
+                    // Another process owns the attempt now: stop everything of ours at once.
+                    kill_all(deps, &mut in_flight);
+                    runs.shutdown().await;
+                }
+                return Err(e);
+            }
+        };
         committed_journals = journals;
+    }
+}
+
+/// A run in flight: how to cancel it, and its process group once it has one.
+struct InFlight {
+    abort: tokio::task::AbortHandle,
+    pgid: Arc<Mutex<Option<u32>>>,
+}
+
+/// The state of a driver that was asked to stop.
+struct Stopping {
+    level: StopLevel,
+    /// Every run the stop ends: recorded interrupted when the last of them is gone.
+    runs: Vec<(TaskId, Fence)>,
+    /// When the groups that are still running get SIGKILL (`None`: already sent).
+    kill_at: Option<tokio::time::Instant>,
+    /// The attempt was killed (already recorded): its runs are not recorded as interrupted.
+    killed: bool,
+}
+
+/// How far a driver is asked to stop (SIGTERM/SIGINT of `spade run`, a daemon shutdown).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum StopLevel {
+    /// Keep going.
+    Run,
+    /// Start nothing new, SIGTERM every running task's process group, SIGKILL what is left
+    /// after the stop timeout, record the runs as interrupted, release the attempt.
+    Graceful,
+    /// The same without waiting: SIGKILL at once (a second Ctrl-C).
+    Now,
+}
+
+impl StopLevel {
+    fn reason(self) -> &'static str {
+        match self {
+            StopLevel::Run => "interrupted",
+            StopLevel::Graceful => "interrupted by a graceful stop of spade (SIGTERM or SIGINT)",
+            StopLevel::Now => "interrupted by a forced stop of spade",
+        }
+    }
+}
+
+/// A stop sender and the receiver drivers watch.
+pub fn stop_channel() -> (watch::Sender<StopLevel>, watch::Receiver<StopLevel>) {
+    watch::channel(StopLevel::Run)
+}
+
+fn begin_stop<E: EngineApi>(
+    deps: &Deps<E>,
+    spec: &AttemptSpec,
+    level: StopLevel,
+    stopping: &mut Option<Stopping>,
+    in_flight: &mut HashMap<(TaskId, Fence), InFlight>,
+    runs: &mut JoinSet<Finished>,
+    events: &mut Vec<Event>,
+) {
+    if level == StopLevel::Run || stopping.as_ref().is_some_and(|s| s.level >= level) {
+        return;
+    }
+    if stopping.is_none() {
+        // Runs that already finished are not the stop's: apply them as they ended.
+        while let Some(joined) = runs.try_join_next() {
+            let Ok(f) = joined else { continue };
+            in_flight.remove(&(f.task, f.fence));
+            report(spec.progress, &f);
+            if let Some(j) = &f.journal {
+                let _ = std::fs::remove_file(j);
+            }
+            events.push(Event::Completed {
+                task: f.task,
+                fence: f.fence,
+                outcome: Box::new(f.outcome),
+            });
+        }
+        let mut keys: Vec<(TaskId, Fence)> = in_flight.keys().copied().collect();
+        keys.sort();
+        tracing::info!(runs = keys.len(), ?level, "stopping: no new task starts");
+        for run in in_flight.values() {
+            match *run.pgid.lock().unwrap_or_else(PoisonError::into_inner) {
+                Some(pgid) => deps.spawner.terminate_group(pgid),
+                // Nothing outside spade to wait for (echo>, wait>, a run queued for a slot).
+                None => run.abort.abort(),
+            }
+        }
+        *stopping = Some(Stopping {
+            level,
+            runs: keys,
+            kill_at: Some(tokio::time::Instant::now() + spec.stop_timeout),
+            killed: false,
+        });
+    }
+    if level == StopLevel::Now {
+        if let Some(st) = stopping {
+            st.level = StopLevel::Now;
+            st.kill_at = None;
+        }
+        kill_all(deps, in_flight);
+    }
+}
+
+/// SIGKILL to every group still running and cancels every run future (their groups are ours:
+/// started here and not reaped, so the ids cannot have been recycled).
+fn kill_all<E: EngineApi>(deps: &Deps<E>, in_flight: &mut HashMap<(TaskId, Fence), InFlight>) {
+    for run in in_flight.values() {
+        if let Some(pgid) = *run.pgid.lock().unwrap_or_else(PoisonError::into_inner) {
+            deps.spawner.kill_group(pgid);
+        }
+        run.abort.abort();
+    }
+    in_flight.clear();
+}
+
+/// Journals that a stop's runs left (a shell's exit trap runs on SIGTERM too): the runs are
+/// recorded interrupted, so their journals must not be replayed as completions.
+fn remove_run_journals(run_dir: &Path, keys: &[(TaskId, Fence)]) {
+    let Ok(entries) = std::fs::read_dir(run_dir) else {
+        return;
+    };
+    let keys: HashSet<(TaskId, Fence)> = keys.iter().copied().collect();
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if let Some((task, fence, _)) = name.to_str().and_then(operators::sh::parse_journal_name) {
+            if keys.contains(&(task, fence)) {
+                let _ = std::fs::remove_file(entry.path());
+            }
+        }
+    }
+}
+
+/// Turns an engine error that says the claim is lost into `LostOwnership`.
+fn lost_ownership(e: Error, attempt: AttemptId) -> Error {
+    match e {
+        Error::Engine(crate::engine::Error::Store(crate::store::Error::Fenced { .. })) => {
+            Error::LostOwnership { attempt }
+        }
+        other => other,
     }
 }
 
@@ -283,7 +678,8 @@ fn start<E: EngineApi>(
     events: &mpsc::UnboundedSender<Event>,
     runs: &mut JoinSet<Finished>,
     run: TaskRun,
-) -> tokio::task::AbortHandle {
+    run_token: Option<String>,
+) -> InFlight {
     let run = Arc::new(run);
     let name: Arc<str> = Arc::from(run.full_name.as_str());
     if spec.progress {
@@ -307,13 +703,38 @@ fn start<E: EngineApi>(
         pgid: Arc::new(Mutex::new(None)),
         secrets: spec.secrets.clone(),
         journal: Arc::new(Mutex::new(None)),
+        run_token,
+        foreground: spec.progress,
     };
+    let pgid = ctx.pgid.clone();
+    let slots = deps
+        .task_slots
+        .clone()
+        .filter(|_| takes_slot(&run.operator));
     let span = tracing::info_span!("run", task = %name, fence = %run.fence);
-    runs.spawn(run_one(deps.engine.clone(), ctx, name).instrument(span))
+    let abort = runs.spawn(run_one(deps.engine.clone(), ctx, name, slots).instrument(span));
+    InFlight { abort, pgid }
+}
+
+/// Whether a run of `operator` holds a task slot while it runs: operators that start
+/// processes or open connections do; waiting, printing and generating hold nothing scarce
+/// (and a run that waits for another attempt must not hold a slot that attempt needs).
+fn takes_slot(operator: &str) -> bool {
+    !is_generator(operator) && !matches!(operator, "echo" | "fail" | "nop" | "wait" | "require")
 }
 
 /// One run of an operator, bounded by the try timeout and the retry deadline.
-async fn run_one<E: EngineApi>(engine: Arc<E>, mut ctx: Context, name: Arc<str>) -> Finished {
+async fn run_one<E: EngineApi>(
+    engine: Arc<E>,
+    mut ctx: Context,
+    name: Arc<str>,
+    slots: Option<Arc<Semaphore>>,
+) -> Finished {
+    // Queued until a slot is free; the try's `_timeout` starts counting once it has one.
+    let _slot = match slots {
+        Some(slots) => slots.acquire_owned().await.ok(),
+        None => None,
+    };
     if is_generator(&ctx.run.operator) {
         // Generated generators (an `if>` inside a `loop>`) are not in the file: their `_do:`
         // comes from the definition the engine stored.
@@ -396,7 +817,8 @@ fn limit_at(run: &TaskRun, started: Timestamp) -> Option<Timestamp> {
     }
 }
 
-/// Applies events one by one (one transaction each) on the blocking pool.
+/// Applies the events of one wake-up on the blocking pool (one transaction for a claimed
+/// engine).
 async fn call_engine<E: EngineApi>(
     deps: &Deps<E>,
     events: Vec<Event>,
@@ -406,14 +828,7 @@ async fn call_engine<E: EngineApi>(
     }
     let engine = deps.engine.clone();
     let now = deps.clock.now();
-    blocking(move || {
-        let mut actions = Vec::new();
-        for event in events {
-            actions.extend(engine.apply(now, event)?);
-        }
-        Ok(actions)
-    })
-    .await
+    blocking(move || engine.apply_batch(now, events)).await
 }
 
 async fn blocking<T: Send + 'static>(
@@ -709,6 +1124,11 @@ mod tests {
                     st.log.push(format!("spawned {task}.{fence}"));
                     Ok(vec![])
                 }
+                Event::Log { task, fence, text } => {
+                    st.log
+                        .push(format!("log {task}.{fence} {}", text.trim_end()));
+                    Ok(vec![])
+                }
                 Event::Completed {
                     task,
                     fence,
@@ -785,6 +1205,7 @@ mod tests {
             clock: clock.clone(),
             spawner,
             engine,
+            task_slots: None,
         };
         let spec = AttemptSpec {
             attempt: AttemptId(1),
@@ -793,6 +1214,11 @@ mod tests {
             workflow: None,
             progress: false,
             secrets: Arc::new(crate::expr::EnvSecrets),
+            stop: stop_channel().1,
+            stop_timeout: Duration::from_secs(30),
+            started: None,
+            kill: None,
+            on_change: None,
         };
         let handle = tokio::spawn(async move { drive(&deps, &spec).await });
         while !handle.is_finished() {

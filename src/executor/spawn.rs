@@ -59,11 +59,18 @@ pub enum SpawnError {
     },
 }
 
-/// Starts processes and kills process groups.
+/// Starts processes and signals process groups.
+///
+/// Callers pass only groups that this process started and whose leader it has not reaped
+/// yet: a group id cannot be recycled while its leader is a live process or an unreaped
+/// zombie, so such a signal always reaches the right group. (Leftovers of an earlier process
+/// are killed through `host::kill_run_processes`, which checks each process first.)
 pub trait Spawner: Send + Sync + 'static {
     fn spawn(&self, spec: ProcessSpec) -> Result<Spawned, SpawnError>;
-    /// Sends SIGKILL to a whole process group (leftovers after a crash, canceled runs).
+    /// Sends SIGKILL to a whole process group (canceled runs, timeouts, the end of a stop).
     fn kill_group(&self, pgid: u32);
+    /// Sends SIGTERM to a whole process group: the polite first step of a graceful stop.
+    fn terminate_group(&self, pgid: u32);
 }
 
 /// The real spawner.
@@ -88,6 +95,10 @@ impl Spawner for TokioSpawner {
 
     fn kill_group(&self, pgid: u32) {
         kill_group(pgid);
+    }
+
+    fn terminate_group(&self, pgid: u32) {
+        signal_group(pgid, libc::SIGTERM);
     }
 }
 
@@ -126,7 +137,17 @@ fn forked(spec: ProcessSpec) -> Result<Spawned, SpawnError> {
         let mut guard = guard;
         let out = tee(stdout, log.clone(), passthrough.then_some(Stream::Stdout));
         let err = tee(stderr, log, passthrough.then_some(Stream::Stderr));
-        let (status, (), ()) = tokio::join!(child.wait(), out, err);
+        let leader = async {
+            let status = child.wait().await;
+            // What the command left running in its group ends with it. (This path reaps
+            // before it can signal, so a group emptied in between could in theory be recycled;
+            // the vfork path below signals while the zombie leader still holds the group id.)
+            if status.is_ok() {
+                kill_group(pid);
+            }
+            status
+        };
+        let (status, (), ()) = tokio::join!(leader, out, err);
         // The leader is reaped: its pgid may be reused from now on, so never kill it later.
         guard.pgid = 0;
         let status = status.map_err(|source| SpawnError::Wait { pid, source })?;
@@ -191,6 +212,10 @@ impl Drop for GroupGuard {
 }
 
 fn kill_group(pgid: u32) {
+    signal_group(pgid, libc::SIGKILL);
+}
+
+fn signal_group(pgid: u32, signal: libc::c_int) {
     let Ok(pgid) = libc::pid_t::try_from(pgid) else {
         return;
     };
@@ -201,7 +226,7 @@ fn kill_group(pgid: u32) {
         #[allow(unsafe_code)]
         // SAFETY: killpg only reads its two integer arguments.
         unsafe {
-            libc::killpg(pgid, libc::SIGKILL);
+            libc::killpg(pgid, signal);
         }
     }
 }
@@ -455,6 +480,12 @@ mod vfork {
         .map_err(std::io::Error::from)?;
         loop {
             let mut ready = fd.readable().await?;
+            // The leader has exited but is not reaped yet: as a zombie it still holds the group
+            // id, so the group cannot have been recycled, and whatever the command left
+            // running in it (a forgotten `cmd &`) is killed now, before the reap frees the id.
+            if exited_unreaped(pid) {
+                super::kill_group(pid.unsigned_abs());
+            }
             let mut status: libc::c_int = 0;
             // SAFETY: waitpid writes one int through a valid pointer.
             let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
@@ -469,6 +500,24 @@ mod vfork {
             }
             ready.clear_ready();
         }
+    }
+
+    /// Whether `pid` (our child) has exited, without reaping it (`WNOWAIT`).
+    fn exited_unreaped(pid: libc::pid_t) -> bool {
+        // SAFETY: siginfo_t is plain data; all-zero is a valid value for waitid to fill.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: waitid writes one siginfo_t through a valid pointer; WNOWAIT leaves the child
+        // waitable, so the waitpid that follows still reaps it.
+        let r = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid.unsigned_abs(),
+                &mut info,
+                libc::WEXITED | libc::WNOHANG | libc::WNOWAIT,
+            )
+        };
+        // SAFETY: si_pid is valid to read once waitid filled the struct for an exited child.
+        r == 0 && unsafe { info.si_pid() } == pid
     }
 
     /// Hands a child that was not reaped (its exit future was dropped) to `reap_orphans`.
@@ -654,6 +703,7 @@ struct FakeState {
     spawned: Vec<ProcessSpec>,
     script: std::collections::VecDeque<ExitStatus>,
     killed: Vec<u32>,
+    terminated: Vec<u32>,
     next_pid: u32,
 }
 
@@ -673,6 +723,10 @@ impl FakeSpawner {
 
     pub fn killed(&self) -> Vec<u32> {
         self.lock().killed.clone()
+    }
+
+    pub fn terminated(&self) -> Vec<u32> {
+        self.lock().terminated.clone()
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, FakeState> {
@@ -696,6 +750,10 @@ impl Spawner for FakeSpawner {
 
     fn kill_group(&self, pgid: u32) {
         self.lock().killed.push(pgid);
+    }
+
+    fn terminate_group(&self, pgid: u32) {
+        self.lock().terminated.push(pgid);
     }
 }
 

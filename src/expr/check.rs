@@ -161,10 +161,30 @@ impl Checker {
     fn expr(&mut self, source: &str, span: Span) {
         let ast = match parse_expression(source) {
             Ok(ast) => ast,
+            // Too deep can never run: an error. Other syntax spade does not read is a
+            // warning, as the checker cannot prove that it fails at run time.
+            Err(e) if e.too_deep => {
+                self.out.push(
+                    Diagnostic::error(
+                        span,
+                        format!(
+                            "`${{{}}}` cannot be evaluated: {}",
+                            super::excerpt(source),
+                            e.message
+                        ),
+                    )
+                    .with_help("split it into smaller expressions held by separate params"),
+                );
+                return;
+            }
             Err(e) => {
                 self.out.push(Diagnostic::warning(
                     span,
-                    format!("`${{{source}}}` cannot be parsed: {}", e.message),
+                    format!(
+                        "`${{{}}}` cannot be parsed: {}",
+                        super::excerpt(source),
+                        e.message
+                    ),
                 ));
                 return;
             }

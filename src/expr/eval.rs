@@ -166,8 +166,6 @@ pub(crate) struct Interp<'a> {
     started: Instant,
     /// JavaScript call depth.
     depth: usize,
-    /// Text passed to `print(...)`: Digdag's template puts it before the placeholder's value.
-    pub(crate) printed: String,
 }
 
 type R<T> = Result<T, JsError>;
@@ -181,7 +179,6 @@ impl<'a> Interp<'a> {
             steps: 0,
             started: Instant::now(),
             depth: 0,
-            printed: String::new(),
         }
     }
 
@@ -277,7 +274,7 @@ impl<'a> Interp<'a> {
             Expr::Str(s) => Value::Str(s.clone()),
             Expr::Bool(b) => Value::Bool(*b),
             Expr::Null => Value::Null,
-            Expr::Regex { source, flags } => super::strings::make_regex(source, flags)?,
+            Expr::Regex { source, flags } => super::regexp::make_regex(source, flags)?,
             Expr::Array(items) => {
                 let mut out = Vec::with_capacity(items.len());
                 for item in items {
@@ -414,7 +411,7 @@ impl<'a> Interp<'a> {
             Value::Object(map) => {
                 super::value::charge(key.len());
                 super::value::charge_elements(2);
-                map.borrow_mut().insert(key.into(), value);
+                super::value::object_insert(&mut map.borrow_mut(), key, value);
             }
             Value::Array(items) => {
                 let mut items = items.borrow_mut();
@@ -668,9 +665,7 @@ impl<'a> Interp<'a> {
                     Value::string(stdlib::date_to_string(*ms, &self.host.timezone))
                 }
             },
-            Value::Regex(r) => {
-                Value::string(format!("/{}/{}", r.source, if r.global { "g" } else { "" }))
-            }
+            Value::Regex(r) => Value::string(r.to_js_string()),
         })
     }
 

@@ -3,7 +3,7 @@
 
 use super::eval::{Interp, JsError};
 use super::moment;
-use super::value::{json_quote, number_to_string, ObjectMap, Value};
+use super::value::{json_quote, number_to_string, Global, ObjectMap, Value};
 
 type R<T> = Result<T, JsError>;
 
@@ -16,18 +16,22 @@ pub(crate) fn json_stringify(
 ) -> R<Option<String>> {
     // Values may contain themselves: the nesting bound turns that into an error.
     interp.enter()?;
-    let r = json_stringify_inner(interp, v, indent, current);
+    let r = json_stringify_inner(interp, v, indent, current, true);
     interp.leave();
     r
 }
 
-pub(crate) fn json_stringify_inner(
+/// One value; `to_json` is false for the value a `toJSON()` returned, which is serialised as
+/// it is (ES5 15.12.3 calls `toJSON` once per property).
+fn json_stringify_inner(
     interp: &mut Interp<'_>,
     v: &Value,
     indent: &str,
     current: &str,
+    to_json: bool,
 ) -> R<Option<String>> {
     Ok(Some(match v {
+        Value::Global(Global::Math | Global::Json) => "{}".into(),
         Value::Undefined | Value::Function(_) | Value::Native(_) | Value::Global(_) => {
             return Ok(None)
         }
@@ -71,6 +75,18 @@ pub(crate) fn json_stringify_inner(
                 );
             }
             join_json(&parts, '[', ']', indent, current)
+        }
+        Value::Object(map)
+            if to_json && matches!(map.borrow().get("toJSON"), Some(Value::Function(_))) =>
+        {
+            // `toJSON()` decides what is serialised (ES5 15.12.3, Str step 2).
+            let f = map
+                .borrow()
+                .get("toJSON")
+                .cloned()
+                .unwrap_or(Value::Undefined);
+            let replaced = interp.call_value(&f, v.clone(), &[Value::str("")])?;
+            return json_stringify_inner(interp, &replaced, indent, current, false);
         }
         Value::Object(map) => {
             let map: ObjectMap = map.borrow().clone();

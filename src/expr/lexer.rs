@@ -43,13 +43,33 @@ pub(crate) fn tokenize(src: &str) -> Result<Vec<Token>, LexError> {
     let mut newline = false;
     while i < bytes.len() {
         let c = bytes[i];
-        if c.is_ascii_whitespace() {
-            newline |= c == b'\n';
+        if c.is_ascii_whitespace() || c == 0x0b {
+            newline |= c == b'\n' || c == b'\r';
             i += 1;
             continue;
         }
+        // Other white space and line terminators of JavaScript (NBSP, BOM, U+2028, ...).
+        if c >= 0x80 {
+            if let Some(ch) = src[i..]
+                .chars()
+                .next()
+                .filter(|ch| super::numbers::is_js_space(*ch))
+            {
+                newline |= matches!(ch, '\u{2028}' | '\u{2029}');
+                i += ch.len_utf8();
+                continue;
+            }
+        }
         if src[i..].starts_with("//") {
-            i = src[i..].find('\n').map_or(bytes.len(), |n| i + n);
+            // digdag.js pastes the expression into a line of its own code, which a comment
+            // running to the end of the placeholder would swallow: a syntax error there.
+            let Some(n) = src[i..].find(['\n', '\r', '\u{2028}', '\u{2029}']) else {
+                return Err(LexError {
+                    offset: i,
+                    message: "a `//` comment must end with a line break inside `${...}` (Digdag fails otherwise); use `/* ... */`".into(),
+                });
+            };
+            i += n;
             continue;
         }
         if src[i..].starts_with("/*") {
@@ -156,8 +176,23 @@ fn lex_number(s: &str) -> Option<(f64, usize)> {
     let b = s.as_bytes();
     if b.len() > 1 && b[0] == b'0' && (b[1] == b'x' || b[1] == b'X') {
         let len = 2 + s[2..].bytes().take_while(u8::is_ascii_hexdigit).count();
-        let n = u64::from_str_radix(&s[2..len], 16).ok()?;
-        return Some((n as f64, len));
+        if len == 2 {
+            return None;
+        }
+        return Some((super::numbers::parse_int(&s[2..len], 16), len));
+    }
+    // ES5 Annex B: `012` is octal (10); with an 8 or 9 among its digits it is decimal (`019`).
+    let int_len = b.iter().take_while(|c| c.is_ascii_digit()).count();
+    if int_len > 1 && b[0] == b'0' {
+        let digits = &s[..int_len];
+        if digits.bytes().all(|c| c < b'8') {
+            return Some((super::numbers::parse_int(digits, 8), int_len));
+        }
+        // `019.5` is an error in JavaScript, `019` is 19.
+        if matches!(b.get(int_len), Some(b'.' | b'e' | b'E')) {
+            return None;
+        }
+        return Some((digits.parse().ok()?, int_len));
     }
     let mut i = b.iter().take_while(|c| c.is_ascii_digit()).count();
     if b.get(i) == Some(&b'.') {
@@ -206,7 +241,22 @@ fn lex_string(s: &str) -> Result<(String, usize), String> {
             'b' => out.push('\u{8}'),
             'f' => out.push('\u{c}'),
             'v' => out.push('\u{b}'),
-            '0' => out.push('\0'),
+            // ES5 Annex B octal escapes: `\101` is `A`, `\0` a NUL, `\400` is ` ` + `0`.
+            '0'..='7' => {
+                let first = e.to_digit(8).unwrap_or(0);
+                let max = if first <= 3 { 2 } else { 1 };
+                let mut code = first;
+                for _ in 0..max {
+                    match chars.clone().next().and_then(|(_, c)| c.to_digit(8)) {
+                        Some(d) => {
+                            code = code * 8 + d;
+                            chars.next();
+                        }
+                        None => break,
+                    }
+                }
+                out.push(char::from_u32(code).unwrap_or('\u{fffd}'));
+            }
             '\n' => {}
             'x' | 'u' => {
                 let len = if e == 'x' { 2 } else { 4 };

@@ -16,6 +16,7 @@ mod lexer;
 mod moment;
 mod numbers;
 mod parse;
+mod regexp;
 mod scope;
 mod secrets;
 mod stdlib;
@@ -23,6 +24,8 @@ mod strings;
 mod template;
 mod value;
 
+#[cfg(test)]
+mod parity_tests;
 #[cfg(test)]
 mod tests;
 
@@ -37,7 +40,7 @@ pub type JsonMap = serde_json::Map<String, serde_json::Value>;
 /// An evaluation failure, with the span of the expression in its file.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    #[error("failed to evaluate `${{{source_text}}}`: {message}")]
+    #[error("failed to evaluate `${{{}}}`: {message}", excerpt(.source_text))]
     Eval {
         source_text: String,
         message: String,
@@ -58,6 +61,18 @@ pub enum Error {
     },
     #[error("{}:{line}: expected `name: value` or `name=value`", path.display())]
     SecretsSyntax { path: PathBuf, line: usize },
+}
+
+/// Expressions longer than this are shortened in messages.
+const EXCERPT_LEN: usize = 200;
+
+/// `source` as messages quote it: a long expression (a generated 100 KB one) is cut, so a
+/// message stays readable and a log line stays small.
+pub(crate) fn excerpt(source: &str) -> std::borrow::Cow<'_, str> {
+    match source.char_indices().nth(EXCERPT_LEN) {
+        None => source.into(),
+        Some((end, _)) => format!("{}…", &source[..end]).into(),
+    }
 }
 
 impl Error {

@@ -81,41 +81,112 @@ pub(crate) fn to_fixed(n: f64, digits: usize) -> String {
     out
 }
 
+/// `toString(radix)` for radixes other than 10, as V8 prints it (JavaScript leaves the
+/// digits to the engine): fraction digits only while they carry information (until the rest is
+/// below half the distance to the next double), rounded half to even; integer digits beyond a
+/// double's precision are zeros.
 pub(crate) fn number_to_radix(n: f64, radix: u32) -> String {
-    if radix == 10 || !n.is_finite() {
+    if radix == 10 || !n.is_finite() || n == 0.0 {
         return number_to_string(n);
     }
-    let neg = n < 0.0;
-    let mut int = n.abs().trunc();
-    let mut frac = n.abs() - int;
-    let mut digits = Vec::new();
-    if int == 0.0 {
-        digits.push('0');
-    }
-    while int >= 1.0 {
-        let d = (int % f64::from(radix)) as u32;
-        digits.push(char::from_digit(d, radix).unwrap_or('0'));
-        int = (int / f64::from(radix)).trunc();
-    }
-    let mut out: String = if neg { "-".into() } else { String::new() };
-    out.extend(digits.iter().rev());
-    if frac > 0.0 {
-        out.push('.');
-        for _ in 0..20 {
-            frac *= f64::from(radix);
-            let d = frac.trunc() as u32;
-            out.push(char::from_digit(d, radix).unwrap_or('0'));
-            frac -= frac.trunc();
-            if frac == 0.0 {
+    let r = f64::from(radix);
+    let digit = |d: u32| char::from_digit(d, radix).unwrap_or('0');
+    let value = n.abs();
+    let mut integer = value.floor();
+    let mut fraction = value - integer;
+    let next_up = f64::from_bits(value.to_bits() + 1);
+    let mut delta = (0.5 * (next_up - value)).max(f64::from_bits(1));
+    let mut frac_digits: Vec<u32> = Vec::new();
+    if fraction > delta {
+        loop {
+            fraction *= r;
+            delta *= r;
+            let d = fraction as u32;
+            frac_digits.push(d);
+            fraction -= f64::from(d);
+            if (fraction > 0.5 || (fraction == 0.5 && d & 1 == 1)) && fraction + delta > 1.0 {
+                // Round up, carrying through digits that overflow.
+                loop {
+                    match frac_digits.pop() {
+                        None => {
+                            integer += 1.0;
+                            break;
+                        }
+                        Some(last) if last + 1 < radix => {
+                            frac_digits.push(last + 1);
+                            break;
+                        }
+                        Some(_) => {}
+                    }
+                }
+                break;
+            }
+            if fraction <= delta {
                 break;
             }
         }
     }
+    let mut int_digits: Vec<char> = Vec::new();
+    // Beyond 2^53 the last integer digits carry no information: zeros.
+    while integer / r >= 9_007_199_254_740_992.0 {
+        integer /= r;
+        int_digits.push('0');
+    }
+    loop {
+        let rem = integer % r;
+        int_digits.push(digit(rem as u32));
+        integer = (integer - rem) / r;
+        if integer <= 0.0 {
+            break;
+        }
+    }
+    let mut out = String::new();
+    if n < 0.0 {
+        out.push('-');
+    }
+    out.extend(int_digits.iter().rev());
+    if !frac_digits.is_empty() {
+        out.push('.');
+        out.extend(frac_digits.iter().map(|d| digit(*d)));
+    }
     out
 }
 
+/// `Math.round`: halves go up, and the result is exact (`Math.round(0.49999999999999994)` is
+/// 0, where `floor(x + 0.5)` gives 1 because the sum rounds up to 1); -0.5 to 0 give -0.
+pub(crate) fn js_round(x: f64) -> f64 {
+    if !x.is_finite() || x.fract() == 0.0 {
+        return x;
+    }
+    let floor = x.floor();
+    let r = if x - floor >= 0.5 { floor + 1.0 } else { floor };
+    if r == 0.0 && x < 0.0 {
+        -0.0
+    } else {
+        r
+    }
+}
+
+/// JavaScript's white space and line terminators (what `parseInt` and `trim` skip).
+pub(crate) fn is_js_space(c: char) -> bool {
+    matches!(
+        c,
+        '\t' | '\n' | '\u{b}' | '\u{c}' | '\r' | ' ' | '\u{a0}' | '\u{1680}' | '\u{2000}'
+            ..='\u{200a}'
+                | '\u{2028}'
+                | '\u{2029}'
+                | '\u{202f}'
+                | '\u{205f}'
+                | '\u{3000}'
+                | '\u{feff}'
+    )
+}
+
+/// `parseInt(s, radix)` (`radix` 0 when absent), with V8's digits: radix 10 is read exactly
+/// (correctly rounded), powers of two are rounded half to even, other radixes accumulate in
+/// 32-bit chunks as V8 does (the spec lets engines approximate those).
 pub(crate) fn parse_int(s: &str, radix: u32) -> f64 {
-    let t = s.trim_start();
+    let t = s.trim_start_matches(is_js_space);
     let (neg, t) = match t.strip_prefix('-') {
         Some(rest) => (true, rest),
         None => (false, t.strip_prefix('+').unwrap_or(t)),
@@ -128,18 +199,82 @@ pub(crate) fn parse_int(s: &str, radix: u32) -> f64 {
     if !(2..=36).contains(&radix) {
         return f64::NAN;
     }
-    let digits: Vec<u32> = t.chars().map_while(|c| c.to_digit(radix)).collect();
-    if digits.is_empty() {
+    let len = t.chars().take_while(|c| c.is_digit(radix)).count();
+    if len == 0 {
         return f64::NAN;
     }
-    let n = digits
-        .iter()
-        .fold(0.0, |acc, d| acc * f64::from(radix) + f64::from(*d));
+    let digits = t[..len].trim_start_matches('0');
+    let n = if digits.is_empty() {
+        0.0
+    } else if radix == 10 {
+        digits.parse::<f64>().unwrap_or(f64::NAN)
+    } else if radix.is_power_of_two() {
+        power_of_two_digits(digits, radix)
+    } else {
+        chunked_digits(digits, radix)
+    };
     if neg {
         -n
     } else {
         n
     }
+}
+
+/// Digits in radix 2, 4, 8, 16 or 32 to the nearest double, ties to even.
+fn power_of_two_digits(digits: &str, radix: u32) -> f64 {
+    let bits_per_digit = radix.trailing_zeros();
+    let mut mantissa: u64 = 0;
+    let mut bits = 0u32; // significant bits read into `mantissa`
+    let mut exponent = 0i32; // bits dropped after the first 54
+    let mut sticky = false;
+    for c in digits.chars() {
+        let d = c.to_digit(radix).unwrap_or(0);
+        for i in (0..bits_per_digit).rev() {
+            let bit = u64::from((d >> i) & 1);
+            if bits == 0 && bit == 0 {
+                continue;
+            }
+            if bits < 54 {
+                mantissa = (mantissa << 1) | bit;
+                bits += 1;
+            } else {
+                sticky |= bit == 1;
+                exponent += 1;
+            }
+        }
+    }
+    if bits == 54 {
+        // The 54th bit decides the rounding; the ones after it break a tie.
+        let round = mantissa & 1 == 1;
+        mantissa >>= 1;
+        exponent += 1;
+        if round && (sticky || mantissa & 1 == 1) {
+            mantissa += 1;
+        }
+    }
+    (mantissa as f64) * 2f64.powi(exponent)
+}
+
+/// Digits in another radix, V8's way: parts that keep the multiplier within 32 bits, each
+/// added as `result * multiplier + part`.
+fn chunked_digits(digits: &str, radix: u32) -> f64 {
+    const MAX_MULTIPLIER: u32 = 0xFFFF_FFFF / 36;
+    let mut result = 0.0;
+    let mut chars = digits.chars().peekable();
+    while chars.peek().is_some() {
+        let (mut part, mut multiplier) = (0u32, 1u32);
+        while let Some(d) = chars.peek().and_then(|c| c.to_digit(radix)) {
+            let m = multiplier * radix;
+            if m > MAX_MULTIPLIER {
+                break;
+            }
+            part = part * radix + d;
+            multiplier = m;
+            chars.next();
+        }
+        result = result * f64::from(multiplier) + f64::from(part);
+    }
+    result
 }
 
 pub(crate) fn parse_float(s: &str) -> f64 {

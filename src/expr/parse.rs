@@ -10,10 +10,15 @@ use std::rc::Rc;
 pub(crate) struct ParseError {
     pub(crate) offset: usize,
     pub(crate) message: String,
+    /// The expression nests deeper than [`MAX_DEPTH`]: no reading of it can ever run, so
+    /// `spade check` reports it as an error, not a warning.
+    pub(crate) too_deep: bool,
 }
 
-/// Deep nesting is refused before it can overflow the stack.
-const MAX_DEPTH: usize = 128;
+/// The deepest syntax tree the parser builds. Every nested production counts, and so does
+/// every operator of a chain (`a + b + c` is a tree as deep as it is long), so no walk over a
+/// tree (evaluation, `spade check`, dropping it) can overflow even a 2 MiB stack.
+pub(crate) const MAX_DEPTH: usize = 128;
 
 /// Words that cannot name a variable.
 const RESERVED: &[&str] = &[
@@ -80,15 +85,21 @@ pub(crate) fn parse_expression(src: &str) -> Result<Expr, ParseError> {
     let tokens = tokenize(src).map_err(|e| ParseError {
         offset: e.offset,
         message: e.message,
+        too_deep: false,
     })?;
     let mut p = Parser {
         tokens,
         pos: 0,
         depth: 0,
     };
+    if p.peek() == &Tok::Eof {
+        // `${ }`: digdag.js evaluates `( )`, a syntax error (only `${}` is nothing).
+        return Err(p.error("expected an expression"));
+    }
     let expr_error = match p.expression() {
         Ok(e) if p.peek() == &Tok::Eof => return Ok(e),
         Ok(_) => p.error("expected end of expression"),
+        Err(e) if e.too_deep => return Err(e),
         Err(e) => e,
     };
     // Digdag hands the text to JavaScript's `eval`, so statements work too
@@ -144,6 +155,7 @@ impl Parser {
         ParseError {
             offset: self.offset(),
             message: format!("{expected}, found {found}"),
+            too_deep: false,
         }
     }
 
@@ -189,15 +201,24 @@ impl Parser {
         }
     }
 
+    /// Opens one level of the tree being built; [`Parser::leave`] closes it (`n` at once
+    /// for chains).
     fn enter(&mut self) -> Result<(), ParseError> {
         self.depth += 1;
         if self.depth > MAX_DEPTH {
             return Err(ParseError {
                 offset: self.offset(),
-                message: format!("expression nested deeper than {MAX_DEPTH} levels"),
+                message: format!(
+                    "expression nested deeper than {MAX_DEPTH} levels (each operator of a chain counts as one)"
+                ),
+                too_deep: true,
             });
         }
         Ok(())
+    }
+
+    fn leave(&mut self, n: usize) {
+        self.depth = self.depth.saturating_sub(n);
     }
 
     fn expression(&mut self) -> Result<Expr, ParseError> {
@@ -241,7 +262,7 @@ impl Parser {
             }
             None => target,
         };
-        self.depth -= 1;
+        self.leave(1);
         Ok(result)
     }
 
@@ -256,13 +277,17 @@ impl Parser {
         Ok(Expr::Cond(Box::new(test), Box::new(yes), Box::new(no)))
     }
 
-    /// Binary operators by precedence climbing; level 0 is `||`.
+    /// Binary operators by precedence climbing; level 0 is `||`. Each operator of a chain
+    /// makes the (left-leaning) tree one level deeper, so each one counts as a level.
     fn binary(&mut self, min_prec: u8) -> Result<Expr, ParseError> {
         let mut left = self.unary()?;
+        let mut levels = 0;
         while let Some((prec, op)) = self.binary_op() {
             if prec < min_prec {
                 break;
             }
+            self.enter()?;
+            levels += 1;
             self.pos += 1;
             let right = self.binary(prec + 1)?;
             left = match op {
@@ -270,6 +295,7 @@ impl Parser {
                 Op::Binary(op) => Expr::Binary(op, Box::new(left), Box::new(right)),
             };
         }
+        self.leave(levels);
         Ok(left)
     }
 
@@ -319,33 +345,61 @@ impl Parser {
             self.pos += 1;
             self.enter()?;
             let operand = self.unary()?;
-            self.depth -= 1;
+            self.leave(1);
             return Ok(Expr::Unary(op, Box::new(operand)));
         }
         for (p, inc) in [("++", true), ("--", false)] {
-            if self.eat_punct(p) {
+            if self.is_punct(p) {
+                let offset = self.offset();
+                self.pos += 1;
+                self.enter()?;
                 let target = self.unary()?;
-                return Ok(Expr::Update(inc, true, Box::new(target)));
+                self.leave(1);
+                return Ok(Expr::Update(
+                    inc,
+                    true,
+                    Box::new(Self::update_target(target, offset, p)?),
+                ));
             }
         }
         self.postfix()
     }
 
     fn postfix(&mut self) -> Result<Expr, ParseError> {
+        let offset = self.offset();
         let e = self.call_member()?;
         for (p, inc) in [("++", true), ("--", false)] {
-            if self.eat_punct(p) {
-                return Ok(Expr::Update(inc, false, Box::new(e)));
+            // `a\n++b` is `a; ++b` in JavaScript, so a postfix operator stays on its line.
+            if self.is_punct(p) && !self.tokens.get(self.pos).is_some_and(|t| t.newline_before) {
+                self.pos += 1;
+                return Ok(Expr::Update(
+                    inc,
+                    false,
+                    Box::new(Self::update_target(e, offset, p)?),
+                ));
             }
         }
         Ok(e)
+    }
+
+    /// `++`/`--` need a variable or property to change (ES5 11.3 and 11.4.4: anything else
+    /// is an early error), so `++++x` is refused here rather than at run time.
+    fn update_target(target: Expr, offset: usize, op: &str) -> Result<Expr, ParseError> {
+        if matches!(target, Expr::Ident(_) | Expr::Member(..) | Expr::Index(..)) {
+            return Ok(target);
+        }
+        Err(ParseError {
+            offset,
+            message: format!("invalid operand of `{op}`: it needs a variable or a property"),
+            too_deep: false,
+        })
     }
 
     fn call_member(&mut self) -> Result<Expr, ParseError> {
         let mut e = if self.eat_word("new") {
             self.enter()?;
             let callee = self.new_callee()?;
-            self.depth -= 1;
+            self.leave(1);
             let args = if self.is_punct("(") {
                 self.arguments()?
             } else {
@@ -355,33 +409,46 @@ impl Parser {
         } else {
             self.primary()?
         };
-        loop {
-            if self.eat_punct(".") {
-                let Tok::Ident(name) = self.peek().clone() else {
-                    return Err(self.error("expected a property name after `.`"));
-                };
-                self.pos += 1;
-                e = Expr::Member(Box::new(e), name);
-            } else if self.eat_punct("[") {
-                let index = self.expression()?;
-                self.expect_punct("]")?;
-                e = Expr::Index(Box::new(e), Box::new(index));
-            } else if self.is_punct("(") {
-                let args = self.arguments()?;
-                e = Expr::Call(Box::new(e), args);
-            } else {
-                return Ok(e);
-            }
+        // Each link of `a.b(c)[d]` wraps the tree built so far: one level each.
+        let mut levels = 0;
+        while self.is_punct(".") || self.is_punct("[") || self.is_punct("(") {
+            self.enter()?;
+            levels += 1;
+            e = self.call_member_link(e)?;
+        }
+        self.leave(levels);
+        Ok(e)
+    }
+
+    /// One `.name`, `[index]` or `(arguments)` after an operand.
+    fn call_member_link(&mut self, e: Expr) -> Result<Expr, ParseError> {
+        if self.eat_punct(".") {
+            let Tok::Ident(name) = self.peek().clone() else {
+                return Err(self.error("expected a property name after `.`"));
+            };
+            self.pos += 1;
+            Ok(Expr::Member(Box::new(e), name))
+        } else if self.eat_punct("[") {
+            let index = self.expression()?;
+            self.expect_punct("]")?;
+            Ok(Expr::Index(Box::new(e), Box::new(index)))
+        } else {
+            let args = self.arguments()?;
+            Ok(Expr::Call(Box::new(e), args))
         }
     }
 
     /// The constructor after `new`: a primary with member accesses, but no call.
     fn new_callee(&mut self) -> Result<Expr, ParseError> {
         let mut e = self.primary()?;
+        let mut levels = 0;
         while self.eat_punct(".") {
+            self.enter()?;
+            levels += 1;
             let name = self.expect_name()?;
             e = Expr::Member(Box::new(e), name);
         }
+        self.leave(levels);
         Ok(e)
     }
 
@@ -427,13 +494,18 @@ impl Parser {
                 return Err(self.error("expected an expression"));
             }
         };
-        self.depth -= 1;
+        self.leave(1);
         Ok(e)
     }
 
+    /// `[a, , b]`: an elision is a hole, read as `undefined`; a final comma adds nothing.
     fn array_literal(&mut self) -> Result<Expr, ParseError> {
         let mut items = Vec::new();
         while !self.eat_punct("]") {
+            if self.eat_punct(",") {
+                items.push(Expr::Ident("undefined".into()));
+                continue;
+            }
             items.push(self.assignment()?);
             if !self.is_punct("]") {
                 self.expect_punct(",")?;
@@ -521,7 +593,7 @@ impl Parser {
     fn statement(&mut self) -> Result<Stmt, ParseError> {
         self.enter()?;
         let s = self.statement_inner()?;
-        self.depth -= 1;
+        self.leave(1);
         Ok(s)
     }
 

@@ -323,14 +323,9 @@ impl<'a> Scope<'a> {
             ))
         })?;
         let mut interp = Interp::new(self, self.host);
-        let result = interp.run(&ast).and_then(|v| {
-            let text = template::render(&mut interp, &v)?;
-            Ok(if interp.printed.is_empty() {
-                text
-            } else {
-                std::mem::take(&mut interp.printed) + &text
-            })
-        });
+        let result = interp
+            .run(&ast)
+            .and_then(|v| template::render(&mut interp, &v));
         result.map_err(|e| {
             // A failure inside a referenced param is reported as itself, not as this one.
             self.failure

@@ -3,11 +3,12 @@
 //! `strings`, `numbers`, `arrays`, `json` and `moment`), and `Date` methods.
 
 use super::arrays::{array_method, ARRAY_METHODS};
-use super::eval::{array_len, Interp, JsError, MAX_STRING_LEN};
+use super::eval::{array_len, Interp, JsError};
 use super::json::json_stringify;
 use super::moment;
 use super::numbers::{number_method, parse_float, parse_int, NUMBER_METHODS};
-use super::strings::{make_regex, regex_method, string_method, REGEX_METHODS, STRING_METHODS};
+use super::regexp::make_regex;
+use super::strings::{regex_method, string_method, REGEX_METHODS, STRING_METHODS};
 use super::value::{from_json, to_display, Global, Value};
 use indexmap::IndexMap;
 use rand::Rng as _;
@@ -67,7 +68,7 @@ pub(crate) fn global(name: &str) -> Option<Value> {
         "TypeError" => Value::Global(Global::Error("TypeError")),
         "RangeError" => Value::Global(Global::Error("RangeError")),
         "parseInt" | "parseFloat" | "isNaN" | "isFinite" | "encodeURIComponent"
-        | "decodeURIComponent" | "encodeURI" | "decodeURI" | "print" => {
+        | "decodeURIComponent" | "encodeURI" | "decodeURI" | "escape" | "unescape" | "print" => {
             let name = GLOBAL_FUNCTIONS.iter().find(|n| **n == name)?;
             native(Value::Undefined, name)
         }
@@ -85,6 +86,8 @@ const GLOBAL_FUNCTIONS: &[&str] = &[
     "decodeURIComponent",
     "encodeURI",
     "decodeURI",
+    "escape",
+    "unescape",
 ];
 
 /// The names the static checker treats as always defined.
@@ -142,6 +145,9 @@ pub(crate) fn get_property(interp: &mut Interp<'_>, obj: &Value, key: &str) -> R
         Value::Regex(r) => match key {
             "source" => Value::str(&r.source),
             "global" => Value::Bool(r.global),
+            "ignoreCase" => Value::Bool(r.ignore_case),
+            "multiline" => Value::Bool(r.multiline),
+            "lastIndex" => Value::Num(0.0),
             _ => method_value(obj, REGEX_METHODS, key),
         },
         Value::Moment(_) => method_value(obj, moment::METHODS, key),
@@ -276,7 +282,7 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
                 "floor" => x.floor(),
                 "ceil" => x.ceil(),
                 // JavaScript rounds halves up: Math.round(-2.5) is -2.
-                "round" => (x + 0.5).floor(),
+                "round" => super::numbers::js_round(x),
                 "abs" => x.abs(),
                 "sqrt" => x.sqrt(),
                 "trunc" => x.trunc(),
@@ -328,12 +334,15 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
             Value::Num(moment::utc_from_parts(&parts))
         }
         (Global::String, "fromCharCode") => {
-            let mut s = String::new();
+            // Each argument is a UTF-16 code unit (ToUint16: 65601 is 65, -1 is 65535); a
+            // surrogate pair makes one character, and a lone surrogate, which spade's
+            // strings cannot hold, becomes U+FFFD.
+            let mut units = Vec::with_capacity(args.len());
             for a in args {
                 let n = interp.js_number(a)?;
-                s.push(char::from_u32(n as u32).unwrap_or('\u{fffd}'));
+                units.push(super::value::to_uint32(n) as u16);
             }
-            Value::string(s)
+            Value::string(String::from_utf16_lossy(&units))
         }
         (Global::Number, "isInteger") => Value::Bool(match arg(args, 0) {
             Value::Num(n) => n.is_finite() && n.fract() == 0.0,
@@ -357,12 +366,11 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
         },
         (Global::Array, "isArray") => Value::Bool(matches!(arg(args, 0), Value::Array(_))),
         (_, "print") => {
+            // digdag.js's `print` appends to the text being built, but the whole template is
+            // one `__p += ...` statement whose left side was read before, so what it prints
+            // is always lost. Its arguments are still converted, errors included.
             for a in args {
-                let s = interp.js_string(a)?;
-                interp.printed.push_str(&s);
-            }
-            if interp.printed.len() > MAX_STRING_LEN {
-                return Err(JsError::range_error("printed text too long"));
+                interp.js_string(a)?;
             }
             Value::Undefined
         }
@@ -390,9 +398,24 @@ fn global_function(interp: &mut Interp<'_>, g: Global, name: &str, args: &[Value
         }
         (_, "decodeURIComponent" | "decodeURI") => {
             let s = interp.js_string(&arg(args, 0))?;
+            // decodeURI leaves escapes of the characters that are URI syntax as they are.
+            let keep = if name == "decodeURI" {
+                ";/?:@&=+$,#"
+            } else {
+                ""
+            };
             Value::string(
-                percent_decode(&s).ok_or_else(|| JsError::other("URIError: URI malformed"))?,
+                percent_decode(&s, keep)
+                    .ok_or_else(|| JsError::other("URIError: URI malformed"))?,
             )
+        }
+        (_, "escape") => {
+            let s = interp.js_string(&arg(args, 0))?;
+            Value::string(escape(&s))
+        }
+        (_, "unescape") => {
+            let s = interp.js_string(&arg(args, 0))?;
+            Value::string(unescape(&s))
         }
         _ => return not_a_function(&Value::Global(g), name),
     })
@@ -443,14 +466,7 @@ pub(crate) fn construct_global(interp: &mut Interp<'_>, g: Global, args: &[Value
                 moment::parse_date_string(s, &interp.host.timezone).unwrap_or(f64::NAN)
             }
             [Value::Date(ms)] => *ms,
-            [v] => {
-                let n = interp.js_number(v)?;
-                if n.is_finite() {
-                    n.trunc()
-                } else {
-                    f64::NAN
-                }
-            }
+            [v] => moment::time_clip(interp.js_number(v)?),
             _ => {
                 let mut parts = [1970.0, 0.0, 1.0, 0.0, 0.0, 0.0, 0.0];
                 for (i, p) in parts.iter_mut().enumerate().take(args.len()) {
@@ -519,21 +535,101 @@ fn percent_encode(s: &str, keep: &str) -> String {
     out
 }
 
-fn percent_decode(s: &str) -> Option<String> {
+/// ES5 Decode: `%XX` escapes read as UTF-8; an escape of an ASCII character in `keep`
+/// stays as written. Malformed escapes or UTF-8 are `None` (a URIError).
+fn percent_decode(s: &str, keep: &str) -> Option<String> {
     let b = s.as_bytes();
+    let hex_at = |i: usize| -> Option<u8> { u8::from_str_radix(s.get(i + 1..i + 3)?, 16).ok() };
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'%' {
-            let hex = s.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
+        if b[i] != b'%' {
             out.push(b[i]);
             i += 1;
+            continue;
         }
+        let first = hex_at(i)?;
+        if first < 0x80 {
+            if keep.as_bytes().contains(&first) {
+                out.extend_from_slice(&b[i..i + 3]);
+            } else {
+                out.push(first);
+            }
+            i += 3;
+            continue;
+        }
+        // A multi-byte sequence: every byte must be escaped, and together valid UTF-8.
+        let len = match first {
+            0xC0..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF7 => 4,
+            _ => return None,
+        };
+        let mut bytes = vec![first];
+        for k in 1..len {
+            let at = i + 3 * k;
+            if b.get(at) != Some(&b'%') {
+                return None;
+            }
+            bytes.push(hex_at(at)?);
+        }
+        out.extend_from_slice(std::str::from_utf8(&bytes).ok()?.as_bytes());
+        i += 3 * len;
     }
     String::from_utf8(out).ok()
+}
+
+/// ES5 B.2.1 `escape`: `%XX` below 256, `%uXXXX` above (UTF-16 code units), except
+/// letters, digits and `@*_+-./`.
+fn escape(s: &str) -> String {
+    let mut out = String::new();
+    for c in s.chars() {
+        if c.is_ascii_alphanumeric() || "@*_+-./".contains(c) {
+            out.push(c);
+            continue;
+        }
+        let mut units = [0u16; 2];
+        for u in c.encode_utf16(&mut units) {
+            if *u < 256 {
+                out.push_str(&format!("%{u:02X}"));
+            } else {
+                out.push_str(&format!("%u{u:04X}"));
+            }
+        }
+    }
+    out
+}
+
+/// ES5 B.2.2 `unescape`: `%uXXXX` and `%XX` read back; anything else as it is.
+fn unescape(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let hex = |from: usize, n: usize| -> Option<u16> {
+        let digits: String = chars.get(from..from + n)?.iter().collect();
+        u16::from_str_radix(&digits, 16)
+            .ok()
+            .filter(|_| digits.len() == n)
+    };
+    let mut units: Vec<u16> = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        if chars[i] == '%' {
+            if chars.get(i + 1) == Some(&'u') {
+                if let Some(u) = hex(i + 2, 4) {
+                    units.push(u);
+                    i += 6;
+                    continue;
+                }
+            } else if let Some(u) = hex(i + 1, 2) {
+                units.push(u);
+                i += 3;
+                continue;
+            }
+        }
+        let mut buf = [0u16; 2];
+        units.extend_from_slice(chars[i].encode_utf16(&mut buf));
+        i += 1;
+    }
+    String::from_utf16_lossy(&units)
 }
 
 fn date_method(interp: &mut Interp<'_>, ms: f64, name: &str) -> R<Value> {
@@ -556,7 +652,7 @@ fn date_method(interp: &mut Interp<'_>, ms: f64, name: &str) -> R<Value> {
                 return Ok(Value::Num(f64::NAN));
             };
             Value::Num(f64::from(match field {
-                "FullYear" => i32::from(f.year),
+                "FullYear" => f.year,
                 "Month" => i32::from(f.month) - 1,
                 "Date" => i32::from(f.day),
                 "Day" => i32::from(f.weekday),

@@ -2,8 +2,10 @@
 //! the Java-interop ones Digdag's nashorn-compat mode allows (`replaceAll`, `contains`).
 
 use super::eval::{Interp, JsError, MAX_ARRAY_LEN, MAX_STRING_LEN};
+use super::numbers::is_js_space;
+use super::regexp::{compile, js_matches, make_regex};
 use super::stdlib::{arg, not_a_function, relative, to_index};
-use super::value::{JsRegex, Value};
+use super::value::{to_uint32, JsRegex, Value};
 use std::rc::Rc;
 
 type R<T> = Result<T, JsError>;
@@ -39,37 +41,12 @@ pub(crate) const STRING_METHODS: &[&str] = &[
     "toString",
     "valueOf",
     "equals",
+    "localeCompare",
     "isEmpty",
     "matches",
 ];
 
 pub(crate) const REGEX_METHODS: &[&str] = &["test", "exec", "toString"];
-
-/// Compiles a JavaScript regex literal with the `regex` crate (flags `g`, `i`, `m`).
-pub(crate) fn make_regex(source: &str, flags: &str) -> R<Value> {
-    let mut prefix = String::new();
-    for f in flags.chars() {
-        match f {
-            'i' => prefix.push_str("(?i)"),
-            'm' => prefix.push_str("(?m)"),
-            'g' => {}
-            other => {
-                return Err(JsError::other(format!(
-                    "SyntaxError: unsupported regular expression flag `{other}`"
-                )))
-            }
-        }
-    }
-    let regex = regex::RegexBuilder::new(&format!("{prefix}{source}"))
-        .size_limit(1 << 20)
-        .build()
-        .map_err(|e| JsError::other(format!("SyntaxError: invalid regular expression: {e}")))?;
-    Ok(Value::Regex(Rc::new(JsRegex {
-        source: source.to_string(),
-        global: flags.contains('g'),
-        regex,
-    })))
-}
 
 pub(crate) fn string_method(
     interp: &mut Interp<'_>,
@@ -84,9 +61,9 @@ pub(crate) fn string_method(
         "toString" | "valueOf" => this,
         "toUpperCase" => Value::string(s.to_uppercase()),
         "toLowerCase" => Value::string(s.to_lowercase()),
-        "trim" => Value::str(s.trim()),
-        "trimLeft" | "trimStart" => Value::str(s.trim_start()),
-        "trimRight" | "trimEnd" => Value::str(s.trim_end()),
+        "trim" => Value::str(s.trim_matches(is_js_space)),
+        "trimLeft" | "trimStart" => Value::str(s.trim_start_matches(is_js_space)),
+        "trimRight" | "trimEnd" => Value::str(s.trim_end_matches(is_js_space)),
         "isEmpty" => Value::Bool(s.is_empty()),
         "equals" => Value::Bool(matches!(&arg(args, 0), Value::Str(o) if o == s)),
         "slice" => {
@@ -131,7 +108,18 @@ pub(crate) fn string_method(
         "indexOf" | "lastIndexOf" | "includes" | "contains" => {
             let needle = str_arg(interp, 0)?;
             let found = if name == "lastIndexOf" {
-                s.rfind(&needle)
+                // The last match starting at or before `position` (NaN, the default, is the
+                // end), counted in characters.
+                let pos = interp.js_number(&arg(args, 1))?;
+                let len = s.chars().count();
+                let from = if pos.is_nan() {
+                    len
+                } else {
+                    pos.trunc().clamp(0.0, len as f64) as usize
+                };
+                let byte_from = s.char_indices().nth(from).map_or(s.len(), |(b, _)| b);
+                let limit = (byte_from + needle.len()).min(s.len());
+                s.get(..limit).and_then(|head| head.rfind(&needle))
             } else {
                 let from = relative(
                     to_index(interp, &arg(args, 1), 0.0)?.max(0.0),
@@ -146,6 +134,17 @@ pub(crate) fn string_method(
                 "includes" | "contains" => Value::Bool(found.is_some()),
                 _ => Value::Num(found.map_or(-1.0, |b| s[..b].chars().count() as f64)),
             }
+        }
+        "localeCompare" => {
+            // An approximation of a collation: letters before case, then code points.
+            let other = str_arg(interp, 0)?;
+            let key = |t: &str| t.to_lowercase();
+            let order = key(s).cmp(&key(&other)).then_with(|| other.as_str().cmp(s));
+            Value::Num(match order {
+                std::cmp::Ordering::Less => -1.0,
+                std::cmp::Ordering::Equal => 0.0,
+                std::cmp::Ordering::Greater => 1.0,
+            })
         }
         "startsWith" => Value::Bool(s.starts_with(&str_arg(interp, 0)?)),
         "endsWith" => Value::Bool(s.ends_with(&str_arg(interp, 0)?)),
@@ -185,26 +184,31 @@ pub(crate) fn string_method(
             })
         }
         "split" => {
+            // `limit` is ToUint32: -1 is 4294967295, 4294967297 is 1.
             let limit = match arg(args, 1) {
-                Value::Undefined => usize::MAX,
-                v => interp.js_number(&v)? as usize,
+                Value::Undefined => u32::MAX as usize,
+                v => to_uint32(interp.js_number(&v)?) as usize,
             };
             let parts: Vec<Value> = match &arg(args, 0) {
+                _ if limit == 0 => Vec::new(),
                 Value::Undefined => vec![this.clone()],
-                Value::Regex(r) => r.regex.split(s).map(Value::str).collect(),
+                Value::Regex(r) => super::regexp::split(&r.regex, s, limit),
                 sep => {
                     let sep = interp.js_string(sep)?;
                     if sep.is_empty() {
-                        s.chars().map(|c| Value::string(c.to_string())).collect()
+                        s.chars()
+                            .take(limit)
+                            .map(|c| Value::string(c.to_string()))
+                            .collect()
                     } else {
-                        s.split(sep.as_str()).map(Value::str).collect()
+                        s.split(sep.as_str()).take(limit).map(Value::str).collect()
                     }
                 }
             };
             if parts.len() > MAX_ARRAY_LEN {
                 return Err(JsError::range_error("array too long"));
             }
-            Value::array(parts.into_iter().take(limit).collect())
+            Value::array(parts)
         }
         "replace" | "replaceAll" => {
             let pattern = arg(args, 0);
@@ -214,9 +218,11 @@ pub(crate) fn string_method(
                 // Java's String.replaceAll (nashorn-compat) takes a regex as a string.
                 p if name == "replaceAll" => {
                     let src = interp.js_string(p)?;
-                    let re = regex::Regex::new(&src)
-                        .or_else(|_| regex::Regex::new(&regex::escape(&src)))
-                        .map_err(|e| JsError::other(format!("SyntaxError: {e}")))?;
+                    let re = match compile(&src, "") {
+                        Ok(r) => r.regex.clone(),
+                        Err(_) => regex::Regex::new(&regex::escape(&src))
+                            .map_err(|e| JsError::other(format!("SyntaxError: {e}")))?,
+                    };
                     (re, true)
                 }
                 p => {
@@ -240,9 +246,9 @@ pub(crate) fn string_method(
                 }
             };
             if re.global {
-                let all: Vec<Value> = re
-                    .regex
-                    .find_iter(s)
+                let all: Vec<Value> = js_matches(&re.regex, s)
+                    .iter()
+                    .filter_map(|c| c.get(0))
                     .map(|m| Value::str(m.as_str()))
                     .collect();
                 if all.is_empty() {
@@ -259,8 +265,7 @@ pub(crate) fn string_method(
                 Value::Regex(r) => r.regex.clone(),
                 v => {
                     let src = interp.js_string(v)?;
-                    regex::Regex::new(&src)
-                        .map_err(|e| JsError::other(format!("SyntaxError: {e}")))?
+                    compile(&src, "")?.regex.clone()
                 }
             };
             Value::Num(
@@ -270,9 +275,8 @@ pub(crate) fn string_method(
         }
         "matches" => {
             let src = str_arg(interp, 0)?;
-            let re = regex::Regex::new(&format!("^(?:{src})$"))
-                .map_err(|e| JsError::other(format!("SyntaxError: {e}")))?;
-            Value::Bool(re.is_match(s))
+            let re = compile(&format!("^(?:{src})$"), "")?;
+            Value::Bool(re.regex.is_match(s))
         }
         _ => return not_a_function(&this, name),
     })
@@ -291,7 +295,12 @@ pub(crate) fn replace(
     };
     let mut out = String::new();
     let mut last = 0;
-    for caps in re.captures_iter(s) {
+    let found = if all {
+        js_matches(re, s)
+    } else {
+        re.captures(s).into_iter().collect()
+    };
+    for caps in found {
         let Some(m) = caps.get(0) else { continue };
         out.push_str(&s[last..m.start()]);
         match &template {
@@ -346,20 +355,25 @@ pub(crate) fn expand_replacement(t: &str, caps: &regex::Captures<'_>, s: &str, o
                 out.push_str(&s[m.end()..]);
             }
             Some(d) if d.is_ascii_digit() => {
-                chars.next();
-                let mut n = d.to_digit(10).unwrap_or(0) as usize;
-                if let Some(d2) = chars.peek().and_then(|c| c.to_digit(10)) {
-                    let two = n * 10 + d2 as usize;
-                    if two < caps.len() {
-                        chars.next();
-                        n = two;
-                    }
-                }
-                if n > 0 && n < caps.len() {
+                // `$nn` when it names a group (01 to 99), else `$n` when that does, else
+                // the text as it is (V8's reading of ES5's table 22).
+                let n = d.to_digit(10).unwrap_or(0) as usize;
+                let mut ahead = chars.clone();
+                ahead.next();
+                let two = ahead
+                    .peek()
+                    .and_then(|c| c.to_digit(10))
+                    .map(|d2| n * 10 + d2 as usize)
+                    .filter(|two| *two > 0 && *two < caps.len());
+                if let Some(two) = two {
+                    chars.next();
+                    chars.next();
+                    out.push_str(caps.get(two).map_or("", |g| g.as_str()));
+                } else if n > 0 && n < caps.len() {
+                    chars.next();
                     out.push_str(caps.get(n).map_or("", |g| g.as_str()));
                 } else {
                     out.push('$');
-                    out.push(d);
                 }
             }
             _ => out.push('$'),
@@ -388,7 +402,7 @@ pub(crate) fn regex_method(
     Ok(match name {
         "test" => Value::Bool(r.regex.is_match(&s)),
         "exec" => exec(r, &s),
-        "toString" => Value::string(format!("/{}/{}", r.source, if r.global { "g" } else { "" })),
+        "toString" => Value::string(r.to_js_string()),
         _ => return not_a_function(&Value::Regex(r.clone()), name),
     })
 }

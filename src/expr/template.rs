@@ -10,16 +10,15 @@ pub(crate) fn has_secret_reference(s: &str) -> bool {
     s.contains("${secret:")
 }
 
-/// The text of one placeholder's value: null and undefined give `""`, strings stay as they
-/// are, moment objects give their `toJSON()` (ISO UTC with milliseconds), everything else
-/// `JSON.stringify`.
+/// The text of one placeholder's value, as digdag.js renders it: null and undefined give `""`,
+/// strings stay as they are, everything else is `JSON.stringify` (so a moment or a Date gives
+/// its `toJSON()` in double quotes, `"2016-03-13T10:00:00.000Z"`), and what JSON cannot hold
+/// (a function) gives `undefined`, the text JavaScript appends for it.
 pub(crate) fn render(interp: &mut Interp<'_>, v: &Value) -> Result<String, JsError> {
     Ok(match v {
         Value::Undefined | Value::Null => String::new(),
         Value::Str(s) => s.to_string(),
         Value::Num(n) if n.is_finite() => number_to_string(*n),
-        Value::Moment(m) => m.borrow().to_json().unwrap_or_default(),
-        Value::Date(ms) => super::moment::iso_utc(*ms).unwrap_or_default(),
-        other => json_stringify(interp, other, "", "")?.unwrap_or_default(),
+        other => json_stringify(interp, other, "", "")?.unwrap_or_else(|| "undefined".into()),
     })
 }

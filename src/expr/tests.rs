@@ -18,14 +18,15 @@ impl SecretProvider for NoSecrets {
 }
 
 /// Evaluates `${expr}` in UTC with a few params and compares the rendered text.
-fn check(expr: &str, expected: &str) {
+pub(super) fn check(expr: &str, expected: &str) {
     check_in("UTC", expr, expected);
 }
 
 fn check_in(tz: &str, expr: &str, expected: &str) {
     let params: JsonMap = serde_json::from_str(
         r#"{"a": 1, "s": "str", "arr": [1, 2, 3], "obj": {"k": "v", "n": {"x": 5}},
-            "session_time": "2016-03-13T10:00:00+00:00", "t": true}"#,
+            "session_time": "2016-03-13T10:00:00+00:00", "t": true,
+            "tiny": 6.262589054136868e-10}"#,
     )
     .unwrap();
     let mut raw = JsonMap::new();
@@ -242,9 +243,13 @@ fn number_methods_and_globals() {
     check("decodeURIComponent('a%20b')", "a b");
     check("Boolean('')", "false");
     check("Array.isArray(arr)", "true");
-    check("print('a', 1), 'b'", "a1b");
+    // digdag.js's template is one `__p += ...` statement, so what `print` appends is lost.
+    check("print('a', 1), 'b'", "b");
     check("Object.keys(obj)", "[\"k\",\"n\"]");
-    check("print('a', 1), 'b'", "a1b");
+    check(
+        "print(nope)",
+        "error: failed to evaluate `${print(nope)}`: ReferenceError: \"nope\" is not defined",
+    );
 }
 
 #[test]
@@ -322,7 +327,8 @@ fn dates() {
         "new Date('2016-03-13T10:00:00Z').getTime()",
         "1457863200000",
     );
-    check("new Date(86400000)", "1970-01-02T00:00:00.000Z");
+    // A placeholder renders a Date through JSON.stringify: its toJSON() in quotes.
+    check("new Date(86400000)", "\"1970-01-02T00:00:00.000Z\"");
     check("new Date(0).getUTCFullYear()", "1970");
     check_in("Asia/Tokyo", "new Date(0).getHours()", "9");
     check_in(
@@ -507,8 +513,14 @@ fn moment_add_subtract_units_and_aliases() {
         "moment('2016-03-31').subtract(1, 'M').format('YYYY-MM-DD')",
         "2016-02-29",
     );
-    check_m("UTC", ".add(1, 'days')", "2016-03-14T10:00:00.000Z");
-    check_m("UTC", ".add(1, 'fortnights')", "error: failed to evaluate `${moment(session_time).add(1, 'fortnights')}`: RangeError: unknown moment unit `fortnights`");
+    // JSON.stringify of a moment, as digdag.js renders it: quoted.
+    check_m("UTC", ".add(1, 'days')", "\"2016-03-14T10:00:00.000Z\"");
+    // moment 2.21 ignores a unit it does not know.
+    check_m(
+        "UTC",
+        ".add(1, 'fortnights').format()",
+        "2016-03-13T10:00:00+00:00",
+    );
 }
 
 #[test]
@@ -1085,6 +1097,81 @@ fn sandbox_survives_deep_nesting_on_a_small_stack() {
         })
         .unwrap();
     handle.join().unwrap();
+}
+
+/// Runs `f` on a thread with the 2 MiB stack of spawned threads (tokio workers, the blocking
+/// pool, test threads), so a missing depth limit shows up as a crash of the test.
+fn on_small_stack(f: impl FnOnce() + Send + 'static) {
+    std::thread::Builder::new()
+        .stack_size(2 << 20)
+        .spawn(f)
+        .unwrap()
+        .join()
+        .unwrap();
+}
+
+#[test]
+fn deep_expressions_fail_cleanly_on_a_small_stack() {
+    // Issue 12: 25,000 prefix `++` overflowed the stack (SIGABRT) in `check` and `run`.
+    on_small_stack(|| {
+        let n = 25_000;
+        let deep = [
+            format!("{}x", "++".repeat(n)),
+            format!("{}1", "--".repeat(n)),
+            format!("{}1", "!".repeat(n)),
+            format!("1{}", "+1".repeat(n)),
+            format!("a{}", "&&a".repeat(n)),
+            format!("a{}", ".b".repeat(n)),
+            format!("a{}", "[0]".repeat(n)),
+            format!("f{}", "()".repeat(n)),
+            format!("new {}", "a.".repeat(n) + "b"),
+            format!("{}1{}", "(".repeat(n), ")".repeat(n)),
+            format!("{}1{}", "[".repeat(n), "]".repeat(n)),
+            format!("{}1{}", "{a:".repeat(n), "}".repeat(n)),
+            format!("{}1", "a?1:".repeat(n)),
+            format!("{}1", "x=".repeat(n)),
+            format!("{}1{}", "function(){return ".repeat(n), "}".repeat(n)),
+            format!("(function(){{{}}})()", "if(1)".repeat(n) + "1"),
+        ];
+        for expr in &deep {
+            let err = parse::parse_expression(expr).unwrap_err();
+            assert!(err.too_deep, "{}: {}", excerpt(expr), err.message);
+            let mut raw = JsonMap::new();
+            raw.insert("out".into(), format!("${{{expr}}}").into());
+            let err = eval_params(&[Layer::RawJson(&raw)], &ctx_in("UTC")).unwrap_err();
+            assert!(
+                err.to_string().contains("nested deeper than 128 levels"),
+                "{}: {err}",
+                excerpt(expr)
+            );
+            // The message quotes a short excerpt, not 50 KB of source.
+            assert!(err.to_string().len() < 600, "{}", err.to_string().len());
+            let text = format!("+a:\n  echo>: \"${{{expr}}}\"\n");
+            let diags = check_text(&text);
+            assert!(
+                diags.iter().any(|d| d.is_error()),
+                "{}: `spade check` must report an error",
+                excerpt(expr)
+            );
+        }
+        // The deepest chain the parser accepts still evaluates on this stack.
+        check(&format!("1{}", "+1".repeat(120)), "121");
+        check(&format!("{}1{}", "(".repeat(60), ")".repeat(60)), "1");
+        check(&format!("x = 1, {}x", "- ".repeat(120)), "1");
+    });
+}
+
+/// The diagnostics `spade check` gives for a workflow text.
+fn check_text(text: &str) -> Vec<Diagnostic> {
+    let mut sources = crate::diag::SourceMap::new();
+    let (wf, diags) = crate::dig::load_source(
+        &mut sources,
+        std::path::Path::new("."),
+        std::path::Path::new("w.dig"),
+        text.as_bytes().to_vec(),
+    );
+    assert!(!diags.iter().any(|d| d.is_error()), "{diags:?}");
+    check_workflow(&wf.unwrap())
 }
 
 #[test]

@@ -24,7 +24,27 @@ pub(crate) struct Closure {
 pub(crate) struct JsRegex {
     pub(crate) source: String,
     pub(crate) global: bool,
+    pub(crate) ignore_case: bool,
+    pub(crate) multiline: bool,
+    /// The source translated to the `regex` crate's syntax with JavaScript's meaning.
     pub(crate) regex: regex::Regex,
+}
+
+impl JsRegex {
+    /// `/source/flags`, flags in JavaScript's order.
+    pub(crate) fn to_js_string(&self) -> String {
+        let mut out = format!("/{}/", self.source);
+        for (on, f) in [
+            (self.global, 'g'),
+            (self.ignore_case, 'i'),
+            (self.multiline, 'm'),
+        ] {
+            if on {
+                out.push(f);
+            }
+        }
+        out
+    }
 }
 
 /// Built-in namespaces and constructors (`Math`, `JSON`, `moment`, ...).
@@ -64,6 +84,53 @@ pub(crate) enum Value {
     /// A `Date`: epoch milliseconds (NaN when invalid).
     Date(f64),
     Regex(Rc<JsRegex>),
+}
+
+/// The index of an array-index key (`"0"`, `"17"`, up to 2^32 - 2 without leading zeros):
+/// JavaScript lists such keys first, in ascending order, then the others as inserted.
+fn array_index(key: &str) -> Option<u32> {
+    let b = key.as_bytes();
+    if b.is_empty() || b.len() > 10 || (b[0] == b'0' && b.len() > 1) {
+        return None;
+    }
+    if !b.iter().all(u8::is_ascii_digit) {
+        return None;
+    }
+    key.parse::<u32>().ok().filter(|&n| n != u32::MAX)
+}
+
+/// Puts array-index keys first, in ascending order (ES2015 OrdinaryOwnPropertyKeys, which
+/// every engine Digdag runs on follows): `{b: 1, "1": 2}` is `{"1": 2, "b": 1}`.
+pub(crate) fn order_keys(map: &mut ObjectMap) {
+    // Most objects have no index keys: leave them as they are.
+    let first_byte_digit = |k: &Rc<str>| k.as_bytes().first().is_some_and(u8::is_ascii_digit);
+    if !map.keys().any(first_byte_digit) {
+        return;
+    }
+    map.sort_by(|a, _, b, _| match (array_index(a), array_index(b)) {
+        (Some(x), Some(y)) => x.cmp(&y),
+        (Some(_), None) => std::cmp::Ordering::Less,
+        (None, Some(_)) => std::cmp::Ordering::Greater,
+        (None, None) => std::cmp::Ordering::Equal,
+    });
+}
+
+/// Sets `key` in an object the way JavaScript does: an existing key keeps its place, a new
+/// array index goes among the others in ascending order, any other new key goes last.
+pub(crate) fn object_insert(map: &mut ObjectMap, key: &str, value: Value) {
+    if let Some(slot) = map.get_mut(key) {
+        *slot = value;
+        return;
+    }
+    let Some(index) = array_index(key) else {
+        map.insert(key.into(), value);
+        return;
+    };
+    let at = map
+        .keys()
+        .position(|k| array_index(k).is_none_or(|other| other > index))
+        .unwrap_or(map.len());
+    map.shift_insert(at, key.into(), value);
 }
 
 thread_local! {
@@ -143,8 +210,10 @@ impl Value {
         Value::Array(Rc::new(RefCell::new(items)))
     }
 
-    pub(crate) fn object(map: ObjectMap) -> Value {
+    /// An object; its keys are put in JavaScript's order (array indices first, ascending).
+    pub(crate) fn object(mut map: ObjectMap) -> Value {
         charge_elements(map.len() * 2);
+        order_keys(&mut map);
         Value::Object(Rc::new(RefCell::new(map)))
     }
 
@@ -205,8 +274,8 @@ impl Value {
     }
 }
 
-/// `Number.prototype.toString()` for radix 10: the shortest round-trip digits, placed by the
-/// ES5 rules (`1e21`, `1e-7`, `0.000001`, `123456789012345680000`).
+/// `Number.prototype.toString()` for radix 10: the shortest digits that round-trip, placed
+/// by the ES5 rules (`1e21`, `1e-7`, `0.000001`, `123456789012345680000`).
 pub(crate) fn number_to_string(n: f64) -> String {
     if n.is_nan() {
         return "NaN".into();
@@ -218,11 +287,7 @@ pub(crate) fn number_to_string(n: f64) -> String {
         return if n > 0.0 { "Infinity" } else { "-Infinity" }.into();
     }
     let sign = if n < 0.0 { "-" } else { "" };
-    // `{:e}` prints the shortest digits that round-trip, like ES's ToString.
-    let sci = format!("{:e}", n.abs());
-    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    let exp: i32 = exp.parse().unwrap_or(0);
+    let (digits, exp) = shortest_digits(n.abs());
     let k = i32::try_from(digits.len()).unwrap_or(i32::MAX);
     let point = exp + 1; // the `n` of the ES algorithm
     let mut out = String::from(sign);
@@ -249,6 +314,70 @@ pub(crate) fn number_to_string(n: f64) -> String {
     out
 }
 
+/// The shortest decimal digits of a positive finite `x` that read back as `x`, and the
+/// exponent of the first one. Rust's `{:e}` gives the shortest digits but rounds a tie
+/// between two of them up, where ES5 (9.8.1, note 2) takes the closest and then the even one:
+/// 1907850397351936.25 is `...936.2`, not `...936.3`.
+fn shortest_digits(x: f64) -> (String, i32) {
+    let sci = format!("{x:e}");
+    let (mantissa, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+    let exp: i32 = exp.parse().unwrap_or(0);
+    // A tie needs the exact value to be one digit longer, ending in 5: only 16 and 17 digit
+    // outputs are that close to the precision of a double.
+    if digits.len() < 16 {
+        return (digits, exp);
+    }
+    match exact_digits(x) {
+        Some((exact, exact_exp)) if exact.len() == digits.len() + 1 && exact.ends_with('5') => {
+            let low = &exact[..digits.len()];
+            let last = low.bytes().last().unwrap_or(b'0') - b'0';
+            let reads_back = |d: &str| {
+                format!("{d}e{}", exact_exp - (d.len() as i32 - 1))
+                    .parse::<f64>()
+                    .is_ok_and(|v| v == x)
+            };
+            if last % 2 == 0 && low != digits && reads_back(low) {
+                (low.to_string(), exact_exp)
+            } else {
+                (digits, exp)
+            }
+        }
+        _ => (digits, exp),
+    }
+}
+
+/// The exact decimal digits of `x` (trailing zeros removed) and the exponent of the first,
+/// when they fit in a u128; `None` otherwise (such values have too many digits for a tie).
+fn exact_digits(x: f64) -> Option<(String, i32)> {
+    let bits = x.to_bits();
+    let biased = ((bits >> 52) & 0x7ff) as i32;
+    let fraction = bits & ((1 << 52) - 1);
+    let (mut m, mut e) = if biased == 0 {
+        (fraction, -1074)
+    } else {
+        (fraction | (1 << 52), biased - 1075)
+    };
+    while m != 0 && m % 2 == 0 {
+        m /= 2;
+        e += 1;
+    }
+    // x = m * 2^e = m * 5^-e / 10^-e for negative e.
+    let (n, scale) = if e >= 0 {
+        (u128::from(m).checked_shl(u32::try_from(e).ok()?)?, 0)
+    } else {
+        let five = 5u128.checked_pow(u32::try_from(-e).ok()?)?;
+        (u128::from(m).checked_mul(five)?, -e)
+    };
+    if n >> 127 != 0 {
+        return None;
+    }
+    let text = n.to_string();
+    let trimmed = text.trim_end_matches('0');
+    let exp = i32::try_from(text.len()).ok()? - 1 - scale;
+    Some((trimmed.to_string(), exp))
+}
+
 /// ES5 `ToNumber` for strings: trimmed decimal, hex, `Infinity`; anything else is NaN.
 pub(crate) fn string_to_number(s: &str) -> f64 {
     let t = s.trim();
@@ -270,6 +399,11 @@ pub(crate) fn string_to_number(s: &str) -> f64 {
         return f64::NAN;
     }
     t.parse().unwrap_or(f64::NAN)
+}
+
+/// ES5 ToUint32.
+pub(crate) fn to_uint32(n: f64) -> u32 {
+    to_int32(n) as u32
 }
 
 /// ES5 ToInt32, for bitwise operators.
@@ -346,6 +480,8 @@ mod tests {
     use super::*;
 
     #[test]
+    // The tie cases are exact doubles (multiples of 0.25 below 2^51), written out in full.
+    #[allow(clippy::excessive_precision)]
     fn numbers_print_like_javascript() {
         for (n, s) in [
             (1.0, "1"),
@@ -358,6 +494,13 @@ mod tests {
             (0.000001, "0.000001"),
             (1.5e-10, "1.5e-10"),
             (0.1 + 0.2, "0.30000000000000004"),
+            // A tie between two shortest forms takes the even digit (Rust's `{:e}` does not).
+            (1907850397351936.25, "1907850397351936.2"),
+            (-1630894268552462.25, "-1630894268552462.2"),
+            (1382951240520924.25, "1382951240520924.2"),
+            (798898967914283.25, "798898967914283.2"),
+            (5e-324, "5e-324"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
             (f64::NAN, "NaN"),
             (-0.0, "0"),
             (f64::INFINITY, "Infinity"),

@@ -2,7 +2,11 @@
 //!
 //! `supported: true` marks what spade runs (or will run through its generators: `for_each>`,
 //! `if>`, `call>`, ...). Digdag operators spade does not run yet load with a warning, so a
-//! project written for Digdag can be checked as a whole; running such a task fails it.
+//! project written for Digdag can be checked as a whole; running such a task fails it unless an
+//! executable supplies the operator (`operators::external`), as it may for any other name.
+
+use crate::diag::{Diagnostic, Span};
+use crate::dig::suggest::did_you_mean;
 
 /// One operator name and what spade does with it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -35,15 +39,15 @@ pub const CATALOG: &[OperatorInfo] = &[
     op("if", true, true),
     op("call", true, true),
     op("require", true, false),
+    op("http", true, false),
+    op("http_call", true, true),
     // Digdag's operators that spade does not run yet (digdag-standards, digdag-core and the
     // Treasure Data plugins shipped with Digdag).
-    op("py", false, false),
+    op("py", true, false), // built in (`operators::py`); kept in Digdag's order
     op("rb", false, false),
     op("embulk", false, false),
     op("notify", false, false),
     op("mail", false, false),
-    op("http", false, false),
-    op("http_call", false, true),
     op("td", false, false),
     op("td_run", false, false),
     op("td_ddl", false, false),
@@ -82,6 +86,57 @@ pub fn names() -> impl Iterator<Item = &'static str> {
     CATALOG.iter().map(|o| o.name)
 }
 
+/// The diagnostic for a task whose operator spade does not have built in and no executable
+/// supplies: a warning for Digdag's operators (the file loads; running the task fails), an
+/// error with "did you mean" for any other name. `also_known` adds names to the hint (the
+/// project's own operator executables).
+pub fn not_built_in<'a>(
+    name: &str,
+    task: &str,
+    span: Span,
+    also_known: impl IntoIterator<Item = &'a str>,
+) -> Diagnostic {
+    let places = executable_places(name);
+    if lookup(name).is_some() {
+        return Diagnostic::warning(
+            span,
+            format!("operator `{name}>` of task `{task}` is not supported by spade yet"),
+        )
+        .with_help(format!(
+            "`spade check` accepts it, but running this task fails unless an executable supplies it: {places} (see docs/operators.md)"
+        ));
+    }
+    let catalog = names().map(|n| -> &'a str { n });
+    let hint = did_you_mean(name, catalog.chain(also_known));
+    let help = match hint {
+        Some(h) => format!("did you mean `{h}>`?"),
+        None => format!(
+            "spade runs {}; to add `{name}>`, put an executable at {places} (see docs/operators.md)",
+            built_in_list()
+        ),
+    };
+    Diagnostic::error(span, format!("unknown operator `{name}>`")).with_help(help)
+}
+
+/// Where an executable supplying operator `name` is looked for, as a help clause.
+pub fn executable_places(name: &str) -> String {
+    format!("`operators/{name}` in the project or `spade-operator-{name}` on `PATH`")
+}
+
+/// "`sh>`, `echo>`, ... and `py>`": the operators spade runs, for help lines.
+fn built_in_list() -> String {
+    let names: Vec<String> = CATALOG
+        .iter()
+        .filter(|o| o.supported)
+        .map(|o| format!("`{}>`", o.name))
+        .collect();
+    match names.split_last() {
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
+        None => String::new(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,6 +154,37 @@ mod tests {
             assert!(lookup(name).is_some_and(|o| o.supported), "{name}");
         }
         assert!(lookup("td").is_some_and(|o| !o.supported));
+        assert!(lookup("py").is_some_and(|o| o.supported));
         assert!(lookup("shh").is_none());
+    }
+
+    #[test]
+    fn operators_spade_lacks_get_a_warning_or_an_error_that_says_how_to_supply_them() {
+        let d = not_built_in("td", "+q", Span::NONE, []);
+        assert!(!d.is_error());
+        assert_eq!(
+            d.message,
+            "operator `td>` of task `+q` is not supported by spade yet"
+        );
+        assert!(d
+            .help
+            .unwrap()
+            .contains("`operators/td` in the project or `spade-operator-td` on `PATH`"));
+        let d = not_built_in("shh", "+a", Span::NONE, []);
+        assert!(d.is_error());
+        assert_eq!(d.message, "unknown operator `shh>`");
+        assert_eq!(d.help.as_deref(), Some("did you mean `sh>`?"));
+        let d = not_built_in("slak", "+a", Span::NONE, ["slack"]);
+        assert_eq!(d.help.as_deref(), Some("did you mean `slack>`?"));
+        let help = not_built_in("frobnicate", "+a", Span::NONE, [])
+            .help
+            .unwrap();
+        assert!(help.starts_with("spade runs `sh>`, `echo>`,"), "{help}");
+        assert!(
+            help.contains(
+                " and `py>`; to add `frobnicate>`, put an executable at `operators/frobnicate`"
+            ),
+            "{help}"
+        );
     }
 }

@@ -29,13 +29,15 @@ fn echo(ctx: &Context) -> Outcome {
             Err(e) => failed(format!("cannot append to {}: {e}", path.display()), false),
         };
     }
-    let mut out = std::io::stdout().lock();
-    if let Err(e) = writeln!(out, "{message}").and_then(|()| out.flush()) {
-        return failed(format!("cannot write to stdout: {e}"), false);
+    // The message is the run's log in the store, readable like any task's log; the driver
+    // commits it with the completion, so it costs no file and no transaction of its own.
+    ctx.log(format!("{message}\n"));
+    if ctx.foreground {
+        let mut out = std::io::stdout().lock();
+        if let Err(e) = writeln!(out, "{message}").and_then(|()| out.flush()) {
+            return failed(format!("cannot write to stdout: {e}"), false);
+        }
     }
-    drop(out);
-    // No per-task log file: creating one costs more than the whole task on slow file systems,
-    // and the message is already on stdout and in the trace log.
     tracing::info!(task = %ctx.run.full_name, "{message}");
     succeeded()
 }

@@ -2,17 +2,23 @@
 //!
 //! Each implemented operator lives in its own file and is listed once in [`REGISTRY`]; the
 //! executor looks operators up there, and so does anything that needs to know whether spade
-//! can run an operator (the conformance test derives its skips from it).
+//! can run an operator (the conformance test derives its skips from it). Any other operator
+//! runs through `external`, the executable that supplies it (`protocol` is the exchange).
 
 pub mod call;
 pub mod catalog;
 pub mod echo;
+pub mod external;
 pub mod fail;
 pub mod for_each;
 pub mod for_range;
+pub mod http;
+pub mod http_call;
 pub mod if_op;
 pub mod loop_op;
 pub mod nop;
+mod protocol;
+pub mod py;
 pub mod sh;
 mod subtasks;
 pub mod wait;
@@ -51,20 +57,30 @@ pub const REGISTRY: &[(&str, &dyn Operator)] = &[
     ("fail", &fail::Fail),
     ("for_each", &for_each::ForEach),
     ("for_range", &for_range::ForRange),
+    ("http", &http::Http),
+    ("http_call", &http_call::HttpCall),
     ("if", &if_op::If),
     ("loop", &loop_op::Loop),
     ("nop", &nop::Nop),
+    ("py", &py::Py),
     ("sh", &sh::Sh),
     ("wait", &wait::Wait),
 ];
 
-/// The implementation of `name`, if spade has one.
+/// What runs operator `name`: its built-in implementation, else [`external::External`], which
+/// looks for an executable supplying it when the task runs. `None` only for names that cannot
+/// name an executable (`${...}` computed at run time, empty).
 pub fn find(name: &str) -> Option<&'static dyn Operator> {
+    built_in(name).or_else(|| external::is_operator_name(name).then_some(&external::External as _))
+}
+
+fn built_in(name: &str) -> Option<&'static dyn Operator> {
     REGISTRY.iter().find(|(n, _)| *n == name).map(|(_, op)| *op)
 }
 
+/// Whether spade has `name` built in (not counting executables that may supply it).
 pub fn is_implemented(name: &str) -> bool {
-    find(name).is_some()
+    built_in(name).is_some()
 }
 
 /// The failure of a task whose operator spade does not run.
@@ -97,6 +113,12 @@ pub struct Context {
     /// The completion journal the run left, removed by the driver once the completion is
     /// committed.
     pub journal: Arc<Mutex<Option<PathBuf>>>,
+    /// `SPADE_RUN`, set in the environment of every process of this run: what proves, after a
+    /// crash, that a process still running is this run's (`host::kill_run_processes`).
+    pub run_token: Option<String>,
+    /// `spade run` in a terminal: task output is also copied to spade's own stdout and
+    /// stderr. The daemon keeps it in the task logs only.
+    pub foreground: bool,
 }
 
 impl Context {
@@ -106,7 +128,12 @@ impl Context {
     }
 
     /// Spawns a process for this run and tells the engine about it.
-    pub fn spawn(&self, spec: ProcessSpec) -> Result<Spawned, Error> {
+    pub fn spawn(&self, mut spec: ProcessSpec) -> Result<Spawned, Error> {
+        self.ensure_run_dir()?;
+        if let Some(token) = &self.run_token {
+            spec.env
+                .push((crate::host::RUN_TOKEN_ENV.to_owned(), token.clone()));
+        }
         let spawned = self.spawner.spawn(spec)?;
         *self.pgid.lock().unwrap_or_else(PoisonError::into_inner) = Some(spawned.pgid);
         // A closed channel means the driver is gone and will drop this run anyway.
@@ -117,6 +144,24 @@ impl Context {
             pgid: spawned.pgid,
         });
         Ok(spawned)
+    }
+
+    /// Creates the run directory (made lazily: many attempts never need it).
+    pub fn ensure_run_dir(&self) -> Result<(), Error> {
+        std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io {
+            what: "create directory",
+            path: self.run_dir.clone(),
+            source,
+        })
+    }
+
+    /// Keeps `text` as this run's log in the store (for output that has no log file).
+    pub fn log(&self, text: String) {
+        let _ = self.events.send(Event::Log {
+            task: self.run.task,
+            fence: self.run.fence,
+            text,
+        });
     }
 
     pub fn set_journal(&self, path: PathBuf) {
@@ -223,6 +268,8 @@ pub(crate) mod testkit {
             pgid: Arc::new(Mutex::new(None)),
             secrets: Arc::new(crate::expr::EnvSecrets),
             journal: Arc::new(Mutex::new(None)),
+            run_token: None,
+            foreground: true,
         };
         (ctx, rx)
     }

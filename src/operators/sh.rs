@@ -88,7 +88,7 @@ fn process_spec(ctx: &Context) -> Result<ProcessSpec, String> {
         env,
         cwd,
         log_path: Some(ctx.run_file("log")),
-        passthrough: true,
+        passthrough: ctx.foreground,
     })
 }
 

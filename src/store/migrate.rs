@@ -12,6 +12,14 @@ const MIGRATIONS: &[(&str, &str)] = &[
         include_str!("../../schema/002_schedule_times.sql"),
     ),
     ("003_resume", include_str!("../../schema/003_resume.sql")),
+    (
+        "004_ownership_schedules",
+        include_str!("../../schema/004_ownership_schedules.sql"),
+    ),
+    (
+        "005_cancel_requested",
+        include_str!("../../schema/005_cancel_requested.sql"),
+    ),
 ];
 
 /// The version this binary writes and understands.

@@ -4,8 +4,10 @@
 //! while a transaction is open. All writes go through [`Store::write`], one `BEGIN IMMEDIATE`
 //! transaction per call, on the single connection behind a mutex (one writer).
 
+pub mod lease;
 mod migrate;
 pub mod rows;
+pub mod schedules;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use std::path::{Path, PathBuf};
@@ -57,6 +59,10 @@ pub enum Error {
     Corrupt { what: &'static str, detail: String },
     #[error("no {what} with id {id}")]
     NotFound { what: &'static str, id: i64 },
+    /// The attempt's owner or epoch changed: another process claimed it after this one's lease
+    /// lapsed. Nothing was written; the caller must stop driving the attempt.
+    #[error("lost ownership of attempt {attempt}: another process claimed it after this one's lease lapsed")]
+    Fenced { attempt: i64 },
 }
 
 impl Error {
@@ -71,7 +77,8 @@ impl Error {
             Error::Sqlite { .. }
             | Error::Json { .. }
             | Error::Corrupt { .. }
-            | Error::NotFound { .. } => false,
+            | Error::NotFound { .. }
+            | Error::Fenced { .. } => false,
         }
     }
 

@@ -1,0 +1,389 @@
+//! The daemon's configuration: a TOML file whose every key is also a flag and an environment
+//! variable (`max_attempts` = `--max-attempts` = `SPADE_MAX_ATTEMPTS`). Flags win over the
+//! environment (clap reads both), the environment over the file, the file over the defaults.
+//!
+//! The file is checked like a `.dig` file: an unknown key or a value of the wrong kind is a
+//! diagnostic at its `file:line:col`, with a did-you-mean for misspelt keys.
+
+use crate::diag::{Diagnostic, SourceMap, Span};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Every key of the file, its flag and its environment variable, and what it holds.
+pub const KEYS: &[Key] = &[
+    Key::new("project", "the project directory of `.dig` files (default: the current directory)"),
+    Key::new("db", "the SQLite database (default: `<project>/.spade/spade.db`)"),
+    Key::new("max_attempts", "attempts driven at once; more wait in a queue (default 64)"),
+    Key::new(
+        "max_tasks",
+        "operator tasks running at once across all attempts (default: what the open-file limit allows)",
+    ),
+    Key::new("stop_timeout", "how long a stop waits after SIGTERM before SIGKILL (default 30s)"),
+    Key::new("log_format", "`human` (default) or `json`"),
+];
+
+/// One configuration key.
+#[derive(Clone, Copy, Debug)]
+pub struct Key {
+    pub name: &'static str,
+    pub help: &'static str,
+}
+
+impl Key {
+    const fn new(name: &'static str, help: &'static str) -> Key {
+        Key { name, help }
+    }
+
+    /// `--max-attempts`.
+    pub fn flag(&self) -> String {
+        format!("--{}", self.name.replace('_', "-"))
+    }
+
+    /// `SPADE_MAX_ATTEMPTS`.
+    pub fn env(&self) -> String {
+        format!("SPADE_{}", self.name.to_ascii_uppercase())
+    }
+}
+
+/// Configuration failures: exit 2.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("cannot read the configuration file {}", path.display())]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// Diagnostics already rendered in the `file:line:col` shape.
+    #[error("{rendered}{count} error(s) in the configuration file {}", path.display())]
+    Invalid {
+        path: PathBuf,
+        rendered: String,
+        count: usize,
+    },
+    #[error("invalid {what} `{value}`: {expected}")]
+    Value {
+        what: String,
+        value: String,
+        expected: &'static str,
+    },
+}
+
+/// How logs are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum LogFormat {
+    #[default]
+    Human,
+    Json,
+}
+
+impl LogFormat {
+    fn parse(text: &str) -> Option<LogFormat> {
+        match text {
+            "human" => Some(LogFormat::Human),
+            "json" => Some(LogFormat::Json),
+            _ => None,
+        }
+    }
+}
+
+/// Values as given, before defaults: one layer (flags and environment, or the file).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Layer {
+    pub project: Option<PathBuf>,
+    pub db: Option<PathBuf>,
+    pub max_attempts: Option<usize>,
+    pub max_tasks: Option<usize>,
+    pub stop_timeout: Option<String>,
+    pub log_format: Option<String>,
+}
+
+impl Layer {
+    /// Every key of `self` that is set, else the one of `lower`.
+    pub fn over(self, lower: Layer) -> Layer {
+        Layer {
+            project: self.project.or(lower.project),
+            db: self.db.or(lower.db),
+            max_attempts: self.max_attempts.or(lower.max_attempts),
+            max_tasks: self.max_tasks.or(lower.max_tasks),
+            stop_timeout: self.stop_timeout.or(lower.stop_timeout),
+            log_format: self.log_format.or(lower.log_format),
+        }
+    }
+}
+
+/// The validated configuration of `spade serve`.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Config {
+    pub project: PathBuf,
+    pub db: PathBuf,
+    pub max_attempts: usize,
+    /// `None`: derived from the open-file limit at start.
+    pub max_tasks: Option<usize>,
+    pub stop_timeout: Duration,
+    pub log_format: LogFormat,
+}
+
+impl Config {
+    /// Applies defaults and checks values; relative paths are taken from `cwd`.
+    pub fn resolve(layer: Layer, cwd: &Path) -> Result<Config, Error> {
+        let absolute = |p: PathBuf| if p.is_absolute() { p } else { cwd.join(p) };
+        let project = absolute(layer.project.unwrap_or_else(|| PathBuf::from(".")));
+        let db = layer
+            .db
+            .map(absolute)
+            .unwrap_or_else(|| project.join(".spade").join("spade.db"));
+        let max_attempts = layer.max_attempts.unwrap_or(64);
+        if max_attempts == 0 {
+            return Err(Error::Value {
+                what: "max_attempts".into(),
+                value: "0".into(),
+                expected: "a positive number of attempts",
+            });
+        }
+        if layer.max_tasks == Some(0) {
+            return Err(Error::Value {
+                what: "max_tasks".into(),
+                value: "0".into(),
+                expected: "a positive number of tasks",
+            });
+        }
+        let stop_timeout = match layer.stop_timeout {
+            None => Duration::from_secs(30),
+            Some(text) => crate::dig::duration::parse(&text).ok_or(Error::Value {
+                what: "stop_timeout".into(),
+                value: text,
+                expected: "a duration such as 30s, 5m or 1h30m",
+            })?,
+        };
+        let log_format = match layer.log_format {
+            None => LogFormat::Human,
+            Some(text) => LogFormat::parse(&text).ok_or(Error::Value {
+                what: "log_format".into(),
+                value: text,
+                expected: "`human` or `json`",
+            })?,
+        };
+        Ok(Config {
+            project,
+            db,
+            max_attempts,
+            max_tasks: layer.max_tasks,
+            stop_timeout,
+            log_format,
+        })
+    }
+}
+
+/// Reads and checks a configuration file. Relative paths in it are taken from its directory.
+pub fn load_file(path: &Path) -> Result<Layer, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let mut sources = SourceMap::new();
+    let file = sources.add(path.to_owned(), text.clone());
+    let (layer, mut diags) = parse(&text, file);
+    // The parsed table is ordered by key; report in file order.
+    crate::diag::sort(&mut diags);
+    let errors: Vec<&Diagnostic> = diags.iter().filter(|d| d.is_error()).collect();
+    if !errors.is_empty() {
+        let rendered: String = errors.iter().map(|d| d.render(&sources)).collect();
+        return Err(Error::Invalid {
+            path: path.to_owned(),
+            rendered,
+            count: errors.len(),
+        });
+    }
+    let base = path.parent().unwrap_or(Path::new("."));
+    let rebase = |p: PathBuf| if p.is_absolute() { p } else { base.join(p) };
+    Ok(Layer {
+        project: layer.project.map(rebase),
+        db: layer.db.map(rebase),
+        ..layer
+    })
+}
+
+/// The keys of one file, and what is wrong with it.
+fn parse(text: &str, file: crate::diag::FileId) -> (Layer, Vec<Diagnostic>) {
+    use toml::de::{DeTable, DeValue};
+    let mut layer = Layer::default();
+    let mut diags = Vec::new();
+    let span = |r: std::ops::Range<usize>| Span::new(file, r.start, r.end.max(r.start + 1));
+    let table = match DeTable::parse(text) {
+        Ok(t) => t,
+        Err(e) => {
+            let at = e.span().unwrap_or(0..0);
+            diags.push(Diagnostic::error(
+                span(at),
+                format!("invalid TOML: {}", e.message()),
+            ));
+            return (layer, diags);
+        }
+    };
+    for (key, value) in table.get_ref() {
+        let name: &str = key.get_ref();
+        let key_span = span(key.span());
+        let value_span = span(value.span());
+        let Some(known) = KEYS.iter().find(|k| k.name == name) else {
+            let d = Diagnostic::error(key_span, format!("unknown configuration key `{name}`"));
+            let hint = crate::dig::suggest::did_you_mean(name, KEYS.iter().map(|k| k.name));
+            diags.push(match hint {
+                Some(h) => d.with_help(format!("did you mean `{h}`?")),
+                None => d.with_help(format!(
+                    "the keys are {}",
+                    KEYS.iter()
+                        .map(|k| format!("`{}`", k.name))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )),
+            });
+            continue;
+        };
+        let text_value = |diags: &mut Vec<Diagnostic>| -> Option<String> {
+            match value.get_ref() {
+                DeValue::String(s) => Some(s.to_string()),
+                other => {
+                    diags.push(Diagnostic::error(
+                        value_span,
+                        format!(
+                            "`{}` must be a string, found {}",
+                            known.name,
+                            other.type_str()
+                        ),
+                    ));
+                    None
+                }
+            }
+        };
+        let count = |diags: &mut Vec<Diagnostic>| -> Option<usize> {
+            let parsed = match value.get_ref() {
+                DeValue::Integer(i) if i.radix() == 10 => i.as_str().replace('_', "").parse().ok(),
+                _ => None,
+            };
+            if parsed.is_none() {
+                diags.push(Diagnostic::error(
+                    value_span,
+                    format!("`{}` must be a positive integer", known.name),
+                ));
+            }
+            parsed
+        };
+        match known.name {
+            "project" => layer.project = text_value(&mut diags).map(PathBuf::from),
+            "db" => layer.db = text_value(&mut diags).map(PathBuf::from),
+            "max_attempts" => layer.max_attempts = count(&mut diags),
+            "max_tasks" => layer.max_tasks = count(&mut diags),
+            "stop_timeout" => {
+                layer.stop_timeout = text_value(&mut diags);
+                if let Some(t) = &layer.stop_timeout {
+                    if crate::dig::duration::parse(t).is_none() {
+                        diags.push(Diagnostic::error(
+                            value_span,
+                            format!(
+                                "`stop_timeout` must be a duration such as \"30s\", found `{t}`"
+                            ),
+                        ));
+                    }
+                }
+            }
+            "log_format" => {
+                layer.log_format = text_value(&mut diags);
+                if let Some(f) = &layer.log_format {
+                    if LogFormat::parse(f).is_none() {
+                        diags.push(Diagnostic::error(
+                            value_span,
+                            format!("`log_format` must be \"human\" or \"json\", found `{f}`"),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+    (layer, diags)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check(text: &str, expect: &str) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spade.toml");
+        std::fs::write(&path, text).unwrap();
+        let got = match load_file(&path) {
+            Ok(layer) => format!("{layer:?}"),
+            Err(e) => e.to_string(),
+        };
+        let got = got.replace(&dir.path().display().to_string(), "DIR");
+        assert_eq!(got.trim_end(), expect.trim_end(), "{text}");
+    }
+
+    #[test]
+    fn a_valid_file_fills_its_keys_and_rebases_paths() {
+        check(
+            "db = \"state/spade.db\"\nmax_attempts = 8\nstop_timeout = \"1m\"\nlog_format = \"json\"\n",
+            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, stop_timeout: Some("1m"), log_format: Some("json") }"#,
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_values_are_located() {
+        check(
+            "max_attempt = 8\nmax_tasks = \"many\"\nlog_format = \"xml\"\n",
+            r#"DIR/spade.toml:1:1: unknown configuration key `max_attempt`
+  |
+1 | max_attempt = 8
+  | ^^^^^^^^^^^
+  = help: did you mean `max_attempts`?
+DIR/spade.toml:2:13: `max_tasks` must be a positive integer
+  |
+2 | max_tasks = "many"
+  |             ^^^^^^
+DIR/spade.toml:3:14: `log_format` must be "human" or "json", found `xml`
+  |
+3 | log_format = "xml"
+  |              ^^^^^
+3 error(s) in the configuration file DIR/spade.toml"#,
+        );
+    }
+
+    #[test]
+    fn broken_toml_points_at_the_error() {
+        check(
+            "db = \"unclosed\n",
+            r#"DIR/spade.toml:1:15: invalid TOML: invalid basic string, expected `"`
+  |
+1 | db = "unclosed
+  |               ^
+1 error(s) in the configuration file DIR/spade.toml"#,
+        );
+    }
+
+    #[test]
+    fn flags_win_over_the_file_and_defaults_fill_the_rest() {
+        let flags = Layer {
+            max_attempts: Some(2),
+            ..Layer::default()
+        };
+        let file = Layer {
+            max_attempts: Some(9),
+            stop_timeout: Some("5s".into()),
+            ..Layer::default()
+        };
+        let c = Config::resolve(flags.over(file), Path::new("/srv")).unwrap();
+        assert_eq!(c.max_attempts, 2);
+        assert_eq!(c.stop_timeout, Duration::from_secs(5));
+        assert_eq!(c.db, PathBuf::from("/srv/./.spade/spade.db"));
+        assert_eq!(c.log_format, LogFormat::Human);
+        assert!(Config::resolve(
+            Layer {
+                stop_timeout: Some("soon".into()),
+                ..Layer::default()
+            },
+            Path::new("/")
+        )
+        .is_err());
+    }
+}
