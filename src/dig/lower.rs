@@ -76,10 +76,18 @@ struct OperatorParts {
     else_do_block: Option<Value>,
 }
 
+/// How deep tasks may nest (the workflow's own `+tasks` are level 1; a `_do:` body is one
+/// level below its operator). Each level lowers through three frames of about 8 KB together in
+/// a debug build, so 128 levels fit a 2 MiB stack with room for the rest of the run; real
+/// workflows nest a handful of levels.
+pub const MAX_TASK_DEPTH: usize = 128;
+
 /// Collects diagnostics while lowering.
 #[derive(Default)]
 pub(crate) struct Lower {
     pub(crate) diags: Vec<Diagnostic>,
+    /// The tasks being lowered around the current one.
+    task_depth: usize,
     /// Operators that are not built in, as `(operator, task, span)`: an executable of the
     /// project or on `PATH` may supply them, which `operators::external::diagnose` decides
     /// once the file has loaded. Reported here only when the file has errors (it will not load).
@@ -265,7 +273,21 @@ impl Lower {
                 Map::default()
             }
         };
-        self.task_body(name, span, body, false)
+        if self.task_depth >= MAX_TASK_DEPTH {
+            self.error_help(
+                span,
+                format!(
+                    "tasks nested too deeply: `{name}` would be level {} of nested tasks, and the limit is {MAX_TASK_DEPTH}",
+                    self.task_depth + 1
+                ),
+                "flatten the workflow: move the inner tasks into a workflow of their own and `call>` it",
+            );
+            return TaskDef::new(name, TaskKind::Group(Vec::new()), span);
+        }
+        self.task_depth += 1;
+        let task = self.task_body(name, span, body, false);
+        self.task_depth -= 1;
+        task
     }
 
     /// A task from its mapping. The `root` task of a workflow is always a group whose other
@@ -1147,6 +1169,41 @@ mod tests {
             "+a:\n  _disable: true\n  sh>: x\n  +b:\n    shh>: y\n",
             "+wf\n  +a\n",
         );
+    }
+
+    /// `levels` groups nested one in another, the innermost an `echo>`; each may hold a `_do:`.
+    fn nested_tasks(levels: usize) -> String {
+        let mut text: String = (0..levels)
+            .map(|i| format!("{}+t{}:\n", "  ".repeat(i), i + 1))
+            .collect();
+        text.push_str(&format!("{}echo>: hi\n", "  ".repeat(levels)));
+        text
+    }
+
+    #[test]
+    fn tasks_nest_up_to_max_task_depth_and_no_deeper() {
+        // Lowering recurses three frames a task: a deeper file is an error at the first task
+        // past the limit, never a stack overflow.
+        let (w, diags) = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(|| lower(&nested_tasks(MAX_TASK_DEPTH)))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert!(w.is_some() && diags.is_empty(), "{diags:?}");
+        let too_deep = format!("+t{}", MAX_TASK_DEPTH + 1);
+        check_diags(
+            &nested_tasks(MAX_TASK_DEPTH + 40),
+            &[(
+                &too_deep,
+                "tasks nested too deeply: `+t129` would be level 129",
+            )],
+        );
+        // A `_do:` body is a level below its operator.
+        let mut text = nested_tasks(MAX_TASK_DEPTH).replace("echo>: hi", "if>: true");
+        let indent = "  ".repeat(MAX_TASK_DEPTH);
+        text.push_str(&format!("{indent}_do:\n{indent}  echo>: x\n"));
+        check_diags(&text, &[("echo>: x", "`^sub` would be level 129")]);
     }
 
     #[test]

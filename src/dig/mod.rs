@@ -18,6 +18,7 @@ pub mod workflow;
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
 use anchor::AliasUse;
 pub use anchor::MAX_COPIED_NODES;
+pub use lower::MAX_TASK_DEPTH;
 use std::path::{Path, PathBuf};
 pub use syntax::MAX_DEPTH;
 pub use value::{Key, Map, Template, TemplatePart, Value, ValueKind};

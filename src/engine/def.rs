@@ -38,6 +38,8 @@ enum KindJ {
     Bool(bool),
     Int(i64),
     Float(f64),
+    /// Infinity or NaN, by its bits: JSON numbers cannot hold them (serde_json writes null).
+    NonFinite(u64),
     Str(String, Vec<PartJ>),
     Seq(Vec<ValueJ>),
     Map(Vec<(String, SpanJ, ValueJ)>),
@@ -51,7 +53,8 @@ fn value_j(v: &Value) -> ValueJ {
         ValueKind::Null => KindJ::Null,
         ValueKind::Bool(b) => KindJ::Bool(*b),
         ValueKind::Int(i) => KindJ::Int(*i),
-        ValueKind::Float(f) => KindJ::Float(*f),
+        ValueKind::Float(f) if f.is_finite() => KindJ::Float(*f),
+        ValueKind::Float(f) => KindJ::NonFinite(f.to_bits()),
         ValueKind::Str(t) => KindJ::Str(
             t.raw.clone(),
             t.parts
@@ -74,6 +77,7 @@ fn value_from(v: ValueJ) -> Value {
         KindJ::Bool(b) => ValueKind::Bool(b),
         KindJ::Int(i) => ValueKind::Int(i),
         KindJ::Float(f) => ValueKind::Float(f),
+        KindJ::NonFinite(bits) => ValueKind::Float(f64::from_bits(bits)),
         KindJ::Str(raw, parts) => ValueKind::Str(Template {
             raw,
             parts: parts
@@ -287,7 +291,7 @@ pub fn map_to_json(map: &Map) -> String {
 /// Reads back a `tasks.export_def` column.
 pub fn map_from_json(text: &str) -> Result<Map, crate::store::Error> {
     let j: Vec<(String, SpanJ, ValueJ)> =
-        serde_json::from_str(text).map_err(|source| crate::store::Error::Json {
+        crate::store::json::from_str(text).map_err(|source| crate::store::Error::Json {
             what: "task export",
             source,
         })?;
@@ -296,10 +300,11 @@ pub fn map_from_json(text: &str) -> Result<Map, crate::store::Error> {
 
 /// Reads back a `tasks.definition` column.
 pub fn from_json(text: &str) -> Result<TaskDef, crate::store::Error> {
-    let j: DefJ = serde_json::from_str(text).map_err(|source| crate::store::Error::Json {
-        what: "task definition",
-        source,
-    })?;
+    let j: DefJ =
+        crate::store::json::from_str(text).map_err(|source| crate::store::Error::Json {
+            what: "task definition",
+            source,
+        })?;
     def_from(j).map_err(|detail| crate::store::Error::Corrupt {
         what: "task definition",
         detail,
@@ -327,5 +332,60 @@ mod tests {
         g.error = Some(Box::new(op("^error", "echo", "oops")));
         let back = from_json(&to_json(&g)).unwrap();
         assert_eq!(format!("{back:?}"), format!("{g:?}"));
+    }
+
+    fn with_param(mut t: TaskDef, value: ValueKind) -> TaskDef {
+        let key = Key {
+            name: "v".into(),
+            span: Span::NONE,
+        };
+        let value = Value {
+            kind: value,
+            span: Span::NONE,
+        };
+        t.params.entries.push((key, value));
+        t
+    }
+
+    #[test]
+    fn infinities_and_nan_round_trip() {
+        for f in [f64::INFINITY, f64::NEG_INFINITY, f64::NAN, 1.5] {
+            let t = with_param(op("+a", "echo", "${v}"), ValueKind::Float(f));
+            let back = from_json(&to_json(&t)).unwrap();
+            match &back.params.entries[0].1.kind {
+                ValueKind::Float(g) => assert_eq!(g.to_bits(), f.to_bits()),
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn definitions_as_deep_as_a_dig_file_allows_round_trip() {
+        // A value nested `MAX_DEPTH` mappings deep costs four JSON levels a mapping, past
+        // serde_json's default limit of 128.
+        let mut value = ValueKind::Int(1);
+        for _ in 0..crate::dig::MAX_DEPTH {
+            let key = Key {
+                name: "k".into(),
+                span: Span::NONE,
+            };
+            let inner = Value {
+                kind: value,
+                span: Span::NONE,
+            };
+            value = ValueKind::Map(Map {
+                entries: vec![(key, inner)],
+            });
+        }
+        let t = group("+wf", vec![with_param(op("+a", "echo", "hi"), value)]);
+        let text = to_json(&t);
+        assert!(serde_json::from_str::<serde_json::Value>(&text).is_err());
+        let back = std::thread::Builder::new()
+            .stack_size(2 << 20)
+            .spawn(move || format!("{:?}", from_json(&text).unwrap()))
+            .unwrap()
+            .join()
+            .unwrap();
+        assert_eq!(back, format!("{t:?}"));
     }
 }

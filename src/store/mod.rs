@@ -4,6 +4,7 @@
 //! while a transaction is open. All writes go through [`Store::write`], one `BEGIN IMMEDIATE`
 //! transaction per call, on the single connection behind a mutex (one writer).
 
+pub mod json;
 pub mod lease;
 mod migrate;
 pub mod rows;

@@ -363,7 +363,7 @@ fn record_transition(
 pub fn json_map(what: &'static str, text: Option<&str>) -> Result<JsonMap, Error> {
     match text {
         None => Ok(JsonMap::new()),
-        Some(t) => serde_json::from_str(t).map_err(|source| Error::Json { what, source }),
+        Some(t) => super::json::from_str(t).map_err(|source| Error::Json { what, source }),
     }
 }
 

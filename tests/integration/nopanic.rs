@@ -79,6 +79,11 @@ fn too_deep_inputs() -> Vec<(&'static str, String, &'static str)> {
     let half = 300;
     vec![
         (
+            "tasks nested 300 levels (within the YAML limit, past the task limit)",
+            nested_tasks(300, "echo>: hi"),
+            "tasks nested too deeply",
+        ),
+        (
             "flow sequences, 12,500 levels in 25 KB",
             format!("v: {}{}\n", "[".repeat(12_500), "]".repeat(12_500)),
             deep,
@@ -150,7 +155,58 @@ fn deepest_valid_input() -> String {
     )
 }
 
-use spade::dig::MAX_DEPTH;
+use spade::dig::{MAX_DEPTH, MAX_TASK_DEPTH};
+
+/// `levels` groups nested one in another, the innermost holding `body`.
+fn nested_tasks(levels: usize, body: &str) -> String {
+    let mut text: String = (0..levels)
+        .map(|i| format!("{}+t{}:\n", "  ".repeat(i), i + 1))
+        .collect();
+    text.push_str(&format!("{}{body}\n", "  ".repeat(levels)));
+    text
+}
+
+/// `spade run` with a 2 MiB stack in a fresh project holding `text` as `w.dig`.
+fn run_on_small_stack(text: &str) -> (std::process::Output, String, String) {
+    let tmp = tempfile::tempdir().expect("a temp dir");
+    std::fs::write(tmp.path().join("w.dig"), text).expect("the file is written");
+    let check = spade_on_small_stack(tmp.path(), &["check", "w.dig"]);
+    assert!(check.status.success(), "check: {:?}", check.status);
+    let out = spade_on_small_stack(tmp.path(), &["run", "w.dig", "--db", "db.sqlite"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    (out, stdout, stderr)
+}
+
+/// What `spade check` accepts runs: nesting at every limit survives the store, whose JSON
+/// reader once stopped at serde_json's 128 levels ("corrupt task definition in the database:
+/// recursion limit exceeded" on every run of a file nested 40 levels deep).
+#[test]
+fn nesting_up_to_the_limits_runs_on_a_small_stack() {
+    let mut text = deepest_valid_input();
+    text.push_str("+b:\n  echo>: ${flow.length} ${Object.keys(block).length}\n");
+    let (out, stdout, stderr) = run_on_small_stack(&text);
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert!(stdout.contains("1 1"), "{stdout}");
+    let (out, stdout, stderr) = run_on_small_stack(&nested_tasks(MAX_TASK_DEPTH, "echo>: deepest"));
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert!(stdout.contains("deepest"), "{stdout}");
+}
+
+/// `.inf`, `.nan` and `1e400` (a float past `f64`, which SnakeYAML reads as infinity) pass
+/// `check`, so they must run: they once failed every run with "corrupt task definition in the
+/// database" (JSON has no infinity; serde_json wrote null). A task reads them as Digdag's
+/// does, as the strings Jackson quotes them to.
+#[test]
+fn infinities_and_nan_run_as_digdag_reads_them() {
+    let text = "_export:\n  a: .inf\n  b: -.Inf\n  c: .NaN\n  d: 1e400\n  e: [.inf]\n+p:\n  echo>: ${a} ${b} ${c} ${d} ${JSON.stringify(e)} ${typeof a}\n";
+    let (out, stdout, stderr) = run_on_small_stack(text);
+    assert!(out.status.success(), "{:?}\n{stderr}", out.status);
+    assert!(
+        stdout.contains(r#"Infinity -Infinity NaN Infinity ["Infinity"] string"#),
+        "{stdout}"
+    );
+}
 
 /// Whether `text` has a `FILE:LINE:COL: ` location for a file named `file`.
 fn has_location(text: &str, file: &str) -> bool {
