@@ -1,72 +1,99 @@
 //! `!include : file.dig` keys: reads, parses and merges included files into the tree (spec 1.4).
 
 use crate::diag::{Diagnostic, SourceMap};
+use crate::dig::anchor::AliasUse;
+use crate::dig::syntax::MAX_DEPTH;
 use crate::dig::value::{Key, Map, Value, ValueKind};
 use std::path::{Component, Path, PathBuf};
 
-/// Replaces every `!include` key under `value` by the entries of the file it names.
-///
-/// `dir` is the including file's directory and `stack` the canonical paths of the files being
-/// included (for cycles). Problems become diagnostics at the `!include` key.
-pub(crate) fn resolve(
-    sources: &mut SourceMap,
-    value: Value,
-    dir: &Path,
-    stack: &mut Vec<PathBuf>,
-    diags: &mut Vec<Diagnostic>,
-) -> Value {
-    let Value { kind, span } = value;
-    let kind = match kind {
-        ValueKind::Map(map) => ValueKind::Map(resolve_map(sources, map, dir, stack, diags)),
-        ValueKind::Seq(items) => ValueKind::Seq(
-            items
-                .into_iter()
-                .map(|v| resolve(sources, v, dir, stack, diags))
-                .collect(),
-        ),
-        other => other,
-    };
-    Value { kind, span }
+/// What resolving the includes of one workflow file collects.
+pub(crate) struct Includes<'s> {
+    pub sources: &'s mut SourceMap,
+    /// The canonical paths of the files being included, outermost first (for cycles).
+    pub stack: Vec<PathBuf>,
+    pub diags: Vec<Diagnostic>,
+    /// The aliases expanded in included files.
+    pub aliases: Vec<AliasUse>,
 }
 
-fn resolve_map(
-    sources: &mut SourceMap,
-    map: Map,
-    dir: &Path,
-    stack: &mut Vec<PathBuf>,
-    diags: &mut Vec<Diagnostic>,
-) -> Map {
-    let mut out = Map::default();
-    out.entries.reserve(map.entries.len());
+/// Replaces every `!include` key under `value` by the entries of the file it names.
+///
+/// `dir` is the including file's directory and `depth` the number of collections around
+/// `value`, so an included file's nesting counts from where it lands. Problems become
+/// diagnostics at the `!include` key.
+pub(crate) fn resolve(cx: &mut Includes<'_>, mut value: Value, dir: &Path, depth: usize) -> Value {
+    // In place, and with the work in helpers: each nested collection and each file of a
+    // chain of includes costs a frame of this and one of `resolve_map` (see `MAX_DEPTH`).
+    match &mut value.kind {
+        ValueKind::Map(map) => resolve_map(cx, map, dir, depth + 1),
+        ValueKind::Seq(items) => {
+            for item in std::mem::take(items) {
+                let item = resolve(cx, item, dir, depth + 1);
+                items.push(item);
+            }
+        }
+        _ => {}
+    }
+    value
+}
+
+/// `level`: the mapping's own level (the root mapping is 1).
+fn resolve_map(cx: &mut Includes<'_>, map: &mut Map, dir: &Path, level: usize) {
+    let entries = std::mem::take(&mut map.entries);
+    map.entries.reserve(entries.len());
     // Keys are unique until an include adds some, so only then must a key look for an earlier
     // one; without this a big top-level mapping costs quadratic time.
     let mut included_any = false;
-    for (key, value) in map.entries {
+    for (key, value) in entries {
         if key.name != "!include" {
-            let value = resolve(sources, value, dir, stack, diags);
+            let value = resolve(cx, value, dir, level);
             // A key after an include replaces what the include gave it.
             let slot = if included_any {
-                out.entries.iter_mut().find(|(k, _)| k.name == key.name)
+                map.entries.iter_mut().find(|(k, _)| k.name == key.name)
             } else {
                 None
             };
             match slot {
                 Some(slot) => slot.1 = value,
-                None => out.entries.push((key, value)),
+                None => map.entries.push((key, value)),
             }
             continue;
         }
-        if let Some(included) = include(sources, &key, &value, dir, stack, diags) {
+        // The file is read and parsed in `include`, and its own includes resolved here, so
+        // a chain of files recurses through small frames only.
+        let Some(file) = include(cx, &key, &value, dir, level) else {
+            continue;
+        };
+        let Included {
+            root,
+            canonical,
+            dir: file_dir,
+            base_depth,
+        } = *file;
+        cx.stack.push(canonical);
+        let resolved = resolve(cx, root, &file_dir, base_depth);
+        cx.stack.pop();
+        if let ValueKind::Map(included) = resolved.kind {
             included_any = true;
             for (k, v) in included.entries {
-                merge(&mut out, k, v);
+                merge(map, k, v);
             }
         }
     }
-    out
 }
 
-/// Included values win; two mappings are merged key by key.
+/// A file an `!include` names, parsed, with its own includes still to resolve.
+struct Included {
+    root: Value,
+    canonical: PathBuf,
+    /// Its directory, which its includes are relative to.
+    dir: PathBuf,
+    /// The collections around its root mapping once spliced in.
+    base_depth: usize,
+}
+
+/// Included values win; two mappings are merged key by key. The recursion is bounded: both
+/// trees are at most `MAX_DEPTH` deep.
 fn merge(into: &mut Map, key: Key, value: Value) {
     let Some(slot) = into.entries.iter_mut().find(|(k, _)| k.name == key.name) else {
         into.entries.push((key, value));
@@ -87,20 +114,20 @@ fn merge(into: &mut Map, key: Key, value: Value) {
     }
 }
 
+/// The file an `!include` key in a mapping at `level` names, read and parsed.
 fn include(
-    sources: &mut SourceMap,
+    cx: &mut Includes<'_>,
     key: &Key,
     value: &Value,
     dir: &Path,
-    stack: &mut Vec<PathBuf>,
-    diags: &mut Vec<Diagnostic>,
-) -> Option<Map> {
+    level: usize,
+) -> Option<Box<Included>> {
     let Some(name) = value
         .as_template()
         .filter(|t| !t.has_expr())
         .map(|t| t.raw.clone())
     else {
-        diags.push(
+        cx.diags.push(
             Diagnostic::error(key.span, "`!include` needs a file name")
                 .with_help("write `!include : file.dig`; the name cannot use `${...}`"),
         );
@@ -113,9 +140,22 @@ fn include(
             Component::ParentDir | Component::RootDir | Component::Prefix(_)
         )
     }) {
-        diags.push(
+        cx.diags.push(
             Diagnostic::error(key.span, format!("`!include` path `{name}` leaves the including file's directory"))
                 .with_help("include files from the same directory or below it: the path must be relative and must not contain `..`"),
+        );
+        return None;
+    }
+    // Each file included from an included file is one more level of recursion here.
+    if cx.stack.len() >= MAX_DEPTH {
+        cx.diags.push(
+            Diagnostic::error(
+                key.span,
+                format!("`!include` nested more than {MAX_DEPTH} files deep"),
+            )
+            .with_help(
+                "include the files from fewer levels: each included file here includes the next",
+            ),
         );
         return None;
     }
@@ -128,7 +168,7 @@ fn include(
             } else {
                 e.to_string()
             };
-            diags.push(
+            cx.diags.push(
                 Diagnostic::error(key.span, format!("cannot include `{name}`: {why}")).with_help(
                     format!(
                     "looked for `{}`; include paths are relative to the including file's directory",
@@ -140,8 +180,8 @@ fn include(
         }
     };
     let canonical = std::fs::canonicalize(&path).unwrap_or_else(|_| path.clone());
-    if let Some(pos) = stack.iter().position(|p| *p == canonical) {
-        let chain: Vec<String> = stack[pos..]
+    if let Some(pos) = cx.stack.iter().position(|p| *p == canonical) {
+        let chain: Vec<String> = cx.stack[pos..]
             .iter()
             .chain(std::iter::once(&canonical))
             .map(|p| {
@@ -151,7 +191,7 @@ fn include(
                 )
             })
             .collect();
-        diags.push(
+        cx.diags.push(
             Diagnostic::error(
                 key.span,
                 format!("`!include` cycle: {}", chain.join(" -> ")),
@@ -160,36 +200,37 @@ fn include(
         );
         return None;
     }
-    let shown = path.clone();
-    let parsed = match super::parse_bytes(sources, shown, bytes) {
-        Ok(v) => v,
+    // The included root mapping is spliced into this one, at its level.
+    let base_depth = level.saturating_sub(1);
+    let parsed = match super::parse_bytes(cx.sources, path.clone(), bytes, base_depth) {
+        Ok(parsed) => parsed,
         Err(mut d) => {
-            diags.append(&mut d);
+            cx.diags.append(&mut d);
             return None;
         }
     };
-    let Some(root) = parsed else {
-        diags.push(Diagnostic::error(
+    cx.aliases.extend(parsed.aliases);
+    let Some(root) = parsed.value else {
+        cx.diags.push(Diagnostic::error(
             key.span,
             format!("`!include` file `{name}` is empty; it must be a mapping"),
         ));
         return None;
     };
     if root.as_map().is_none() {
-        diags.push(Diagnostic::error(
+        cx.diags.push(Diagnostic::error(
             root.span,
             "an included file must be a mapping of keys",
         ));
         return None;
     }
-    stack.push(canonical);
     let sub_dir = path
         .parent()
         .map_or_else(|| dir.to_path_buf(), Path::to_path_buf);
-    let resolved = resolve(sources, root, &sub_dir, stack, diags);
-    stack.pop();
-    match resolved.kind {
-        ValueKind::Map(m) => Some(m),
-        _ => None,
-    }
+    Some(Box::new(Included {
+        root,
+        canonical,
+        dir: sub_dir,
+        base_depth,
+    }))
 }

@@ -4,6 +4,7 @@
 //! `include` (splices `!include :` files) -> `lower` (tree -> [`Workflow`], collecting every
 //! semantic error) -> diagnostics sorted by position.
 
+mod anchor;
 pub mod duration;
 mod include;
 mod lower;
@@ -15,8 +16,11 @@ pub mod value;
 pub mod workflow;
 
 use crate::diag::{Diagnostic, FileId, SourceMap, Span};
+use anchor::AliasUse;
+pub use anchor::MAX_COPIED_NODES;
 pub use lower::MAX_TASK_DEPTH;
 use std::path::{Path, PathBuf};
+pub use syntax::MAX_DEPTH;
 pub use value::{Key, Map, Template, TemplatePart, Value, ValueKind};
 pub use workflow::{
     IntervalType, OperatorCall, ParallelDef, RetryDef, RetryPolicy, ScheduleDef, TaskDef, TaskKind,
@@ -120,9 +124,12 @@ pub fn load_source(
     bytes: Vec<u8>,
 ) -> (Option<Workflow>, Vec<Diagnostic>) {
     let mut diags = Vec::new();
-    let root = match parse_bytes(sources, path.to_path_buf(), bytes) {
-        Ok(Some(root)) => root,
-        Ok(None) => {
+    let (root, mut aliases) = match parse_bytes(sources, path.to_path_buf(), bytes, 0) {
+        Ok(syntax::Parsed {
+            value: Some(root),
+            aliases,
+        }) => (root, aliases),
+        Ok(syntax::Parsed { value: None, .. }) => {
             let file = sources.find(path).unwrap_or(FileId(0));
             diags.push(
                 Diagnostic::error(
@@ -144,9 +151,17 @@ pub fn load_source(
     } else {
         path.to_path_buf()
     };
-    let mut stack = vec![canonical];
     let root = if includes {
-        include::resolve(sources, root, &dir, &mut stack, &mut diags)
+        let mut cx = include::Includes {
+            sources,
+            stack: vec![canonical],
+            diags: Vec::new(),
+            aliases: Vec::new(),
+        };
+        let root = include::resolve(&mut cx, root, &dir, 0);
+        diags.append(&mut cx.diags);
+        aliases.append(&mut cx.aliases);
+        root
     } else {
         root
     };
@@ -163,9 +178,66 @@ pub fn load_source(
     }
     let workflow = lower.workflow(&name, root);
     diags.append(&mut lower.diags);
+    if !aliases.is_empty() {
+        note_aliases(sources, &aliases, &mut diags);
+    }
     crate::diag::sort(&mut diags);
     let ok = !diags.iter().any(Diagnostic::is_error);
     (workflow.filter(|_| ok), diags)
+}
+
+/// Diagnostics inside a value that aliases copied name the anchor and the aliases, and the
+/// copies' identical diagnostics (each alias is lowered like the original) are reported once.
+/// A diagnostic on an alias itself names the anchor it stands for.
+fn note_aliases(sources: &SourceMap, aliases: &[AliasUse], diags: &mut Vec<Diagnostic>) {
+    let line = |span: Span| {
+        sources
+            .get(span.file)
+            .map_or(0, |f| f.line_col(span.start).0)
+    };
+    let mut noted = vec![false; diags.len()];
+    for (d, noted) in diags.iter_mut().zip(&mut noted) {
+        let inside = |node: Span| {
+            node.file == d.span.file && node.start <= d.span.start && d.span.end <= node.end
+        };
+        let note = if let Some(a) = aliases.iter().find(|a| a.alias == d.span) {
+            format!(
+                "`*{}` stands for the value anchored as `&{}` on line {}",
+                a.name,
+                a.name,
+                line(a.anchor)
+            )
+        } else if let Some(a) = aliases.iter().find(|a| inside(a.node)) {
+            let uses: Vec<String> = aliases
+                .iter()
+                .filter(|b| b.anchor == a.anchor)
+                .map(|b| line(b.alias).to_string())
+                .collect();
+            let (s, list) = match uses.as_slice() {
+                [one] => ("", one.clone()),
+                many => ("s", many.join(", ")),
+            };
+            format!(
+                "this text is anchored as `&{}` on line {} and copied by `*{}` on line{s} {list}",
+                a.name,
+                line(a.anchor),
+                a.name
+            )
+        } else {
+            continue;
+        };
+        d.help = Some(match d.help.take() {
+            Some(help) => format!("{help}; {note}"),
+            None => note,
+        });
+        *noted = true;
+    }
+    let mut seen = std::collections::HashSet::new();
+    let mut noted = noted.into_iter();
+    diags.retain(|d| {
+        noted.next() != Some(true)
+            || seen.insert((d.is_error(), d.span, d.message.clone(), d.help.clone()))
+    });
 }
 
 /// Whether any mapping in the tree has an `!include` key.
@@ -209,22 +281,23 @@ fn workflow_name(project_dir: &Path, path: &Path) -> String {
     joined.strip_suffix(".dig").unwrap_or(&joined).to_string()
 }
 
-/// Decodes bytes (UTF-8, optional BOM), adds the file to `sources` and parses it.
-/// `Ok(None)` is an empty document.
+/// Decodes bytes (UTF-8, optional BOM), adds the file to `sources` and parses it, its root
+/// inside `base_depth` collections (an included file).
 pub(crate) fn parse_bytes(
     sources: &mut SourceMap,
     path: PathBuf,
     bytes: Vec<u8>,
-) -> Result<Option<Value>, Vec<Diagnostic>> {
+    base_depth: usize,
+) -> Result<syntax::Parsed, Vec<Diagnostic>> {
     let bytes = match bytes.strip_prefix(b"\xEF\xBB\xBF".as_slice()) {
         Some(rest) => rest.to_vec(),
         None => bytes,
     };
     match String::from_utf8(bytes) {
         Ok(text) => {
-            let file = sources.add(path, text);
+            let file = sources.add(path, lone_cr_to_lf(text));
             let text = sources.get(file).map_or("", |f| f.text.as_str());
-            syntax::parse_file(file, text).map_err(|d| vec![d])
+            syntax::parse_file_at(file, text, base_depth).map_err(|d| vec![d])
         }
         Err(e) => {
             let at = e.utf8_error().valid_up_to();
@@ -248,16 +321,40 @@ pub fn parse_document(
     path: PathBuf,
     text: String,
 ) -> Result<Value, Vec<Diagnostic>> {
-    let file = sources.add(path, text);
+    let file = sources.add(path, lone_cr_to_lf(text));
     let text = sources.get(file).map_or("", |f| f.text.as_str());
-    match syntax::parse_file(file, text) {
-        Ok(Some(v)) => Ok(v),
-        Ok(None) => Ok(Value {
+    match syntax::parse_file_at(file, text, 0) {
+        Ok(syntax::Parsed { value: Some(v), .. }) => Ok(v),
+        Ok(syntax::Parsed { value: None, .. }) => Ok(Value {
             kind: ValueKind::Null,
             span: Span::new(file, 0, 0),
         }),
         Err(d) => Err(vec![d]),
     }
+}
+
+/// A lone `\r` ends a line in YAML, as `\n` and `\r\n` do, and every line break in a value
+/// reads as `\n`; making it `\n` in the stored text (one byte for one, so offsets do not
+/// move) lets diagnostics show the right line and column.
+fn lone_cr_to_lf(text: String) -> String {
+    let bytes = text.as_bytes();
+    if !bytes.contains(&b'\r') {
+        return text;
+    }
+    let lone = |i: usize| bytes[i] == b'\r' && bytes.get(i + 1) != Some(&b'\n');
+    if !(0..bytes.len()).any(lone) {
+        return text;
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        if c == '\r' && chars.peek() != Some(&'\n') {
+            out.push('\n');
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
 
 /// Lowers a task body produced at run time (`_do:` of `for_each>`/`if>`/`loop>`, a `call>`ed
@@ -289,12 +386,18 @@ mod tests {
         let main = dir.path().join("main.dig");
         let mut sources = SourceMap::new();
         let bytes = std::fs::read(&main).unwrap();
-        let root = parse_bytes(&mut sources, main.clone(), bytes)
+        let root = parse_bytes(&mut sources, main.clone(), bytes, 0)
             .unwrap()
+            .value
             .unwrap();
-        let mut diags = Vec::new();
-        let mut stack = vec![std::fs::canonicalize(&main).unwrap()];
-        let root = include::resolve(&mut sources, root, dir.path(), &mut stack, &mut diags);
+        let mut cx = include::Includes {
+            sources: &mut sources,
+            stack: vec![std::fs::canonicalize(&main).unwrap()],
+            diags: Vec::new(),
+            aliases: Vec::new(),
+        };
+        let root = include::resolve(&mut cx, root, dir.path(), 0);
+        let diags = cx.diags;
         let got = if diags.is_empty() {
             serde_json::to_string(&root.to_json_raw()).unwrap()
         } else {

@@ -107,7 +107,10 @@ impl Value {
             ValueKind::Null => J::Null,
             ValueKind::Bool(b) => J::Bool(*b),
             ValueKind::Int(i) => J::from(*i),
-            ValueKind::Float(f) => serde_json::Number::from_f64(*f).map_or(J::Null, J::Number),
+            // JSON has no infinity or NaN; Jackson, which writes what Digdag stores, quotes
+            // them (`QUOTE_NON_NUMERIC_NUMBERS`), so a task reads `.inf` as "Infinity".
+            ValueKind::Float(f) => serde_json::Number::from_f64(*f)
+                .map_or_else(|| J::String(super::scalar::java_double(*f)), J::Number),
             ValueKind::Str(t) => J::String(t.raw.clone()),
             ValueKind::Seq(items) => J::Array(items.iter().map(Value::to_json_raw).collect()),
             ValueKind::Map(m) => J::Object(

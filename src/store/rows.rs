@@ -428,18 +428,14 @@ impl History {
     }
 }
 
-/// Parses JSON that spade wrote. The parser's recursion limit is lifted: spade writes values
-/// as deep as a file may nest them (the `.dig` parser bounds that), and a limit of 128 made
-/// deep but valid params unreadable ("corrupt ... recursion limit exceeded").
+/// Parses JSON that spade wrote, as deep as spade writes it (`store::json`: measured first,
+/// then read on a growing stack, so deep but valid params never read as corrupt and never
+/// overflow the stack).
 pub fn parse_json<T: serde::de::DeserializeOwned>(
     what: &'static str,
     text: &str,
 ) -> Result<T, Error> {
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.disable_recursion_limit();
-    let value = T::deserialize(&mut de).map_err(|source| Error::Json { what, source })?;
-    de.end().map_err(|source| Error::Json { what, source })?;
-    Ok(value)
+    super::json::from_str(text).map_err(|source| Error::Json { what, source })
 }
 
 /// Parses an optional JSON-object column.

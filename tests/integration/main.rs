@@ -24,3 +24,4 @@ mod schedule_params;
 mod serve;
 mod tidy;
 mod util;
+mod yaml;
