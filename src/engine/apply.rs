@@ -166,6 +166,8 @@ impl<'t, 'c> Apply<'t, 'c> {
                     ],
                 )?;
                 self.attempts.remove(&row.attempt);
+                // require>: the tries waiting for this attempt are done, in this transaction.
+                super::require::on_attempt_finished(self.tx, row.attempt, state, self.now)?;
                 tracing::info!(attempt = %row.attempt, state = state.as_str(), "attempt finished");
                 self.actions.push(Action::AttemptFinished {
                     attempt: row.attempt,

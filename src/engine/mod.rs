@@ -20,6 +20,7 @@ mod owned;
 mod params;
 pub mod plan;
 mod prepare;
+pub mod require;
 pub mod retry;
 #[cfg(test)]
 mod scenarios;

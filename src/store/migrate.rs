@@ -20,6 +20,7 @@ const MIGRATIONS: &[(&str, &str)] = &[
         "005_cancel_requested",
         include_str!("../../schema/005_cancel_requested.sql"),
     ),
+    ("007_require", include_str!("../../schema/007_require.sql")),
 ];
 
 /// The version this binary writes and understands.
