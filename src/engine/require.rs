@@ -466,3 +466,216 @@ impl Engine {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::super::testkit::{new_attempt, op, workflow};
+    use super::super::{Action, Event};
+    use super::*;
+
+    struct World {
+        _dir: tempfile::TempDir,
+        engine: Engine,
+        now: Timestamp,
+        core: NewAttempt,
+    }
+
+    fn world() -> World {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::open(&dir.path().join("spade.db")).unwrap();
+        let mut wf = workflow(op("+w", "sh", "true"));
+        wf.name = "core".into();
+        wf.root.name = "+core".into();
+        let core = new_attempt(dir.path(), wf);
+        World {
+            now: Timestamp::from_second(1_700_000_000).unwrap(),
+            _dir: dir,
+            engine,
+            core,
+        }
+    }
+
+    impl World {
+        fn spec(&self, name: Option<&str>, rerun_on: RerunOn) -> Spec {
+            Spec {
+                workflow: "core".into(),
+                project_dir: self.core.project_dir.clone(),
+                session_time: self.core.session_time,
+                attempt_name: name.map(str::to_owned),
+                rerun_on,
+                ignore_failure: false,
+                params: JsonMap::new(),
+            }
+        }
+
+        /// A running requiring task: an attempt of workflow `name` whose one task is started.
+        fn requiring(&self, name: &str) -> (AttemptId, TaskId) {
+            let mut wf = workflow(op("+r", "require", "core"));
+            wf.name = name.into();
+            wf.root.name = format!("+{name}");
+            let prepared = self
+                .engine
+                .prepare_attempt(&new_attempt(&self.core.project_dir, wf), self.now)
+                .unwrap();
+            (prepared.attempt, self.start(prepared.attempt))
+        }
+
+        fn start(&self, attempt: AttemptId) -> TaskId {
+            let actions = self.engine.recover(attempt, self.now).unwrap();
+            actions
+                .iter()
+                .find_map(|a| match a {
+                    Action::Start(run) => Some(run.task),
+                    _ => None,
+                })
+                .unwrap()
+        }
+
+        fn begin(&self, task: TaskId, try_index: u32, requiring: AttemptId, spec: &Spec) -> Wait {
+            match self
+                .engine
+                .require_begin(task, try_index, requiring, spec, &self.core, self.now)
+                .unwrap()
+            {
+                Begun::Wait(w) => w,
+                Begun::Cycle(m) => panic!("unexpected cycle: {m}"),
+            }
+        }
+
+        /// Runs the (one-task) attempt to its end with `outcome`.
+        fn finish(&self, attempt: AttemptId, outcome: Outcome) {
+            let actions = self.engine.recover(attempt, self.now).unwrap();
+            let Some(Action::Start(run)) = actions.iter().find(|a| matches!(a, Action::Start(_)))
+            else {
+                panic!("nothing to finish in {actions:?}");
+            };
+            self.engine
+                .apply(
+                    self.now,
+                    Event::Completed {
+                        task: run.task,
+                        fence: run.fence,
+                        outcome: Box::new(outcome),
+                    },
+                )
+                .unwrap();
+        }
+
+        fn names(&self) -> Vec<String> {
+            self.engine
+                .store()
+                .read("names", |tx| {
+                    let mut s = tx.prepare("SELECT attempt_name FROM attempts a JOIN sessions s ON s.id = a.session_id WHERE s.workflow = 'core' ORDER BY a.id").map_err(sql("t"))?;
+                    let names = s
+                        .query_map([], |r| r.get(0))
+                        .map_err(sql("t"))?
+                        .collect::<Result<Vec<String>, _>>()
+                        .map_err(sql("t"))?;
+                    Ok::<_, Error>(names)
+                })
+                .unwrap()
+        }
+    }
+
+    #[test]
+    fn a_try_is_stored_once_and_read_back_whatever_is_asked_later() {
+        let w = world();
+        let (a, task) = w.requiring("wf");
+        let first = w.begin(task, 0, a, &w.spec(Some("r1"), RerunOn::None));
+        assert!(first.kicked);
+        assert_eq!(first.done, None);
+        // A later look with other options (a re-evaluated random name) gets the stored try.
+        let again = w.begin(task, 0, a, &w.spec(Some("r2"), RerunOn::All));
+        assert_eq!(again, first);
+        assert_eq!(w.names(), vec!["r1"]);
+        // The next try is a new evaluation: a new name starts a new attempt.
+        let next = w.begin(task, 1, a, &w.spec(Some("r2"), RerunOn::None));
+        assert_ne!(next.target, first.target);
+        assert_eq!(w.names(), vec!["r1", "r2"]);
+    }
+
+    #[test]
+    fn the_transaction_finishing_the_required_attempt_marks_its_tries_done() {
+        let w = world();
+        let (a, task) = w.requiring("wf");
+        let wait = w.begin(task, 0, a, &w.spec(None, RerunOn::None));
+        w.finish(wait.target, crate::operators::failed("boom", false));
+        let done = w.engine.require_wait(task, 0).unwrap().unwrap();
+        assert_eq!(done.done, Some(AttemptState::Failed));
+        match done.outcome() {
+            Some(Outcome::Failed {
+                message, retryable, ..
+            }) => {
+                assert!(
+                    message.starts_with("Dependent workflow failed. Session id: "),
+                    "{message}"
+                );
+                assert!(retryable);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut ignoring = done.clone();
+        ignoring.spec.ignore_failure = true;
+        assert!(matches!(
+            ignoring.outcome(),
+            Some(Outcome::Succeeded { .. })
+        ));
+    }
+
+    #[test]
+    fn dedup_follows_digdag_session_and_attempt_name() {
+        let w = world();
+        let (a, task) = w.requiring("wf");
+        // Only a named attempt in the session: the default name is free, a new one starts.
+        let named = w.begin(task, 0, a, &w.spec(Some("backfill"), RerunOn::None));
+        w.finish(named.target, crate::operators::succeeded());
+        let default = w.begin(task, 1, a, &w.spec(None, RerunOn::None));
+        assert!(default.kicked);
+        assert_ne!(default.target, named.target);
+        assert_eq!(w.names(), vec!["backfill", ""]);
+        // The default name exists: the conflict answers with the session's last attempt.
+        let rerun = w.begin(task, 2, a, &w.spec(Some("later"), RerunOn::None));
+        w.finish(default.target, crate::operators::succeeded());
+        w.finish(rerun.target, crate::operators::failed("x", false));
+        let last = w.begin(task, 3, a, &w.spec(None, RerunOn::None));
+        assert!(!last.kicked);
+        assert_eq!(last.target, rerun.target);
+        assert_eq!(last.done, Some(AttemptState::Failed));
+        // A named conflict answers with that attempt; rerun_on failed starts a fresh one,
+        // under a generated name stored with the try.
+        let same = w.begin(task, 4, a, &w.spec(Some("backfill"), RerunOn::Failed));
+        assert_eq!((same.target, same.kicked), (named.target, false));
+        let fresh = w.begin(task, 5, a, &w.spec(Some("later"), RerunOn::Failed));
+        assert!(fresh.kicked);
+        let generated = fresh.rerun_name.clone().unwrap();
+        assert_eq!(w.names().last(), Some(&generated));
+        assert_eq!(
+            w.engine.require_wait(task, 5).unwrap().unwrap().rerun_name,
+            Some(generated)
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_waiting_tries_is_refused_with_its_path() {
+        let w = world();
+        // `wf` waits for `core`; `core`'s own require task then asks for `wf`'s session.
+        let (a, task) = w.requiring("wf");
+        let wait = w.begin(task, 0, a, &w.spec(None, RerunOn::None));
+        let core_task = w.start(wait.target);
+        let mut back = w.spec(None, RerunOn::None);
+        back.workflow = "wf".into();
+        let mut wf_request = w.core.clone();
+        wf_request.workflow.name = "wf".into();
+        let begun = w
+            .engine
+            .require_begin(core_task, 0, wait.target, &back, &wf_request, w.now)
+            .unwrap();
+        match begun {
+            Begun::Cycle(m) => assert!(
+                m.starts_with("require> cycle: `core` at 2023-11-14T00:00:00Z requires `wf` at 2023-11-14T00:00:00Z requires `core`"),
+                "{m}"
+            ),
+            Begun::Wait(w) => panic!("no cycle found: {w:?}"),
+        }
+    }
+}

@@ -391,3 +391,105 @@ fn corpus_require_files_run_locally() {
     run("all", "yes").expect(1);
     assert_eq!(attempts(&project, "child_rerun_on").len(), 3);
 }
+
+#[test]
+fn check_prints_each_workflows_require_targets() {
+    let project = Project::new();
+    core(&project);
+    project.write(
+        "sched.dig",
+        "+a:\n  require>: core\n+b:\n  +c:\n    require>: other.dig\n    project_name: elsewhere\n",
+    );
+    let out = crate::util::spade()
+        .arg("check")
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains("workflow sched\n  timezone: UTC\n  requires: core, elsewhere/other\n"),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("workflow core\n  timezone: UTC\n  requires"),
+        "{stdout}"
+    );
+    let json = crate::util::spade()
+        .args(["check", "--json"])
+        .current_dir(project.path())
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let sched = json["workflows"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|w| w["name"] == "sched")
+        .unwrap();
+    assert_eq!(
+        sched["requires"],
+        serde_json::json!(["core", "elsewhere/other"])
+    );
+}
+
+// In `spade serve` the supervisor drives the required attempt of the served project, and the
+// end of its driver wakes the waiting task.
+#[test]
+fn serve_drives_the_required_attempt_and_the_scheduled_one_proceeds() {
+    use crate::daemon::{rows, wait_until, Proc};
+    let project = Project::new();
+    project.write(
+        "sched.dig",
+        "timezone: UTC\nschedule:\n  daily>: 00:00:00\n+req:\n  require>: load\n+after:\n  sh>: echo after >> after_runs\n",
+    );
+    project.write("load.dig", "+a:\n  sh>: echo load >> load_runs\n");
+    let db = project.path().join(".spade").join("spade.db");
+    let mut p = Proc::start_with(
+        &[
+            "serve",
+            ".",
+            "--db",
+            db.to_str().unwrap(),
+            "--time-origin",
+            "2026-01-09T23:59:59Z",
+            "--time-scale",
+            "10",
+        ],
+        project.path(),
+        project.path().join(".serve.log"),
+        &[("SPADE_LOG", "info")],
+    );
+    let long = Duration::from_secs(60);
+    wait_until(
+        "the scheduled attempt to pass its require> task",
+        long,
+        || lines(&project, "after_runs") >= 1,
+        || p.log_text(),
+    );
+    p.signal(libc::SIGTERM);
+    let status = p.wait_exit(long);
+    assert!(status.success(), "{}", p.log_text());
+    assert_eq!(lines(&project, "load_runs"), 1);
+    let found = rows(
+        &db,
+        "SELECT s.workflow, s.session_time, a.state FROM attempts a \
+         JOIN sessions s ON s.id = a.session_id ORDER BY a.id",
+    );
+    assert_eq!(
+        found,
+        vec![
+            vec![
+                "sched".to_owned(),
+                "2026-01-10T00:00:00Z".to_owned(),
+                "succeeded".to_owned()
+            ],
+            vec![
+                "load".to_owned(),
+                "2026-01-10T00:00:00Z".to_owned(),
+                "succeeded".to_owned()
+            ],
+        ],
+        "{}",
+        p.log_text()
+    );
+}
