@@ -338,10 +338,12 @@ fn cycle(
     while let Some(at) = queue.pop_front() {
         if at == requiring {
             let mut path = vec![requiring];
-            let mut node = came_from[&requiring];
-            while node != requiring {
+            let mut node = came_from.get(&requiring).copied().unwrap_or(requiring);
+            // Every node reached has a predecessor, and the walk back ends at `requiring`; the
+            // bound only guards against a broken map.
+            while node != requiring && path.len() <= came_from.len() {
                 path.push(node);
-                node = came_from[&node];
+                node = came_from.get(&node).copied().unwrap_or(requiring);
             }
             // Collected backwards from the end: `requiring` first, then what it requires.
             path[1..].reverse();
