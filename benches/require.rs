@@ -1,7 +1,8 @@
 //! `require>` wake-up latency, in one run of the release binary: the delay from the end of a
-//! required attempt to the start of the requiring workflow's next task, against the delay from
-//! one task's end to the next task's start inside one attempt (the engine's own step), both
-//! read from the timestamps the store keeps. Digdag's first poll comes after 1 s.
+//! required attempt to the start of the requiring workflow's next task, read from the
+//! timestamps the store keeps, against Digdag's first poll interval (1 s). Inside one attempt
+//! the next task starts in the transaction that finishes the previous one (same timestamp), so
+//! that step is printed too as the floor: it must stay 0.
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // a benchmark driver, not library code
 
@@ -104,7 +105,7 @@ fn main() {
         summary(step.clone())
     );
     println!(
-        "ratio of medians: {:.1}x the in-attempt step; goal under 10 ms (Digdag: first poll after 1 s)",
-        median(&wake) / median(&step).max(0.001)
+        "median wake-up is {:.4}x Digdag's first poll interval (1 s); goal under 10 ms",
+        median(&wake) / 1000.0
     );
 }
