@@ -157,6 +157,10 @@ fn workflow_text(w: &Workflow, report: &Report, project_dir: &Path) -> String {
     if let Some(s) = &w.schedule {
         let _ = writeln!(out, "  schedule: {} {}", s.kind, s.value);
     }
+    let requires = require_targets(w);
+    if !requires.is_empty() {
+        let _ = writeln!(out, "  requires: {}", requires.join(", "));
+    }
     let mut tasks = String::new();
     let show = |t: &TaskDef, tasks: &mut String| task_text(t, 1, report, project_dir, tasks);
     if let TaskKind::Group(children) = &w.root.kind {
@@ -172,6 +176,14 @@ fn workflow_text(w: &Workflow, report: &Report, project_dir: &Path) -> String {
     } else {
         out.push_str(&tasks);
     }
+    out
+}
+
+/// The workflows its `require>` tasks wait for (`project/workflow` for another project), as
+/// `digdag check` lists them.
+fn require_targets(w: &Workflow) -> Vec<String> {
+    let mut out = Vec::new();
+    crate::operators::require::targets(&w.root, &mut out);
     out
 }
 
@@ -236,6 +248,7 @@ fn workflow_json(w: &Workflow, report: &Report, project_dir: &Path) -> serde_jso
         "name": w.name,
         "timezone": w.timezone,
         "schedule": w.schedule.as_ref().map(|s| json!({"kind": s.kind, "value": s.value})),
+        "requires": require_targets(w),
         "root": task_json(&w.root, report, project_dir),
     })
 }

@@ -210,12 +210,26 @@ async fn run_owned(r: RunOwned<'_>) -> Result<u8, Error> {
             what: "cannot install the SIGTERM/SIGINT handlers".into(),
             source,
         })?;
+    // require>: required attempts are driven in this process, as Digdag's local mode does.
+    let mut host = crate::operators::require_host::Host::new(
+        r.engine.clone(),
+        r.owner.clone(),
+        r.clock.clone(),
+        Arc::new(TokioSpawner),
+        None,
+        r.state_dir.clone(),
+        stop_rx.clone(),
+        r.stop_timeout,
+    );
+    host.progress = true;
+    crate::operators::require_host::install(host);
     let heartbeat = tokio::spawn(executor::heartbeat::keep_lease(
         r.engine.clone(),
         r.owner.clone(),
         r.lease,
         stop_tx,
-        |_| {},
+        // An attempt another process drives ends without telling us: waiting runs look again.
+        |_| crate::operators::require_host::attempt_finished(),
     ));
     // A kill asked through the store (`spade kill`, the API of a daemon on this database)
     // reaches this process at its next look, every lease renewal.
@@ -227,6 +241,7 @@ async fn run_owned(r: RunOwned<'_>) -> Result<u8, Error> {
         kill_tx,
     ));
     let result = claim_and_drive(&r, stop_rx, kill_rx, &first_signal).await;
+    crate::operators::require_host::uninstall();
     heartbeat.abort();
     watcher.abort();
     result

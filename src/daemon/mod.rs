@@ -208,10 +208,33 @@ async fn serve_as(
             claims: claims_rx,
             load: load_tx,
             kills: kills_rx,
-            on_change: Some(on_change),
+            on_change: Some(on_change.clone()),
         }
         .run(),
     );
+    // require>: required attempts of the served project go to the supervisor; those of
+    // other projects get a driver of their own in this process.
+    {
+        let mut host = crate::operators::require_host::Host::new(
+            engine.clone(),
+            owner.clone(),
+            clock.clone(),
+            Arc::new(crate::executor::spawn::TokioSpawner),
+            None,
+            config
+                .db
+                .parent()
+                .map_or_else(|| PathBuf::from("."), PathBuf::from),
+            stop.clone(),
+            config.stop_timeout,
+        );
+        host.supervised = Some(crate::operators::require_host::Supervised {
+            project_dir: dir.clone(),
+            claims: claims_tx.clone(),
+        });
+        host.on_change = Some(on_change.clone());
+        crate::operators::require_host::install(host);
+    }
     // Attempts left running by a process that died (this daemon before a crash, a killed
     // `spade run`) continue first.
     adopt_orphans(engine, owner, project_id, &claims_tx).await?;
@@ -289,6 +312,7 @@ async fn serve_as(
     notifier.stopping("stopping: waiting for running tasks");
     tracing::info!("stopping: no new sessions or tasks start; waiting for running tasks");
     drop(claims_tx);
+    crate::operators::require_host::uninstall();
     let scheduled_result = scheduler.await.map_err(Error::Thread)?;
     supervisor.await.map_err(Error::Thread)?;
     reloader.await.map_err(Error::Thread)?;

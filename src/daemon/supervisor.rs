@@ -100,6 +100,8 @@ impl Supervisor {
                         Ok((attempt, result)) => {
                             active.remove(&attempt);
                             switches.remove(&attempt);
+                            // require>: runs waiting for this attempt look at their tries again.
+                            crate::operators::require_host::attempt_finished();
                             match result {
                                 Ok(AttemptState::Running) => tracing::info!(%attempt, "attempt stopped; it continues at the next start"),
                                 Ok(state) => tracing::info!(%attempt, state = state.as_str(), "attempt finished"),

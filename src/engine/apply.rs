@@ -259,6 +259,8 @@ impl<'t, 'c> Apply<'t, 'c> {
                     params![state.as_str(), self.now_s.clone(), row.attempt.0, row.id.0],
                 )?;
                 self.attempts.remove(&row.attempt);
+                // require>: the tries waiting for this attempt are done, in this transaction.
+                super::require::on_attempt_finished(self.tx, row.attempt, state, self.now)?;
                 tracing::info!(attempt = %row.attempt, state = state.as_str(), "attempt finished");
                 self.actions.push(Action::AttemptFinished {
                     attempt: row.attempt,
@@ -663,7 +665,7 @@ impl<'t, 'c> Apply<'t, 'c> {
     }
 
     /// The scope chain below the task's own `_export` and local params.
-    pub(crate) fn scope(&mut self, row: &TaskRow) -> Result<Scope, Error> {
+    pub(super) fn scope(&mut self, row: &TaskRow) -> Result<Scope, Error> {
         let attempt = self.attempt(row.attempt)?;
         let ancestors = match row.parent {
             Some(p) => self.chain_to(p)?,

@@ -22,6 +22,7 @@ mod owned;
 mod params;
 pub mod plan;
 pub(crate) mod prepare;
+pub mod require;
 pub mod retry;
 #[cfg(test)]
 mod scenarios;

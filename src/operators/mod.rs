@@ -19,6 +19,8 @@ pub mod loop_op;
 pub mod nop;
 mod protocol;
 pub mod py;
+pub mod require;
+pub mod require_host;
 pub mod sh;
 mod subtasks;
 pub mod wait;
@@ -63,6 +65,7 @@ pub const REGISTRY: &[(&str, &dyn Operator)] = &[
     ("loop", &loop_op::Loop),
     ("nop", &nop::Nop),
     ("py", &py::Py),
+    ("require", &require::Require),
     ("sh", &sh::Sh),
     ("wait", &wait::Wait),
 ];

@@ -35,6 +35,11 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         include_str!("../../schema/006_linear.sql"),
         Some(split_definitions),
     ),
+    (
+        "007_require",
+        include_str!("../../schema/007_require.sql"),
+        None,
+    ),
 ];
 
 /// Migration `006_linear`: every task row's nested definition becomes `task_defs` nodes, then

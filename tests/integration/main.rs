@@ -18,6 +18,7 @@ mod ownership;
 mod plugins;
 mod py;
 mod regression;
+mod require;
 mod run;
 mod schedule_conformance;
 mod schedule_params;
