@@ -21,6 +21,7 @@ const REFERENCE_WEIGHT: usize = 8;
 const NOT_PARAMS: &[&str] = &["_error", "_check"];
 
 /// A merged, not yet evaluated param tree.
+#[derive(Clone)]
 pub(crate) enum Node<'a> {
     /// A non-map value of a `.dig` file; strings are templates.
     Raw(&'a dig::Value),
@@ -74,22 +75,35 @@ impl<'a> Node<'a> {
 
 /// Later wins; two maps merge deeply; an overridden key keeps its first position.
 fn merge_into<'a>(map: &mut IndexMap<&'a str, Node<'a>>, key: &'a str, node: Node<'a>) {
-    match (map.get_mut(key), node) {
-        (Some(Node::Map(old)), Node::Map(new)) => {
-            for (k, v) in new {
-                merge_into(old, k, v);
-            }
-        }
-        (Some(slot), node) => *slot = node,
-        (None, node) => {
+    match map.get_mut(key) {
+        Some(slot) => merge_node(slot, node),
+        None => {
             map.insert(key, node);
         }
     }
 }
 
-/// Merges the layers into one top-level map of nodes.
-pub(crate) fn merge<'a>(layers: &'a [Layer<'a>]) -> IndexMap<&'a str, Node<'a>> {
-    let mut top = IndexMap::new();
+/// Merges `node` over `slot`: two maps merge deeply, anything else replaces.
+fn merge_node<'a>(slot: &mut Node<'a>, node: Node<'a>) {
+    match (slot, node) {
+        (Node::Map(old), Node::Map(new)) => {
+            for (k, v) in new {
+                merge_into(old, k, v);
+            }
+        }
+        (slot, node) => *slot = node,
+    }
+}
+
+/// What each layer contributes to each top-level name, lowest layer first; names in order of
+/// first appearance.
+pub(crate) type Contributions<'a> = IndexMap<&'a str, Vec<Node<'a>>>;
+
+/// Collects the layers' contributions per top-level name, unmerged: a param whose own template
+/// refers to its name reads the version merged from the layers below it.
+pub(crate) fn merge<'a>(layers: &'a [Layer<'a>]) -> Contributions<'a> {
+    let mut top: Contributions<'a> = IndexMap::new();
+    let mut add = |key: &'a str, node: Node<'a>| top.entry(key).or_default().push(node);
     for layer in layers {
         match layer {
             Layer::Raw(m) => {
@@ -102,12 +116,12 @@ pub(crate) fn merge<'a>(layers: &'a [Layer<'a>]) -> IndexMap<&'a str, Node<'a>> 
                     } else {
                         Node::from_dig(v)
                     };
-                    merge_into(&mut top, &k.name, node);
+                    add(&k.name, node);
                 }
             }
             Layer::Plain(m) => {
                 for (k, v) in m.iter() {
-                    merge_into(&mut top, k, Node::from_json(v, false));
+                    add(k, Node::from_json(v, false));
                 }
             }
             Layer::RawJson(m) => {
@@ -120,7 +134,7 @@ pub(crate) fn merge<'a>(layers: &'a [Layer<'a>]) -> IndexMap<&'a str, Node<'a>> 
                     } else {
                         Node::from_json(v, true)
                     };
-                    merge_into(&mut top, k, node);
+                    add(k, node);
                 }
             }
         }
@@ -129,15 +143,53 @@ pub(crate) fn merge<'a>(layers: &'a [Layer<'a>]) -> IndexMap<&'a str, Node<'a>> 
 }
 
 enum Slot<'a> {
-    Pending(Node<'a>),
+    /// Not evaluated; the node once built (kept after a failure, so it is not rebuilt).
+    Pending(Option<Node<'a>>),
     InProgress,
     Done(serde_json::Value, Option<Value>),
+}
+
+/// One top-level name: what each layer contributes, and one slot per version, where version
+/// `k` is contributions `0..=k` merged (the last one is the name's value).
+struct Entry<'a> {
+    contributions: Vec<Node<'a>>,
+    versions: Vec<Slot<'a>>,
+}
+
+impl<'a> Entry<'a> {
+    /// The merged node of version `k`, built on first use.
+    fn build(&mut self, k: usize) -> Node<'a> {
+        if self.contributions.len() == 1 {
+            // The only version: nothing else needs the contribution, so no copy.
+            return std::mem::replace(&mut self.contributions[0], Node::Map(IndexMap::new()));
+        }
+        let mut parts = self.contributions.iter().take(k + 1).cloned();
+        let mut merged = parts.next().unwrap_or_else(|| Node::Map(IndexMap::new()));
+        for part in parts {
+            merge_node(&mut merged, part);
+        }
+        merged
+    }
+
+    /// The version a lookup sees: the value, or while versions are being evaluated (a param
+    /// whose template names itself), the one below the lowest of them; `None` if there is none
+    /// (a cycle).
+    fn visible(&self) -> Option<usize> {
+        match self
+            .versions
+            .iter()
+            .position(|s| matches!(s, Slot::InProgress))
+        {
+            None => self.versions.len().checked_sub(1),
+            Some(lowest) => lowest.checked_sub(1),
+        }
+    }
 }
 
 /// The params of one evaluation, resolved on demand.
 pub(crate) struct Scope<'a> {
     names: IndexMap<&'a str, usize>,
-    slots: RefCell<Vec<Slot<'a>>>,
+    entries: RefCell<Vec<Entry<'a>>>,
     /// Keys being evaluated, outermost first (for cycle messages).
     stack: RefCell<Vec<usize>>,
     /// The first real failure; JavaScript only sees a short message.
@@ -146,16 +198,20 @@ pub(crate) struct Scope<'a> {
 }
 
 impl<'a> Scope<'a> {
-    pub(crate) fn new(top: IndexMap<&'a str, Node<'a>>, host: &'a Host) -> Scope<'a> {
+    pub(crate) fn new(top: Contributions<'a>, host: &'a Host) -> Scope<'a> {
         let mut names = IndexMap::with_capacity(top.len());
-        let mut slots = Vec::with_capacity(top.len());
-        for (i, (k, node)) in top.into_iter().enumerate() {
+        let mut entries = Vec::with_capacity(top.len());
+        for (i, (k, contributions)) in top.into_iter().enumerate() {
             names.insert(k, i);
-            slots.push(Slot::Pending(node));
+            let versions = contributions.iter().map(|_| Slot::Pending(None)).collect();
+            entries.push(Entry {
+                contributions,
+                versions,
+            });
         }
         Scope {
             names,
-            slots: RefCell::new(slots),
+            entries: RefCell::new(entries),
             stack: RefCell::new(Vec::new()),
             failure: RefCell::new(None),
             host,
@@ -166,22 +222,32 @@ impl<'a> Scope<'a> {
     pub(crate) fn evaluate_all(&self) -> Result<JsonMap, Error> {
         let mut out = JsonMap::with_capacity(self.names.len());
         for (name, &i) in &self.names {
-            self.resolve(i)?;
-            if let Some(Slot::Done(v, _)) = self.slots.borrow().get(i) {
+            let Some(k) = self.entries.borrow().get(i).and_then(Entry::visible) else {
+                continue;
+            };
+            self.resolve(i, k)?;
+            if let Some(Slot::Done(v, _)) =
+                self.entries.borrow().get(i).and_then(|e| e.versions.get(k))
+            {
                 out.insert((*name).to_string(), v.clone());
             }
         }
         Ok(out)
     }
 
-    fn resolve(&self, i: usize) -> Result<(), Error> {
+    /// Evaluates version `k` of name `i`, unless it is done.
+    fn resolve(&self, i: usize, k: usize) -> Result<(), Error> {
         let pending = {
-            let mut slots = self.slots.borrow_mut();
-            let Some(slot) = slots.get_mut(i) else {
+            let mut entries = self.entries.borrow_mut();
+            let Some(entry) = entries.get_mut(i) else {
+                return Ok(());
+            };
+            let Some(slot) = entry.versions.get_mut(k) else {
                 return Ok(());
             };
             match std::mem::replace(slot, Slot::InProgress) {
-                Slot::Pending(node) => node,
+                Slot::Pending(Some(node)) => node,
+                Slot::Pending(None) => entry.build(k),
                 done @ Slot::Done(..) => {
                     *slot = done;
                     return Ok(());
@@ -200,10 +266,7 @@ impl<'a> Scope<'a> {
                 r
             }
             Err(e) => Err(Error::Eval {
-                source_text: self
-                    .names
-                    .get_index(i)
-                    .map_or(String::new(), |(k, _)| (*k).to_string()),
+                source_text: self.name(i).to_string(),
                 message: format!("params reference each other too deeply: {}", e.message),
                 span: Span::NONE,
             }),
@@ -212,28 +275,36 @@ impl<'a> Scope<'a> {
             Ok(v) => v,
             Err(e) => {
                 // Leave the slot pending so a later reference reports the same failure.
-                if let Some(slot) = self.slots.borrow_mut().get_mut(i) {
-                    *slot = Slot::Pending(pending);
-                }
+                self.set(i, k, Slot::Pending(Some(pending)));
                 return Err(e);
             }
         };
-        if let Some(slot) = self.slots.borrow_mut().get_mut(i) {
-            *slot = Slot::Done(value, None);
-        }
+        self.set(i, k, Slot::Done(value, None));
         Ok(())
     }
 
+    fn set(&self, i: usize, k: usize, state: Slot<'a>) {
+        if let Some(slot) = self
+            .entries
+            .borrow_mut()
+            .get_mut(i)
+            .and_then(|e| e.versions.get_mut(k))
+        {
+            *slot = state;
+        }
+    }
+
+    fn name(&self, i: usize) -> &'a str {
+        self.names.get_index(i).map_or("", |(k, _)| *k)
+    }
+
+    /// `a -> b -> a`: from the innermost evaluation of name `i` (the lowest of its versions
+    /// in progress) back to `i`.
     fn cycle_error(&self, i: usize) -> Error {
         let stack = self.stack.borrow();
-        let start = stack.iter().position(|&s| s == i).unwrap_or(0);
-        let mut chain: Vec<&str> = stack[start..]
-            .iter()
-            .filter_map(|&s| self.names.get_index(s).map(|(k, _)| *k))
-            .collect();
-        if let Some((k, _)) = self.names.get_index(i) {
-            chain.push(k);
-        }
+        let start = stack.iter().rposition(|&s| s == i).unwrap_or(0);
+        let mut chain: Vec<&str> = stack[start..].iter().map(|&s| self.name(s)).collect();
+        chain.push(self.name(i));
         Error::Cycle {
             chain: chain.join(" -> "),
         }
@@ -341,13 +412,24 @@ impl Resolver for Scope<'_> {
         let Some(&i) = self.names.get(name) else {
             return Ok(None);
         };
-        if let Err(e) = self.resolve(i) {
-            let message = e.to_string();
-            self.failure.borrow_mut().get_or_insert(e);
-            return Err(JsError::other(message));
-        }
-        let mut slots = self.slots.borrow_mut();
-        let Some(Slot::Done(json, cache)) = slots.get_mut(i) else {
+        let visible = self.entries.borrow().get(i).map(Entry::visible);
+        let resolved = match visible {
+            None => return Ok(None),
+            Some(Some(k)) => self.resolve(i, k).map(|()| k),
+            // Every version of the name is being evaluated: nothing below to read.
+            Some(None) => Err(self.cycle_error(i)),
+        };
+        let k = match resolved {
+            Ok(k) => k,
+            Err(e) => {
+                let message = e.to_string();
+                self.failure.borrow_mut().get_or_insert(e);
+                return Err(JsError::other(message));
+            }
+        };
+        let mut entries = self.entries.borrow_mut();
+        let Some(Slot::Done(json, cache)) = entries.get_mut(i).and_then(|e| e.versions.get_mut(k))
+        else {
             return Ok(None);
         };
         // Arrays and objects are copied per lookup: a script that mutates one (`a.push(1)`)
@@ -356,5 +438,94 @@ impl Resolver for Scope<'_> {
             return Ok(Some(from_json(json)));
         }
         Ok(Some(cache.get_or_insert_with(|| from_json(json)).clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{ctx_in, dig_map};
+    use super::super::{eval_params, Error, Layer};
+    use crate::dig;
+
+    /// Evaluates `.dig` texts as layers, lowest first.
+    fn eval(layers: &[&str]) -> Result<serde_json::Value, Error> {
+        let docs: Vec<dig::Value> = layers.iter().map(|t| dig_map(t)).collect();
+        let layers: Vec<Layer<'_>> = docs
+            .iter()
+            .map(|d| Layer::Raw(d.as_map().expect("a map")))
+            .collect();
+        eval_params(&layers, &ctx_in("UTC")).map(|e| serde_json::Value::Object(e.params))
+    }
+
+    fn json(text: &str) -> serde_json::Value {
+        serde_json::from_str(text).expect("test JSON")
+    }
+
+    #[test]
+    fn own_param_naming_itself_reads_the_layers_below() {
+        let got = eval(&["x: 1\n", "echo>: ${x}\nx: ${x}\n"]).expect("evaluates");
+        assert_eq!(got, json(r#"{"x": "1", "echo>": "1"}"#));
+    }
+
+    #[test]
+    fn each_layer_reads_the_one_below_it() {
+        let got = eval(&["n: 1\n", "n: ${n + 1}\n", "n: ${n * 10}\nm: ${n}\n"]).expect("evaluates");
+        assert_eq!(got, json(r#"{"n": "20", "m": "20"}"#));
+    }
+
+    #[test]
+    fn nested_self_reference_reads_the_map_merged_below() {
+        let got =
+            eval(&["cfg:\n  a: 1\n  b: 2\n", "cfg:\n  a: ${cfg.a + cfg.b}\n"]).expect("evaluates");
+        assert_eq!(got, json(r#"{"cfg": {"a": "3", "b": 2}}"#));
+    }
+
+    #[test]
+    fn a_lower_template_is_evaluated_in_the_consumers_scope() {
+        let got = eval(&["x: ${y}\n", "x: pre-${x}\ny: 7\n"]).expect("evaluates");
+        assert_eq!(got, json(r#"{"x": "pre-7", "y": 7}"#));
+    }
+
+    #[test]
+    fn a_sibling_reference_back_reads_the_lower_version() {
+        let got = eval(&["a: 5\n", "a: ${b}\nb: ${a}\n"]).expect("evaluates");
+        assert_eq!(got, json(r#"{"a": "5", "b": "5"}"#));
+    }
+
+    #[test]
+    fn a_cycle_with_nothing_below_stays_an_error_naming_the_keys() {
+        let err = eval(&["a: ${b}\nb: ${a}\n"]).expect_err("a cycle");
+        assert_eq!(
+            err.to_string(),
+            "reference cycle between params: `a -> b -> a`"
+        );
+        let err = eval(&["x: 1\n", "a: ${b}\nb: ${a}\n"]).expect_err("a cycle");
+        assert_eq!(
+            err.to_string(),
+            "reference cycle between params: `a -> b -> a`"
+        );
+        let err = eval(&["cfg:\n  a: 1\n  b: ${cfg.a}\n"]).expect_err("a cycle");
+        assert_eq!(
+            err.to_string(),
+            "reference cycle between params: `cfg -> cfg`"
+        );
+    }
+
+    #[test]
+    fn a_cycle_through_a_lower_version_is_an_error() {
+        let err = eval(&["a: ${b}\n", "a: ${a}\nb: ${a}\n"]).expect_err("a cycle");
+        assert_eq!(
+            err.to_string(),
+            "reference cycle between params: `a -> b -> a`"
+        );
+    }
+
+    #[test]
+    fn a_failure_in_a_lower_version_is_reported_as_itself() {
+        let err = eval(&["x: ${nope}\n", "x: ${x}\n"]).expect_err("fails");
+        assert_eq!(
+            err.to_string(),
+            "failed to evaluate `${nope}`: ReferenceError: \"nope\" is not defined"
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 
-fn ctx_in(tz: &str) -> EvalContext<'static> {
+pub(super) fn ctx_in(tz: &str) -> EvalContext<'static> {
     EvalContext {
         timezone: jiff::tz::TimeZone::get(tz).unwrap(),
         now: "2016-03-13T10:00:00Z".parse().unwrap(),
@@ -805,7 +805,7 @@ fn moment_dst_arithmetic_keeps_wall_time_for_days_and_absolute_time_for_hours() 
 }
 
 /// Parses YAML-ish `.dig` text into a map value.
-fn dig_map(text: &str) -> dig::Value {
+pub(super) fn dig_map(text: &str) -> dig::Value {
     let mut sources = crate::diag::SourceMap::new();
     dig::parse_document(&mut sources, "t.dig".into(), text.to_string()).unwrap()
 }

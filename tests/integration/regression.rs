@@ -164,3 +164,31 @@ fn try_timeout_and_retry_deadline_never_override_each_other() {
     assert_eq!(runs.len(), 1, "{runs:?}");
     assert!(runs[0].1.ends_with("(_retry.deadline)"), "{runs:?}");
 }
+
+// See: spade's own scope merged every layer into one slot per name, so a task param whose
+// template names itself (`x: ${x}` under an exported `x`, or `order: ${order}` in a
+// `for_each>` body, as in Digdag's `init_examples/python/workflow.dig`) was reported as a
+// reference cycle. As in Digdag, it reads the value from the layers below.
+#[test]
+fn a_param_naming_itself_reads_the_exported_value() {
+    let project = Project::new();
+    project.write(
+        "wf.dig",
+        "_export:\n\
+         \x20 x: 1\n\
+         +b:\n\
+         \x20 echo>: ${x}\n\
+         \x20 x: ${x}\n\
+         +repeat:\n\
+         \x20 for_each>:\n\
+         \x20   order: [first, second]\n\
+         \x20 _do:\n\
+         \x20   echo>: ${order}\n\
+         \x20   order: ${order}\n",
+    );
+    let ran = project.run(&["wf"]);
+    ran.expect(0);
+    assert_eq!(ran.stdout, "1\nfirst\nsecond\n", "{}", ran.stderr);
+    let (params, _) = task_rows(&project, "+wf+b");
+    assert_eq!(params["x"], "1");
+}
