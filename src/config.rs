@@ -35,25 +35,8 @@ pub const KEYS: &[Key] = &[
 /// Where the API listens unless told otherwise (Digdag's port, on loopback).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:65432";
 
-/// A secret value: compared and used, never printed (`Debug` shows `***`).
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    pub fn new(value: String) -> Secret {
-        Secret(value)
-    }
-
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-}
-
-impl std::fmt::Debug for Secret {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("***")
-    }
-}
+/// The API token is a secret like `${secret:...}` values: `Debug` prints `***`.
+pub use crate::expr::Secret;
 
 /// One configuration key.
 #[derive(Clone, Copy, Debug)]
