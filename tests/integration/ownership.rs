@@ -284,6 +284,14 @@ fn a_recycled_group_id_is_never_killed() {
     };
     let db = project.path().join(".spade/spade.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
+    // The crashed run's real group: the test hides it from spade below, so the test must
+    // stop it itself, also when an assertion fails.
+    let original: i32 = conn
+        .query_row("SELECT pgid FROM tasks WHERE state = 'running'", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let _leftover = KillGroupOnDrop(original);
     conn.execute(
         "UPDATE tasks SET pgid = ?1 WHERE state = 'running'",
         [bystander.id()],
@@ -298,4 +306,19 @@ fn a_recycled_group_id_is_never_killed() {
     );
     let _ = bystander.kill();
     let _ = bystander.wait();
+}
+
+/// Kills a process group when dropped (a test's leftover processes never outlive it).
+struct KillGroupOnDrop(i32);
+
+impl Drop for KillGroupOnDrop {
+    fn drop(&mut self) {
+        if self.0 > 1 {
+            // SAFETY: killpg takes two integers; a group that is gone gives ESRCH.
+            #[allow(unsafe_code)]
+            unsafe {
+                libc::killpg(self.0, libc::SIGKILL);
+            }
+        }
+    }
 }
