@@ -61,3 +61,18 @@ impl Error {
         }
     }
 }
+
+/// `outer: inner: innermost`, the way ripgrep prints `{:#}`.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        let text = s.to_string();
+        if !out.ends_with(&text) {
+            out.push_str(": ");
+            out.push_str(&text);
+        }
+        source = s.source();
+    }
+    out
+}

@@ -67,17 +67,4 @@ fn dispatch(cli: Cli) -> Result<u8, crate::Error> {
     }
 }
 
-/// `outer: inner: innermost`, the way ripgrep prints `{:#}`.
-pub fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        let text = s.to_string();
-        if !out.ends_with(&text) {
-            out.push_str(": ");
-            out.push_str(&text);
-        }
-        source = s.source();
-    }
-    out
-}
+pub use crate::error::chain as error_chain;

@@ -733,7 +733,7 @@ async fn run_one<E: EngineApi>(
             Ok(Ok(Some(def))) => ctx.def = Some(Arc::new(def)),
             Ok(Ok(None)) => {}
             Ok(Err(e)) => {
-                tracing::warn!(error = %error_chain(&e), "cannot load the task definition")
+                tracing::warn!(error = %crate::error::chain(&e), "cannot load the task definition")
             }
             Err(e) => tracing::warn!(error = %e, "cannot load the task definition"),
         }
@@ -754,7 +754,7 @@ async fn run_one<E: EngineApi>(
             Err(e) => {
                 // The host failed, not the user's command: report it as a retryable failure
                 // so the attempt records why instead of the whole driver stopping.
-                let message = error_chain(&e);
+                let message = crate::error::chain(&e);
                 tracing::error!(error = %message, "operator error");
                 operators::failed(message, true)
             }
@@ -949,17 +949,6 @@ fn human_std(d: Duration) -> String {
     } else {
         format!("{:.2}s", d.as_secs_f64())
     }
-}
-
-fn error_chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]

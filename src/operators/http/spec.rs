@@ -263,7 +263,7 @@ impl Spec {
         let request = builder.build().map_err(|e| {
             format!(
                 "{op}> cannot build the request for {shown}: {}",
-                chain(&e.without_url())
+                crate::error::chain(&e.without_url())
             )
         })?;
         Ok((request, shown))
@@ -282,7 +282,13 @@ impl Spec {
             // One client per run: a pooled connection must not outlive the run that made it.
             .pool_max_idle_per_host(0)
             .build()
-            .map_err(|e| format!("{}> cannot set up the HTTP client: {}", self.op, chain(&e)))
+            .map_err(|e| {
+                format!(
+                    "{}> cannot set up the HTTP client: {}",
+                    self.op,
+                    crate::error::chain(&e)
+                )
+            })
     }
 }
 
@@ -561,18 +567,6 @@ fn shown_uri(url: &url::Url, masked: bool) -> String {
     let _ = shown.set_username("");
     let _ = shown.set_password(None);
     shown.to_string()
-}
-
-/// An error and its causes, joined by `: `.
-pub(super) fn chain(e: &dyn std::error::Error) -> String {
-    let mut out = e.to_string();
-    let mut source = e.source();
-    while let Some(s) = source {
-        out.push_str(": ");
-        out.push_str(&s.to_string());
-        source = s.source();
-    }
-    out
 }
 
 #[cfg(test)]
