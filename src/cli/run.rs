@@ -403,6 +403,32 @@ fn prepared_message(
                 name_list(&report.new)
             ));
         }
+        if !report.changed.is_empty() {
+            out.push_str(&format!(
+                "  {} changed task{} run{} again{}\n",
+                report.changed.len(),
+                if report.changed.len() == 1 { "" } else { "s" },
+                if report.changed.len() == 1 { "s" } else { "" },
+                name_list(&report.changed)
+            ));
+        }
+        if !report.after_changed.is_empty() {
+            out.push_str(&format!(
+                "  {} succeeded task{} after them run{} again{}\n",
+                report.after_changed.len(),
+                if report.after_changed.len() == 1 {
+                    ""
+                } else {
+                    "s"
+                },
+                if report.after_changed.len() == 1 {
+                    "s"
+                } else {
+                    ""
+                },
+                name_list(&report.after_changed)
+            ));
+        }
         return out;
     }
     match (prepared.created, prepared.state) {

@@ -19,6 +19,8 @@ use std::collections::{HashMap, HashSet};
 use std::rc::Rc;
 use std::sync::Arc;
 
+mod resume;
+
 /// Tries interrupted in a row (engine crash while running) before the task fails.
 pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
 
@@ -69,11 +71,8 @@ pub(crate) struct Apply<'t, 'c> {
     /// `prepare_attempt` returns no actions.
     defer_starts: bool,
     config: Config,
-    /// While an attempt resumes: each new row's counterpart in the previous try's tree
-    /// (`None` when it has none), memoized because every child lookup walks up its parent.
-    previous: HashMap<TaskId, Option<Rc<TaskRow>>>,
-    /// The live children of previous-try rows, by full name (read once per parent).
-    previous_children: HashMap<TaskId, HashMap<String, Rc<TaskRow>>>,
+    /// While an attempt resumes: the matches to the previous try read and made (`resume`).
+    resume: resume::Memo,
 }
 
 fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> crate::store::Error {
@@ -101,8 +100,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             chains: HashMap::new(),
             defer_starts: false,
             config,
-            previous: HashMap::new(),
-            previous_children: HashMap::new(),
+            resume: resume::Memo::default(),
         }
     }
 
@@ -360,6 +358,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             params![id.0, attempt.0],
         )?;
         self.attempts.remove(&attempt);
+        self.match_root(id, root)?;
         let row = self.load(id)?;
         self.unblock(row)?;
         self.settle_all()?;
@@ -381,6 +380,9 @@ impl<'t, 'c> Apply<'t, 'c> {
             .map_err(sql("count_children"))?;
         let resuming = self.attempt(parent.attempt)?.resume_root.is_some();
         let mut ids = Vec::with_capacity(children.len());
+        // While resuming: whether each child (or something in it) runs in this try, which
+        // makes its downstream siblings run too.
+        let mut runs: Vec<bool> = Vec::new();
         for (i, (def_id, role)) in children.iter().enumerate() {
             let node = self.node(*def_id)?;
             let id = rows::insert_task(
@@ -406,89 +408,17 @@ impl<'t, 'c> Apply<'t, 'c> {
             }
             // Kept before the next sibling's edges exist, so they never count it as pending.
             if resuming && *role != Role::Error {
-                let row = self.load(id)?;
-                if let Some(old) = self.previous_of(&row)? {
-                    if old.state == TaskState::Succeeded && self.keepable(&row, &old)? {
-                        self.keep(row, &old)?;
-                    }
-                }
+                let upstream_runs = upstream
+                    .get(i)
+                    .is_some_and(|up| up.iter().any(|&u| runs.get(u) == Some(&true)));
+                runs.push(self.match_child(parent, id, upstream_runs)?);
+            } else {
+                runs.push(true);
             }
             ids.push(id);
         }
         self.add_live(parent.attempt, children.len() as i64)?;
         Ok(ids)
-    }
-
-    /// The row with the same full name in the previous try's tree, while the attempt resumes.
-    /// Only the first instantiation of a level is matched: under a parent that went through a
-    /// group retry in this try (`child_epoch > 0`), everything runs again as a retry should.
-    /// `^error` subtrees never match: a handler runs again when its task fails again.
-    fn previous_of(&mut self, row: &TaskRow) -> Result<Option<Rc<TaskRow>>, Error> {
-        if let Some(p) = self.previous.get(&row.id) {
-            return Ok(p.clone());
-        }
-        let Some(old_root) = self.attempt(row.attempt)?.resume_root else {
-            return Ok(None);
-        };
-        let found = match row.parent {
-            None => Some(Rc::new(self.load(old_root)?)),
-            Some(_) if row.role == Role::Error => None,
-            Some(parent) => {
-                let parent = self.load(parent)?;
-                if parent.child_epoch != 0 {
-                    None
-                } else {
-                    match self.previous_of(&parent)? {
-                        None => None,
-                        Some(old_parent) => self
-                            .previous_children_of(&old_parent)?
-                            .get(&row.full_name)
-                            .cloned(),
-                    }
-                }
-            }
-        };
-        self.previous.insert(row.id, found.clone());
-        Ok(found)
-    }
-
-    /// The live children of a previous-try row by full name, read once: a resumed group of
-    /// thousands of children looks each one up without a scan.
-    fn previous_children_of(
-        &mut self,
-        old: &TaskRow,
-    ) -> Result<&HashMap<String, Rc<TaskRow>>, Error> {
-        if !self.previous_children.contains_key(&old.id) {
-            let children: HashMap<String, Rc<TaskRow>> = rows::live_children(self.tx, old)?
-                .into_iter()
-                .map(|c| (c.full_name.clone(), Rc::new(c)))
-                .collect();
-            self.previous_children.insert(old.id, children);
-        }
-        Ok(&self.previous_children[&old.id])
-    }
-
-    /// Whether a new row takes over its succeeded counterpart without running. Operators are
-    /// kept (a kept generator carries its children's stores in `sub_fold`); a group runs
-    /// again so that every task of the definition as it is now is matched one by one, and a
-    /// task added to a group that succeeded runs (Digdag inserts and runs it). A childless
-    /// succeeded group (an empty one, or one an older spade kept whole, its subtree's stores
-    /// folded into its own) is kept.
-    fn keepable(&mut self, row: &TaskRow, old: &TaskRow) -> Result<bool, Error> {
-        Ok(match (row.is_group, old.is_group) {
-            (false, false) => true,
-            (true, true) => {
-                let has_children: bool = self
-                    .tx
-                    .prepare_cached(
-                        "SELECT EXISTS (SELECT 1 FROM tasks WHERE parent_id = ?1 AND epoch = ?2)",
-                    )
-                    .and_then(|mut s| s.query_row(params![old.id.0, old.child_epoch], |r| r.get(0)))
-                    .map_err(sql("has_children"))?;
-                !has_children
-            }
-            (true, false) | (false, true) => false,
-        })
     }
 
     /// A resumed attempt keeps a task that succeeded in the previous try: the new row is

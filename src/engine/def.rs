@@ -623,6 +623,174 @@ pub(crate) fn convert_legacy(tx: &Tx<'_>) -> Result<(), store::Error> {
     super::params::fill_folds(tx)
 }
 
+/// The SHA-256 of what a node itself defines, spans left out: its name, operator and command
+/// (with `_do`/`_else_do`), `_export`, params, `_retry`, `_parallel`, `_background`, `_after`,
+/// `_timeout` and `_disable`. Its children and its `_error`/`_check` handlers are not in it
+/// (they are nodes of their own). Two nodes with the same fingerprint behave alike given the
+/// same params, wherever in a file they are written, so a resume compares fingerprints rather
+/// than definition ids (every revision stores its nodes anew) or source text (an edit above a
+/// task moves its spans without changing it).
+pub(crate) fn own_fingerprint(node: &Node) -> [u8; 32] {
+    let mut h = FieldHasher::default();
+    h.text(&node.name);
+    match &node.kind {
+        NodeKind::Group(_) => h.tag(b'G'),
+        NodeKind::Operator(op) => {
+            h.tag(b'O');
+            h.text(&op.name);
+            h.tag(u8::from(op.supported));
+            h.value(&op.command);
+            for block in [&op.do_block, &op.else_do_block] {
+                match block {
+                    None => h.tag(b'-'),
+                    Some(v) => {
+                        h.tag(b'+');
+                        h.value(v);
+                    }
+                }
+            }
+        }
+    }
+    h.map(&node.export);
+    h.map(&node.params);
+    match &node.retry {
+        None => h.tag(b'-'),
+        Some(RetryDef::Policy(p)) => {
+            h.tag(b'P');
+            h.num(u64::from(p.limit));
+            h.num(ms(p.interval));
+            h.tag(u8::from(p.interval_type == IntervalType::Exponential));
+            h.opt_num(p.max_interval.map(ms));
+            h.opt_num(p.deadline.map(ms));
+        }
+        Some(RetryDef::Expr(v)) => {
+            h.tag(b'E');
+            h.value(v);
+        }
+    }
+    match &node.parallel {
+        None => h.tag(b'-'),
+        Some(ParallelDef::All(b)) => {
+            h.tag(b'A');
+            h.tag(u8::from(*b));
+        }
+        Some(ParallelDef::Limit(n)) => {
+            h.tag(b'L');
+            h.num(u64::from(*n));
+        }
+        Some(ParallelDef::Expr(v)) => {
+            h.tag(b'E');
+            h.value(v);
+        }
+    }
+    h.tag(u8::from(node.background));
+    h.num(node.after.len() as u64);
+    for a in &node.after {
+        h.text(a);
+    }
+    h.opt_num(node.timeout.map(ms));
+    h.tag(u8::from(node.disable));
+    h.finish()
+}
+
+/// Combines fingerprints (a node's own with its handlers' or children's), in order.
+pub(crate) fn combine_fingerprints(parts: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = FieldHasher::default();
+    h.tag(b'C');
+    h.num(parts.len() as u64);
+    for p in parts {
+        sha2::Digest::update(&mut h.0, p);
+    }
+    h.finish()
+}
+
+/// Feeds typed, length-prefixed fields to SHA-256, so no two different inputs collide by
+/// concatenation.
+#[derive(Default)]
+struct FieldHasher(sha2::Sha256);
+
+impl FieldHasher {
+    fn tag(&mut self, t: u8) {
+        use sha2::Digest;
+        self.0.update([t]);
+    }
+
+    fn num(&mut self, n: u64) {
+        use sha2::Digest;
+        self.0.update(n.to_le_bytes());
+    }
+
+    fn opt_num(&mut self, n: Option<u64>) {
+        match n {
+            None => self.tag(b'-'),
+            Some(n) => {
+                self.tag(b'+');
+                self.num(n);
+            }
+        }
+    }
+
+    fn text(&mut self, s: &str) {
+        use sha2::Digest;
+        self.num(s.len() as u64);
+        self.0.update(s.as_bytes());
+    }
+
+    fn map(&mut self, m: &Map) {
+        let mut items = Vec::new();
+        encode_map(m, span_j(Span::NONE), &mut items);
+        self.items(&items);
+    }
+
+    fn value(&mut self, v: &Value) {
+        self.items(&flat_value(v));
+    }
+
+    /// The flat encoding is pre-order with container lengths: unambiguous without spans.
+    fn items(&mut self, items: &[ItemJ]) {
+        self.num(items.len() as u64);
+        for item in items {
+            match item {
+                ItemJ::N(_) => self.tag(b'n'),
+                ItemJ::B(b, _) => {
+                    self.tag(b'b');
+                    self.tag(u8::from(*b));
+                }
+                ItemJ::I(i, _) => {
+                    self.tag(b'i');
+                    self.num(*i as u64);
+                }
+                ItemJ::F(bits, _) => {
+                    self.tag(b'f');
+                    self.num(*bits);
+                }
+                // The raw text determines the template parts.
+                ItemJ::S(raw, _, _) => {
+                    self.tag(b's');
+                    self.text(raw);
+                }
+                ItemJ::Q(n, _) => {
+                    self.tag(b'q');
+                    self.num(u64::from(*n));
+                }
+                ItemJ::M(n, _) => {
+                    self.tag(b'm');
+                    self.num(u64::from(*n));
+                }
+                ItemJ::K(k, _) => {
+                    self.tag(b'k');
+                    self.text(k);
+                }
+            }
+        }
+    }
+
+    fn finish(self) -> [u8; 32] {
+        use sha2::Digest;
+        self.0.finalize().into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -727,5 +895,52 @@ mod tests {
         ] {
             assert!(decode_value(items).is_err());
         }
+    }
+
+    #[test]
+    fn a_fingerprint_ignores_spans_and_children_and_sees_every_own_field() {
+        let fp = |t: &TaskDef| {
+            with_store(|tx| {
+                let id = store(tx, t).unwrap();
+                own_fingerprint(&load(tx, id).unwrap())
+            })
+        };
+        let base = op("+a", "sh", "echo ${x}");
+        let mut moved = base.clone();
+        moved.span = Span {
+            file: FileId(0),
+            start: 40,
+            end: 90,
+        };
+        assert_eq!(fp(&base), fp(&moved), "spans are not part of it");
+        let mut changed = base.clone();
+        if let TaskKind::Operator(o) = &mut changed.kind {
+            o.command = v_str("echo ${y}");
+        }
+        assert_ne!(fp(&base), fp(&changed), "the command is");
+        let mut retried = base.clone();
+        retried.retry = Some(RetryDef::Policy(RetryPolicy {
+            limit: 1,
+            interval: Duration::ZERO,
+            interval_type: IntervalType::Constant,
+            max_interval: None,
+            deadline: None,
+        }));
+        assert_ne!(fp(&base), fp(&retried), "_retry is");
+        let mut exported = base.clone();
+        exported.export = crate::engine::testkit::map(vec![("k", v_str("v"))]);
+        assert_ne!(fp(&base), fp(&exported), "_export is");
+        assert_ne!(
+            fp(&op("+a", "sh", "1")),
+            fp(&op("+a", "sh", "01")),
+            "scalars keep their text"
+        );
+        let g1 = group("+g", vec![op("+x", "echo", "1")]);
+        let g2 = group("+g", vec![op("+x", "echo", "2"), op("+y", "echo", "3")]);
+        assert_eq!(
+            fp(&g1),
+            fp(&g2),
+            "a group's own fingerprint leaves its children out"
+        );
     }
 }

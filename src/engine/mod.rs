@@ -133,6 +133,11 @@ pub struct ResumeReport {
     /// Tasks of the definition that the previous try did not have (top-most only: a new
     /// group stands for its children).
     pub new: Vec<String>,
+    /// Tasks whose definition changed (top-most only): they run again, with their subtree.
+    pub changed: Vec<String>,
+    /// Tasks that succeeded before, unchanged, that run again because a task before them
+    /// runs (a changed or new one, or one whose subtree does).
+    pub after_changed: Vec<String>,
     /// The workflow's sources (the file, its `!include`s and `call>` targets) changed since
     /// the previous try.
     pub definition_changed: bool,

@@ -4,22 +4,20 @@
 //! transaction the attempt gets a new generation and a fresh root; the old tree stays as
 //! history under the old root. `--rerun` keeps nothing of it; a resume (a failed or killed
 //! attempt run again without `--rerun`) records the old root, and every operator task
-//! instantiated in the new tree whose full name succeeded there is inserted succeeded
-//! (`Apply::keep`), while groups run again so that tasks added to them run.
+//! instantiated in the new tree that succeeded there, under the same full name with the same
+//! definition fingerprint and nothing before it running again, is inserted succeeded
+//! (`engine::apply::resume`), while groups run again so that tasks added to them run.
 
 use super::apply::Apply;
 use super::def::{self, DefId};
 use super::params::deep_merge;
-use super::TaskState;
 use super::{AttemptState, Error, NewAttempt, PreparedAttempt, ResumeReport};
-use crate::dig::{TaskDef, TaskKind};
 use crate::ids::{AttemptId, SessionId, TaskId};
 use crate::store::rows::{json_map, to_json};
 use crate::store::{sql, Tx};
 use jiff::Timestamp;
 use rusqlite::{params, OptionalExtension};
 use sha2::{Digest, Sha256};
-use std::collections::HashMap;
 
 /// The revision hash: the workflow name and every source (path, text), length-prefixed so
 /// no two different inputs hash alike by concatenation.
@@ -186,7 +184,7 @@ pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<Prepare
     let report = match resume_root {
         Some(root) => Some(ResumeReport {
             definition_changed: old_revision != revision,
-            ..resume_report(tx, TaskId(root), &wf.root)?
+            ..a.resume_report(root_def, TaskId(root))?
         }),
         None => None,
     };
@@ -274,71 +272,6 @@ fn revision(
         }
     };
     Ok((revision, root))
-}
-
-/// What resuming the previous try (rooted at `old_root`) keeps of the workflow `root` as
-/// loaded now, and what it adds. The same rules as `Apply::keepable`, statically: a succeeded
-/// operator is kept, a group runs again and its children are matched one by one, except a
-/// childless succeeded group. Generated tasks are matched when their generator runs again.
-fn resume_report(tx: &Tx<'_>, old_root: TaskId, root: &TaskDef) -> Result<ResumeReport, Error> {
-    let mut stmt = tx
-        .prepare(
-            "WITH RECURSIVE d(id, child_epoch) AS ( \
-               SELECT id, child_epoch FROM tasks WHERE id = ?1 \
-               UNION ALL SELECT t.id, t.child_epoch FROM d CROSS JOIN tasks t \
-                 WHERE t.parent_id = d.id AND t.epoch = d.child_epoch AND t.role != 'error') \
-             SELECT t.full_name, t.state, t.kind, EXISTS (SELECT 1 FROM tasks c \
-               WHERE c.parent_id = t.id AND c.epoch = t.child_epoch) \
-             FROM d CROSS JOIN tasks t ON t.id = d.id",
-        )
-        .map_err(sql("resume_report"))?;
-    let old: HashMap<String, (bool, bool, bool)> = stmt
-        .query_map(params![old_root.0], |r| {
-            Ok((
-                r.get::<_, String>(0)?,
-                (
-                    r.get::<_, String>(1)? == TaskState::Succeeded.as_str(),
-                    r.get::<_, String>(2)? == "group",
-                    r.get::<_, bool>(3)?,
-                ),
-            ))
-        })
-        .map_err(sql("resume_report"))?
-        .collect::<Result<_, _>>()
-        .map_err(sql("resume_report"))?;
-    let mut report = ResumeReport::default();
-    // (full name, definition): an explicit stack, in definition order.
-    let mut stack: Vec<(String, &TaskDef)> = match &root.kind {
-        TaskKind::Group(children) => children
-            .iter()
-            .rev()
-            .map(|c| (format!("{}{}", root.name, c.name), c))
-            .collect(),
-        TaskKind::Operator(_) => Vec::new(),
-    };
-    while let Some((full, d)) = stack.pop() {
-        let Some(&(succeeded, was_group, had_children)) = old.get(&full) else {
-            report.new.push(full);
-            continue;
-        };
-        match &d.kind {
-            TaskKind::Operator(_) => {
-                if succeeded && !was_group {
-                    report.kept.push(full);
-                }
-            }
-            TaskKind::Group(children) => {
-                if succeeded && was_group && !had_children {
-                    report.kept.push(full);
-                    continue;
-                }
-                for c in children.iter().rev() {
-                    stack.push((format!("{full}{}", c.name), c));
-                }
-            }
-        }
-    }
-    Ok(report)
 }
 /// `last_session_time` and `next_session_time` of a session of a scheduled workflow: the
 /// schedule's slots just before and after it (Digdag computes them for every attempt of a

@@ -40,6 +40,11 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         include_str!("../../schema/007_require.sql"),
         None,
     ),
+    (
+        "012_resume_match",
+        include_str!("../../schema/012_resume_match.sql"),
+        None,
+    ),
 ];
 
 /// Migration `006_linear`: every task row's nested definition becomes `task_defs` nodes, then

@@ -111,6 +111,36 @@ fn start_watch_tasks_log_and_retry_resume_after_a_fix() {
 }
 
 #[test]
+fn retry_resume_reruns_a_changed_task_and_the_tasks_after_it() {
+    let project = Project::new();
+    let v1 = "+first:\n  sh>: echo first >> runs\n+second:\n  sh>: echo second >> runs\n+check:\n  sh>: test -f fixed\n";
+    project.write("etl.dig", v1);
+    let d = Daemon::start(&project, &[]);
+    let id = client_json(&d, &["start", "etl", "--session", "2026-05-01"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_status(&d, &id, "error");
+    let revision = |d: &Daemon| client_json(d, &["workflows"])["workflows"][0]["revision"].clone();
+    let old = revision(&d);
+    project.write("etl.dig", &v1.replace("echo first", "echo first-v2"));
+    wait_until(
+        "the daemon to load the edit",
+        LONG,
+        || revision(&d) != old,
+        || d.proc.log_text(),
+    );
+    project.write("fixed", "");
+    client_json(&d, &["retry", &id, "--resume"]);
+    wait_status(&d, &id, "success");
+    assert_eq!(
+        project.read("runs"),
+        "first\nsecond\nfirst-v2\nsecond\n",
+        "the changed task reruns, and so does the unchanged one after it"
+    );
+}
+
+#[test]
 fn kill_stops_a_running_attempt_and_its_grandchild_and_nothing_survives() {
     let _leftovers = Leftovers("sleep 417");
     let project = Project::new();

@@ -19,6 +19,7 @@ mod plugins;
 mod py;
 mod regression;
 mod require;
+mod resume;
 mod run;
 mod schedule_conformance;
 mod schedule_params;
