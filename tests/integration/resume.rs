@@ -71,12 +71,11 @@ fn a_task_moved_by_an_edit_elsewhere_in_the_file_is_kept() {
 #[test]
 fn a_change_inside_a_group_reruns_its_later_siblings_and_the_tasks_after_the_group() {
     let project = Project::new();
-    let v1 = format!(
-        "+before:\n  sh>: echo before >> out\n\
+    let v1 = "+before:\n  sh>: echo before >> out\n\
          +g:\n  +g1:\n    sh>: echo g1 >> out\n  +g2:\n    sh>: echo g2 >> out\n\
          +after:\n  sh>: echo after >> out\n\
          +gate:\n  sh>: test -f ok\n"
-    );
+        .to_owned();
     project.write("wf.dig", &v1);
     project.run(&["wf"]).expect(1);
     project.write("wf.dig", &v1.replace("echo g1", "echo g1-v2"));
@@ -101,10 +100,10 @@ fn a_change_inside_a_group_reruns_its_later_siblings_and_the_tasks_after_the_gro
 #[test]
 fn a_change_in_one_parallel_branch_keeps_the_other_branches() {
     let project = Project::new();
-    let v1 = format!(
+    let v1 =
         "+p:\n  _parallel: true\n  +x:\n    sh>: echo x >> out\n  +y:\n    sh>: echo y >> out\n\
          +gate:\n  sh>: test -f ok\n"
-    );
+            .to_owned();
     project.write("wf.dig", &v1);
     project.run(&["wf"]).expect(1);
     let before = project.read("out");
