@@ -225,7 +225,18 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
     }
     let _ = api.handle.changes.send(prepared.attempt);
     api.metrics.started(&name);
-    Ok(Json(shapes::attempt(&row)).into_response())
+    let mut body = shapes::attempt(&row);
+    if let Some(r) = &prepared.resume {
+        // spade's own: what the resume keeps and runs again (`docs/api.md`).
+        body["resume"] = serde_json::json!({
+            "kept": r.kept,
+            "new": r.new,
+            "changed": r.changed,
+            "rerunAfterChange": r.after_changed,
+            "definitionChanged": r.definition_changed,
+        });
+    }
+    Ok(Json(body).into_response())
 }
 
 /// `POST /api/attempts/{id}/kill`: 204; 409 when the attempt finished already.

@@ -516,6 +516,26 @@ fn started(conn: &Connection, answer: Result<Value, client::Error>) -> Result<u8
                 s(&v["workflow"], "name"),
                 s(&v, "sessionTime")
             );
+            if let Some(r) = v.get("resume") {
+                let mut err = std::io::stderr().lock();
+                for (key, what) in [
+                    ("kept", "kept (succeeded before, unchanged)"),
+                    ("changed", "changed, run again"),
+                    (
+                        "rerunAfterChange",
+                        "succeeded before, run again after a change",
+                    ),
+                    ("new", "new"),
+                ] {
+                    let names: Vec<&str> = r[key]
+                        .as_array()
+                        .map(|a| a.iter().filter_map(Value::as_str).collect())
+                        .unwrap_or_default();
+                    if !names.is_empty() {
+                        let _ = writeln!(err, "  {what}: {}", names.join(", "));
+                    }
+                }
+            }
             table::print(&ATTEMPT_HEADERS, &[attempt_row(&v)]);
         }),
         Err(client::Error::Api {

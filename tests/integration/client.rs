@@ -131,7 +131,15 @@ fn retry_resume_reruns_a_changed_task_and_the_tasks_after_it() {
         || d.proc.log_text(),
     );
     project.write("fixed", "");
-    client_json(&d, &["retry", &id, "--resume"]);
+    let retried = client_json(&d, &["retry", &id, "--resume"]);
+    assert_eq!(
+        retried["resume"]["changed"],
+        serde_json::json!(["+etl+first"])
+    );
+    assert_eq!(
+        retried["resume"]["rerunAfterChange"],
+        serde_json::json!(["+etl+second"])
+    );
     wait_status(&d, &id, "success");
     assert_eq!(
         project.read("runs"),
