@@ -267,7 +267,7 @@ pub async fn handler(State(api): State<Api>) -> ApiResult<Response> {
     let s = blocking(move || {
         engine
             .store()
-            .read("metrics", |tx| {
+            .read_snapshot("metrics", |tx| {
                 scrape(tx, project, run_cursor, attempt_cursor, now)
             })
             .map_err(Into::into)
