@@ -592,7 +592,7 @@ pub async fn log_file(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     // Test helpers: a failed unwrap is a failed test here.
     #![allow(clippy::unwrap_used)]
 
@@ -602,7 +602,7 @@ mod tests {
     use std::time::Duration;
 
     /// An `Api` over a fresh store in `dir`, with nothing behind its channels.
-    fn api_over(dir: &std::path::Path) -> Api {
+    pub(crate) fn api_over(dir: &std::path::Path) -> Api {
         let engine = Arc::new(Engine::open(&dir.join("spade.db")).unwrap());
         let project = Arc::new(Project {
             dir: dir.to_owned(),
