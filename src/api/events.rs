@@ -41,7 +41,7 @@ impl Follow {
         let read = crate::daemon::blocking(move || {
             engine
                 .store()
-                .read("api_events", |tx| {
+                .read_snapshot("api_events", |tx| {
                     Ok::<_, crate::store::Error>((
                         crate::store::api::attempt(tx, attempt)?,
                         crate::store::api::tasks(tx, attempt)?,

@@ -123,7 +123,7 @@ impl Api {
         blocking(move || {
             engine
                 .store()
-                .read("api_attempt", |tx| q::attempt(tx, id))
+                .read_snapshot("api_attempt", |tx| q::attempt(tx, id))
                 .map_err(Into::into)
         })
         .await?
@@ -134,7 +134,13 @@ impl Api {
     pub async fn schedules_json(&self) -> ApiResult<Vec<(i64, Value)>> {
         let engine = self.handle.engine.clone();
         let id = self.handle.project_id;
-        let rows = blocking(move || engine.schedules(id)).await?;
+        let rows = blocking(move || {
+            engine
+                .store()
+                .read_snapshot("api_schedules", |tx| crate::store::schedules::list(tx, id))
+                .map_err(Into::into)
+        })
+        .await?;
         let entries = self.workflow_entries().await?;
         Ok(rows
             .iter()
@@ -197,7 +203,7 @@ pub async fn projects(
     let rows = blocking(move || {
         engine
             .store()
-            .read("api_projects", q::projects)
+            .read_snapshot("api_projects", q::projects)
             .map_err(Into::into)
     })
     .await?;
@@ -219,7 +225,7 @@ pub async fn project(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
     let rows = blocking(move || {
         engine
             .store()
-            .read("api_projects", q::projects)
+            .read_snapshot("api_projects", q::projects)
             .map_err(Into::into)
     })
     .await?;
@@ -272,7 +278,7 @@ pub async fn workflow(State(api): State<Api>, Path(id): Path<String>) -> ApiResu
     let found = blocking(move || {
         engine
             .store()
-            .read("api_revision", |tx| q::revision(tx, id))
+            .read_snapshot("api_revision", |tx| q::revision(tx, id))
             .map_err(Into::into)
     })
     .await?;
@@ -377,7 +383,7 @@ pub async fn sessions(
     let rows = blocking(move || {
         engine
             .store()
-            .read("api_sessions", |tx| {
+            .read_snapshot("api_sessions", |tx| {
                 q::sessions(tx, project, workflow.as_deref(), last_id, limit)
             })
             .map_err(Into::into)
@@ -393,7 +399,7 @@ pub async fn session(State(api): State<Api>, Path(id): Path<String>) -> ApiResul
     let row = blocking(move || {
         engine
             .store()
-            .read("api_session", |tx| q::session(tx, id))
+            .read_snapshot("api_session", |tx| q::session(tx, id))
             .map_err(Into::into)
     })
     .await?;
@@ -406,7 +412,7 @@ async fn attempt_list(api: &Api, f: AttemptFilter) -> ApiResult<Vec<Value>> {
     let rows = blocking(move || {
         engine
             .store()
-            .read("api_attempts", |tx| q::attempts(tx, &f))
+            .read_snapshot("api_attempts", |tx| q::attempts(tx, &f))
             .map_err(Into::into)
     })
     .await?;
@@ -463,7 +469,7 @@ pub async fn tasks(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<
     let rows = blocking(move || {
         engine
             .store()
-            .read("api_tasks", |tx| q::tasks(tx, id))
+            .read_snapshot("api_tasks", |tx| q::tasks(tx, id))
             .map_err(Into::into)
     })
     .await?;
@@ -496,7 +502,7 @@ pub async fn log_files(
     let runs = blocking(move || {
         engine
             .store()
-            .read("api_runs", |tx| q::runs(tx, id))
+            .read_snapshot("api_runs", |tx| q::runs(tx, id))
             .map_err(Into::into)
     })
     .await?;
@@ -542,13 +548,15 @@ pub async fn log_file(
     let task = TaskId(task);
     let engine = api.handle.engine.clone();
     let stored = blocking(move || {
-        if !engine
+        engine
             .store()
-            .read("api_task_of_attempt", |tx| q::task_of_attempt(tx, id, task))?
-        {
-            return Ok(None);
-        }
-        engine.task_log(task, crate::ids::Fence(fence)).map(Some)
+            .read_snapshot("api_log_file", |tx| {
+                if !q::task_of_attempt(tx, id, task)? {
+                    return Ok(None);
+                }
+                q::run_log(tx, task, fence).map(Some)
+            })
+            .map_err(Into::into)
     })
     .await?
     .ok_or_else(bad)?;
@@ -581,4 +589,100 @@ pub async fn log_file(
         }
     }
     Ok(response)
+}
+
+#[cfg(test)]
+pub(crate) mod tests {
+    // Test helpers: a failed unwrap is a failed test here.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::daemon::Handle;
+    use crate::engine::Engine;
+    use std::time::Duration;
+
+    /// An `Api` over a fresh store in `dir`, with nothing behind its channels.
+    pub(crate) fn api_over(dir: &std::path::Path) -> Api {
+        let engine = Arc::new(Engine::open(&dir.join("spade.db")).unwrap());
+        let project = Arc::new(Project {
+            dir: dir.to_owned(),
+            workflows: std::collections::BTreeMap::new(),
+        });
+        let handle = Handle {
+            engine,
+            clock: Arc::new(crate::clock::SystemClock),
+            owner: crate::engine::OwnerId("test".into()),
+            project_id: ProjectId(1),
+            project_dir: dir.to_owned(),
+            state_dir: dir.to_owned(),
+            project: tokio::sync::watch::channel(project).1,
+            drive: tokio::sync::mpsc::unbounded_channel().0,
+            kills: tokio::sync::mpsc::unbounded_channel().0,
+            kick: Arc::new(tokio::sync::Notify::new()),
+            changes: tokio::sync::broadcast::channel(4).0,
+            load: tokio::sync::watch::channel(crate::daemon::supervisor::Load::default()).1,
+        };
+        let stop = tokio::sync::watch::channel(crate::executor::StopLevel::Run).1;
+        Api::new(handle, None, stop, Arc::default())
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn api_reads_answer_while_a_write_transaction_is_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let api = api_over(dir.path());
+        let engine = api.handle.engine.clone();
+        engine
+            .store()
+            .write("test", |tx| {
+                tx.execute(
+                    "INSERT INTO projects (dir, created_at) VALUES ('/committed', 'y')",
+                    [],
+                )
+                .map_err(crate::store::sql("test"))
+            })
+            .unwrap();
+        // An engine transaction that stays open until released (a slow transition, a
+        // writer waiting for another process's lock).
+        let (inside_tx, inside) = std::sync::mpsc::channel();
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        let writer = std::thread::spawn(move || {
+            engine
+                .store()
+                .write("test_held", |tx| {
+                    tx.execute(
+                        "INSERT INTO projects (dir, created_at) VALUES ('/uncommitted', 'y')",
+                        [],
+                    )
+                    .map_err(crate::store::sql("test_held"))?;
+                    inside_tx.send(()).unwrap();
+                    release.recv().unwrap();
+                    Ok::<_, crate::store::Error>(())
+                })
+                .unwrap();
+        });
+        inside.recv().unwrap();
+        let reads = async {
+            let projects = projects(State(api.clone()), Query(NameQuery { name: None })).await;
+            let missing = attempt(State(api.clone()), Path("7".into())).await;
+            let metrics = crate::api::metrics::handler(State(api.clone())).await;
+            (projects, missing, metrics)
+        };
+        let answered = tokio::time::timeout(Duration::from_secs(10), reads).await;
+        release_tx.send(()).unwrap();
+        writer.join().unwrap();
+        let (projects, missing, metrics) = answered.expect("an API read waited for the writer");
+        let dirs: Vec<Value> = projects.unwrap().0["projects"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| p["name"].clone())
+            .collect();
+        assert_eq!(
+            dirs,
+            [json!("committed")],
+            "only what was committed is seen"
+        );
+        assert_eq!(missing.err().unwrap().status, StatusCode::NOT_FOUND);
+        assert_eq!(metrics.unwrap().status(), StatusCode::OK);
+    }
 }

@@ -399,6 +399,19 @@ pub fn log_chunks_after(
     rows
 }
 
+/// The stored log of one run of a task, its chunks concatenated.
+pub fn run_log(tx: &Tx<'_>, task: TaskId, fence: i64) -> Result<String, Error> {
+    let mut stmt = tx
+        .prepare_cached("SELECT chunk FROM task_logs WHERE task_id = ?1 AND fence = ?2 ORDER BY id")
+        .map_err(sql("api_run_log"))?;
+    let chunks = stmt
+        .query_map(params![task.0, fence], |r| r.get::<_, String>(0))
+        .map_err(sql("api_run_log"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("api_run_log"))?;
+    Ok(chunks.concat())
+}
+
 /// The revision id of a workflow's definition with `hash`, if stored.
 pub fn revision_id(
     tx: &Tx<'_>,

@@ -2,7 +2,10 @@
 //!
 //! The store is synchronous: the executor calls it from a blocking thread, and nothing awaits
 //! while a transaction is open. All writes go through [`Store::write`], one `BEGIN IMMEDIATE`
-//! transaction per call, on the single connection behind a mutex (one writer).
+//! transaction per call, on the single connection behind a mutex (one writer); the engine's
+//! reads ([`Store::read`]) use that connection too. Readers that must not wait for the writer
+//! (the HTTP API) use [`Store::read_snapshot`]: a small pool of read-only connections on the
+//! same file, which WAL lets read the last committed state while a write transaction is open.
 
 pub mod api;
 pub mod json;
@@ -10,11 +13,12 @@ pub mod lease;
 mod migrate;
 pub mod rows;
 pub mod schedules;
+pub mod timing;
 
-use rusqlite::{Connection, ErrorCode, TransactionBehavior};
+use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 pub use migrate::SCHEMA_VERSION;
 
@@ -141,10 +145,65 @@ impl Default for Options {
     }
 }
 
-/// One SQLite database. All access is serialized through one connection.
+/// One SQLite database: one writer connection, and read-only connections for
+/// [`Store::read_snapshot`].
 pub struct Store {
     conn: Mutex<Connection>,
     path: PathBuf,
+    /// `None` for an in-memory database, which other connections cannot see: its snapshot
+    /// reads use the writer.
+    readers: Option<Readers>,
+    timings: timing::Timings,
+}
+
+/// Idle read-only connections, opened on demand. A reader that finds none idle opens one (a
+/// few hundred microseconds) instead of waiting, so readers never queue behind each other;
+/// at most [`Readers::KEEP`] are kept when they come back.
+struct Readers {
+    idle: Mutex<Vec<Connection>>,
+    busy_timeout: Duration,
+}
+
+impl Readers {
+    /// Idle connections kept for reuse (the API's blocking threads rarely need more at once).
+    const KEEP: usize = 4;
+
+    fn take(&self, path: &Path, op: &'static str) -> Result<Connection, Error> {
+        let idle = self.idle.lock().unwrap_or_else(|p| p.into_inner()).pop();
+        match idle {
+            Some(conn) => Ok(conn),
+            None => self.open(path, op),
+        }
+    }
+
+    fn open(&self, path: &Path, op: &'static str) -> Result<Connection, Error> {
+        // Read-only: a reader can never write, whatever a caller's closure does. WAL needs no
+        // pragma here (the mode is the file's, set by the writer).
+        let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+            | OpenFlags::SQLITE_OPEN_NO_MUTEX
+            | OpenFlags::SQLITE_OPEN_URI;
+        let conn =
+            Connection::open_with_flags(path, flags).map_err(|e| Error::at_path(path, op, e))?;
+        conn.busy_timeout(self.busy_timeout)
+            .map_err(|e| Error::at_path(path, op, e))?;
+        conn.set_prepared_statement_cache_capacity(64);
+        Ok(conn)
+    }
+
+    fn give_back(&self, conn: Connection) {
+        let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        if idle.len() < Readers::KEEP {
+            idle.push(conn);
+        }
+    }
+}
+
+/// Whether `path` names an in-memory database (which only its own connection can see).
+fn in_memory(path: &Path) -> bool {
+    let text = path.to_string_lossy();
+    text.is_empty()
+        || text == ":memory:"
+        || (text.starts_with("file:") && text.contains("mode=memory"))
 }
 
 /// A write transaction (`BEGIN IMMEDIATE`); committed by [`Store::write`] when the closure
@@ -195,10 +254,21 @@ impl Store {
         conn.set_prepared_statement_cache_capacity(128);
         let mut conn = conn;
         migrate::migrate(&mut conn, path)?;
+        let readers = (!in_memory(path)).then(|| Readers {
+            idle: Mutex::new(Vec::new()),
+            busy_timeout: options.busy_timeout,
+        });
         Ok(Store {
             conn: Mutex::new(conn),
             path: path.to_owned(),
+            readers,
+            timings: timing::Timings::default(),
         })
+    }
+
+    /// How long this store's transactions took (`spade_store_transaction_seconds`).
+    pub fn timings(&self) -> &timing::Timings {
+        &self.timings
     }
 
     pub fn path(&self) -> &Path {
@@ -217,12 +287,18 @@ impl Store {
         // A poisoned lock only means another thread panicked mid-call; the transaction it
         // held was rolled back when it unwound, so the connection is still consistent.
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
+        let began = Instant::now();
         let tx = conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(sql(op))?;
-        let out = f(&tx)?;
-        tx.commit().map_err(sql(op))?;
-        Ok(out)
+        let out = f(&tx);
+        let out = match out {
+            Ok(out) => tx.commit().map_err(sql(op)).map(|()| out).map_err(E::from),
+            Err(e) => Err(e),
+        };
+        // Rolled back or committed: either way the writer was held this long.
+        self.timings.observe(timing::Kind::Write, began.elapsed());
+        out
     }
 
     /// Runs `f` in a read (deferred) transaction, for a consistent snapshot.
@@ -235,13 +311,55 @@ impl Store {
         E: From<Error>,
     {
         let mut conn = self.conn.lock().unwrap_or_else(|p| p.into_inner());
-        let tx = conn
-            .transaction_with_behavior(TransactionBehavior::Deferred)
-            .map_err(sql(op))?;
-        let out = f(&tx)?;
-        tx.finish().map_err(sql(op))?;
-        Ok(out)
+        let began = Instant::now();
+        let out = read_in(&mut conn, op, f);
+        self.timings.observe(timing::Kind::Read, began.elapsed());
+        out
     }
+
+    /// Runs `f` in a read transaction on a read-only connection: a consistent snapshot of
+    /// what was committed when it began, without waiting for the writer (a write transaction
+    /// may be open meanwhile). For the HTTP API; the engine reads through [`Store::read`],
+    /// which also sees its own connection's state. An in-memory store reads on the writer.
+    pub fn read_snapshot<T, E>(
+        &self,
+        op: &'static str,
+        f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+    ) -> Result<T, E>
+    where
+        E: From<Error>,
+    {
+        let Some(readers) = &self.readers else {
+            return self.read(op, f);
+        };
+        let mut conn = readers.take(&self.path, op)?;
+        let began = Instant::now();
+        let out = read_in(&mut conn, op, f);
+        self.timings
+            .observe(timing::Kind::Snapshot, began.elapsed());
+        // A connection whose transaction could not end cleanly is dropped, not reused.
+        if conn.is_autocommit() {
+            readers.give_back(conn);
+        }
+        out
+    }
+}
+
+/// One deferred (read) transaction on `conn`.
+fn read_in<T, E>(
+    conn: &mut Connection,
+    op: &'static str,
+    f: impl FnOnce(&Tx<'_>) -> Result<T, E>,
+) -> Result<T, E>
+where
+    E: From<Error>,
+{
+    let tx = conn
+        .transaction_with_behavior(TransactionBehavior::Deferred)
+        .map_err(sql(op))?;
+    let out = f(&tx)?;
+    tx.finish().map_err(sql(op))?;
+    Ok(out)
 }
 
 #[cfg(test)]
@@ -273,6 +391,110 @@ mod tests {
             })
             .unwrap();
         assert_eq!(mode, "wal");
+    }
+
+    fn project_count(tx: &Tx<'_>) -> Result<i64, Error> {
+        tx.query_row("SELECT COUNT(*) FROM projects", [], |r| r.get(0))
+            .map_err(sql("test"))
+    }
+
+    fn insert_project(tx: &Tx<'_>, dir: &str) -> Result<(), Error> {
+        tx.execute(
+            "INSERT INTO projects (dir, created_at) VALUES (?1, 'y')",
+            [dir],
+        )
+        .map(drop)
+        .map_err(sql("test"))
+    }
+
+    #[test]
+    fn a_snapshot_read_does_not_wait_for_an_open_write_transaction() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(Store::open(&dir.path().join("spade.db")).unwrap());
+        store
+            .write("test", |tx| insert_project(tx, "committed"))
+            .unwrap();
+        let (inside_tx, inside) = std::sync::mpsc::channel();
+        let (release_tx, release) = std::sync::mpsc::channel::<()>();
+        let writer = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                store
+                    .write("test_held", |tx| {
+                        insert_project(tx, "uncommitted")?;
+                        inside_tx.send(()).unwrap();
+                        release.recv().unwrap();
+                        Ok::<_, Error>(())
+                    })
+                    .unwrap();
+            })
+        };
+        inside.recv().unwrap();
+        let (done_tx, done) = std::sync::mpsc::channel();
+        let reader = {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                done_tx
+                    .send(store.read_snapshot("test_snapshot", project_count).unwrap())
+                    .unwrap();
+            })
+        };
+        let seen = done.recv_timeout(Duration::from_secs(10));
+        release_tx.send(()).unwrap();
+        writer.join().unwrap();
+        reader.join().unwrap();
+        assert_eq!(
+            seen,
+            Ok(1),
+            "the read waited for the writer or saw its uncommitted row"
+        );
+        assert_eq!(store.read_snapshot("test", project_count).unwrap(), 2);
+    }
+
+    #[test]
+    fn an_in_memory_store_reads_snapshots_on_its_writer() {
+        let store = Store::open(Path::new(":memory:")).unwrap();
+        store.write("test", |tx| insert_project(tx, "x")).unwrap();
+        assert_eq!(store.read_snapshot("test", project_count).unwrap(), 1);
+    }
+
+    #[test]
+    fn a_snapshot_reader_cannot_write() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("spade.db")).unwrap();
+        let err = store
+            .read_snapshot("test_write_on_reader", |tx| insert_project(tx, "x"))
+            .err();
+        assert!(err.is_some());
+        // The refused connection is still usable, and the store is unchanged.
+        assert_eq!(store.read_snapshot("test", project_count).unwrap(), 0);
+    }
+
+    #[test]
+    fn every_transaction_is_timed_by_kind() {
+        use timing::Kind;
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("spade.db")).unwrap();
+        let before: Vec<u64> = Kind::ALL
+            .iter()
+            .map(|k| store.timings().snapshot(*k).count)
+            .collect();
+        store.write("test", |tx| insert_project(tx, "x")).unwrap();
+        let _ = store.write("test", |_| {
+            Err::<(), _>(Error::Corrupt {
+                what: "test",
+                detail: "rolled back".into(),
+            })
+        });
+        store.read("test", project_count).unwrap();
+        store.read_snapshot("test", project_count).unwrap();
+        store.read_snapshot("test", project_count).unwrap();
+        let after: Vec<u64> = Kind::ALL
+            .iter()
+            .map(|k| store.timings().snapshot(*k).count)
+            .collect();
+        let grew: Vec<u64> = after.iter().zip(&before).map(|(a, b)| a - b).collect();
+        assert_eq!(grew, [2, 1, 2], "write, read, snapshot");
     }
 
     #[test]

@@ -448,6 +448,52 @@ fn metrics_parse_as_prometheus_text_and_match_the_store() {
         })
         .sum();
     assert_eq!(histogram_count, runs as f64, "{text}");
+
+    // Store transaction times, by connection and kind: the writer's count grows with work,
+    // the readers' with every API read.
+    let transactions = |scrape: &prometheus_parse::Scrape, connection: &str, kind: &str| {
+        scrape
+            .samples
+            .iter()
+            .find(|s| {
+                s.metric == "spade_store_transaction_seconds"
+                    && s.labels.get("connection") == Some(connection)
+                    && s.labels.get("kind") == Some(kind)
+            })
+            .map(|s| match &s.value {
+                prometheus_parse::Value::Histogram(h) => h
+                    .iter()
+                    .find(|b| b.less_than.is_infinite())
+                    .map_or(f64::NAN, |b| b.count),
+                _ => f64::NAN,
+            })
+            .unwrap_or_else(|| panic!("no store transactions of {connection} {kind}"))
+    };
+    let before = [
+        transactions(&scrape, "writer", "write"),
+        transactions(&scrape, "reader", "read"),
+    ];
+    assert!(before[0] > 0.0 && before[1] > 0.0, "{text}");
+    transactions(&scrape, "writer", "read");
+    let (status, a) = d.put(
+        "/api/attempts",
+        &json!({"workflowId": d.workflow_id("ok"), "sessionTime": "2026-02-09"}),
+    );
+    assert_eq!(status, 200, "{a}");
+    d.wait_done(a["id"].as_str().unwrap());
+    let text = reqwest::blocking::get(format!("{}/metrics", d.base))
+        .unwrap()
+        .text()
+        .unwrap();
+    let scrape = prometheus_parse::Scrape::parse(text.lines().map(|l| Ok(l.to_owned()))).unwrap();
+    let after = [
+        transactions(&scrape, "writer", "write"),
+        transactions(&scrape, "reader", "read"),
+    ];
+    assert!(
+        after[0] >= before[0] + 2.0 && after[1] > before[1],
+        "{before:?} -> {after:?}"
+    );
 }
 
 #[test]
