@@ -40,6 +40,11 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         include_str!("../../schema/007_require.sql"),
         None,
     ),
+    (
+        "008_audit",
+        include_str!("../../schema/008_audit.sql"),
+        None,
+    ),
 ];
 
 /// Migration `006_linear`: every task row's nested definition becomes `task_defs` nodes, then

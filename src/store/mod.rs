@@ -10,6 +10,7 @@ pub mod lease;
 mod migrate;
 pub mod rows;
 pub mod schedules;
+pub mod ui;
 
 use rusqlite::{Connection, ErrorCode, TransactionBehavior};
 use std::path::{Path, PathBuf};
