@@ -243,6 +243,7 @@ pub async fn login_page(
 
 #[derive(Deserialize)]
 pub struct LoginForm {
+    #[serde(default)]
     csrf: String,
     token: String,
     next: Option<String>,
@@ -271,6 +272,7 @@ pub async fn login(
 
 #[derive(Deserialize)]
 pub struct CsrfOnly {
+    #[serde(default)]
     csrf: String,
 }
 

@@ -161,6 +161,7 @@ pub async fn page(Extension(ctx): Extension<Ctx>) -> Response {
 
 #[derive(Deserialize)]
 pub struct SettingsForm {
+    #[serde(default)]
     csrf: String,
     zone: String,
     #[serde(default)]

@@ -24,5 +24,6 @@ mod schedule_conformance;
 mod schedule_params;
 mod serve;
 mod tidy;
+mod ui;
 mod util;
 mod yaml;

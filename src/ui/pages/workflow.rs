@@ -43,7 +43,8 @@ pub fn numbered(prefix: &str, first: usize, text: &str) -> Markup {
 /// preview` prints), the run time also in the display zone, and a mark where the zone's
 /// offset changes from the row before.
 fn slots_table(ctx: &Ctx, slots: &[crate::schedule::Slot], tz: &jiff::tz::TimeZone) -> Markup {
-    let offset = |t: jiff::Timestamp| tz.to_offset(t);
+    // `-05:00`, as in the times themselves.
+    let offset = |t: jiff::Timestamp| t.to_zoned(tz.clone()).strftime("%:z").to_string();
     html! {
         div.scroll {
             table.slots {
