@@ -160,7 +160,13 @@ pub async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Resp
         let settings = cookie(&headers, settings::COOKIE)
             .map(|v| Settings::parse(&v))
             .unwrap_or_default();
-        let browser = cookie(&headers, settings::BROWSER_ZONE_COOKIE);
+        // The script percent-encodes the zone name (`Asia%2FTokyo`).
+        let browser = cookie(&headers, settings::BROWSER_ZONE_COOKIE).map(|v| {
+            url::form_urlencoded::parse(format!("z={v}").as_bytes())
+                .map(|(_, z)| z.into_owned())
+                .next()
+                .unwrap_or_default()
+        });
         let (tz, zone_name) = settings.resolve_zone(browser.as_deref());
         let peer = req
             .extensions()

@@ -25,5 +25,6 @@ mod schedule_params;
 mod serve;
 mod tidy;
 mod ui;
+mod ui_browser;
 mod util;
 mod yaml;
