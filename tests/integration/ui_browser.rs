@@ -101,15 +101,14 @@ impl Browser {
             },
         }))
         .unwrap();
-        let connected =
-            browser.rt.block_on(async {
-                fantoccini::ClientBuilder::new(
+        let connected = browser.rt.block_on(async {
+            fantoccini::ClientBuilder::new(
                     hyper_util::client::legacy::connect::HttpConnector::new(),
                 )
                 .capabilities(caps)
                 .connect(&url)
                 .await
-            });
+        });
         match connected {
             Ok(c) => {
                 browser.client = Some(c);
