@@ -320,3 +320,22 @@ pub fn set_paused(
     .map_err(sql("ui_set_paused"))?;
     Ok(())
 }
+
+/// The evaluated params of each run of a task, by fence: `(fence, params JSON, secret keys
+/// JSON)`, in start order.
+pub fn run_params(
+    tx: &Tx<'_>,
+    task: TaskId,
+) -> Result<Vec<(i64, Option<String>, Option<String>)>, Error> {
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT fence, params, secret_keys FROM task_runs WHERE task_id = ?1 ORDER BY id",
+        )
+        .map_err(sql("ui_run_params"))?;
+    let rows = stmt
+        .query_map(params![task.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .map_err(sql("ui_run_params"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("ui_run_params"));
+    rows
+}

@@ -25,7 +25,7 @@ use maud::html;
 
 /// The UI's routes, for `api::router` to merge; the guard wraps every one of them.
 pub fn router(api: Api) -> Router<Api> {
-    use pages::{actions, attempt, log, overview, sessions, workflow, workflows};
+    use pages::{actions, attempt, log, overview, sessions, task, workflow, workflows};
     Router::new()
         .route("/", get(|| async { Redirect::to("/ui") }))
         .route("/ui", get(overview::page))
@@ -38,6 +38,7 @@ pub fn router(api: Api) -> Router<Api> {
         .route("/ui/sessions", get(sessions::page))
         .route("/ui/attempts/{id}", get(attempt::page))
         .route("/ui/attempts/{id}/live", get(attempt::live))
+        .route("/ui/attempts/{id}/tasks/{task}", get(task::page))
         .route("/ui/attempts/{id}/tasks/{task}/log", get(log::page))
         .route(
             "/ui/attempts/{id}/tasks/{task}/log/download",

@@ -555,3 +555,183 @@ fn with_a_token_the_ui_asks_for_it_once_and_keeps_a_strict_http_only_cookie() {
         "the token reached the log"
     );
 }
+
+#[test]
+fn run_now_pause_resume_and_backfill_act_once_each_and_are_audited() {
+    let project = Project::new();
+    project.write(
+        "daily.dig",
+        "timezone: UTC\nschedule:\n  daily>: 00:00:00\n_export:\n  greeting: hello\n+a:\n  echo>: ${greeting} ${session_date}\n",
+    );
+    let d = Daemon::start(&project, &[]);
+    let db = project.path().join(".spade/spade.db");
+    let tab = Tab::new(&d.base);
+
+    // Run now: the session time is fixed by the confirmation, so a second click makes nothing.
+    let confirm = tab.ok("/ui/confirm/run_now?workflow=daily");
+    let session = Regex::new(r#"name="session_time" value="([^"]+)""#)
+        .unwrap()
+        .captures(&confirm.body)
+        .unwrap()[1]
+        .to_owned();
+    let form = [
+        ("csrf", confirm.csrf()),
+        ("workflow", "daily".into()),
+        ("session_time", session),
+    ];
+    let form: Vec<(&str, &str)> = form.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let first = tab.post("/ui/actions/run_now", &form, &[]);
+    assert_eq!(first.status, 303, "{}", first.body);
+    let attempt = first
+        .header("location")
+        .trim_start_matches("/ui/attempts/")
+        .to_owned();
+    assert_eq!(d.wait_done(&attempt)["status"], "success");
+    tab.post("/ui/actions/run_now", &form, &[]);
+    assert_eq!(rows(&db, "SELECT id FROM attempts").len(), 1);
+    let outcomes = rows(&db, "SELECT action, outcome FROM audit ORDER BY id");
+    assert_eq!(
+        outcomes[0],
+        vec!["run_now".to_owned(), "started".to_owned()]
+    );
+    assert!(outcomes[1][1].starts_with("refused:"), "{outcomes:?}");
+
+    // The task page: each try with its evaluated params.
+    let page = tab.ok(&format!("/ui/attempts/{attempt}"));
+    let task = Regex::new(&format!(
+        r#"href="/ui/attempts/{attempt}/tasks/(\d+)"><code>\+a<"#
+    ))
+    .unwrap()
+    .captures(&page.body)
+    .unwrap_or_else(|| panic!("{}", page.body))[1]
+        .to_owned();
+    let task_page = tab.ok(&format!("/ui/attempts/{attempt}/tasks/{task}"));
+    assert!(
+        task_page.body.contains("Try 1")
+            && task_page
+                .body
+                .contains("&quot;greeting&quot;: &quot;hello&quot;"),
+        "{}",
+        task_page.body
+    );
+
+    // Pause with a reason (shown escaped), then resume.
+    let wf = tab.ok("/ui/workflows/daily");
+    let csrf = wf.csrf();
+    let paused = tab.post(
+        "/ui/actions/pause",
+        &[
+            ("csrf", &csrf),
+            ("workflow", "daily"),
+            ("reason", "<b>db migration</b>"),
+        ],
+        &[],
+    );
+    assert_eq!(paused.status, 303);
+    let list = tab.ok("/ui/workflows");
+    assert!(list.body.contains("paused") && list.body.contains("&lt;b&gt;db migration&lt;/b&gt;"));
+    assert_eq!(
+        rows(&db, "SELECT disabled_reason FROM schedules"),
+        vec![vec!["<b>db migration</b>".to_owned()]]
+    );
+    tab.post(
+        "/ui/actions/resume",
+        &[("csrf", &csrf), ("workflow", "daily")],
+        &[],
+    );
+    assert_eq!(
+        rows(&db, "SELECT disabled_at FROM schedules"),
+        vec![vec!["NULL".to_owned()]]
+    );
+
+    // Backfill: the preview lists the exact session times; Create twice makes them once.
+    let preview = tab.ok("/ui/confirm/backfill?workflow=daily&from=2026-01-01&to=2026-01-03");
+    let times = Regex::new(r#"<li><time datetime="([^"]+)""#).unwrap();
+    let listed: Vec<String> = times
+        .captures_iter(&preview.body)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert_eq!(
+        listed,
+        [
+            "2026-01-01T00:00:00+00:00",
+            "2026-01-02T00:00:00+00:00",
+            "2026-01-03T00:00:00+00:00"
+        ]
+    );
+    let create = [
+        ("csrf", csrf.as_str()),
+        ("workflow", "daily"),
+        ("from", "2026-01-01"),
+        ("to", "2026-01-03"),
+        ("attempt_name", ""),
+    ];
+    assert_eq!(tab.post("/ui/actions/backfill", &create, &[]).status, 303);
+    assert_eq!(tab.post("/ui/actions/backfill", &create, &[]).status, 303);
+    let sessions = |db: &std::path::Path| {
+        rows(
+            db,
+            "SELECT session_time FROM sessions WHERE session_time < '2026-02'",
+        )
+        .len()
+    };
+    assert_eq!(sessions(&db), 3);
+    let again = tab.ok("/ui/confirm/backfill?workflow=daily&from=2026-01-01&to=2026-01-03");
+    assert_eq!(
+        again.body.matches("exists already").count(),
+        3,
+        "{}",
+        again.body
+    );
+    let audit = tab.ok("/ui/workflows/daily");
+    assert!(audit.body.contains("3 attempts created") && audit.body.contains("0 attempts created"));
+}
+
+#[test]
+fn the_live_stream_sends_the_task_table_as_html_until_the_attempt_ends() {
+    use std::io::BufRead;
+    let project = Project::new();
+    project.write("slow.dig", "+wait:\n  sh>: sleep 58\n");
+    let d = Daemon::start(&project, &[]);
+    let id = start(&d, "slow", "2026-01-05");
+    let tab = Tab::new(&d.base);
+    let page = tab.ok(&format!("/ui/attempts/{id}"));
+    assert!(page
+        .body
+        .contains(&format!(r#"data-live="/ui/attempts/{id}/live""#)));
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}/ui/attempts/{id}/live", d.base))
+        .send()
+        .unwrap();
+    assert_eq!(response.headers()["content-type"], "text/event-stream");
+    let mut lines = std::io::BufReader::new(response).lines();
+    let mut events: Vec<(String, String)> = Vec::new();
+    let mut kind = String::new();
+    let mut killed = false;
+    while let Some(Ok(line)) = lines.next() {
+        if let Some(k) = line.strip_prefix("event: ") {
+            kind = k.to_owned();
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            events.push((kind.clone(), data.to_owned()));
+            if !killed && data.contains("running") {
+                killed = true;
+                assert_eq!(
+                    d.post(&format!("/api/attempts/{id}/kill"), &json!({})).0,
+                    204
+                );
+            }
+            if kind == "done" {
+                break;
+            }
+        }
+    }
+    let (first_kind, first) = &events[0];
+    assert_eq!(first_kind, "tasks");
+    assert!(
+        first.contains(r#"<table class="tasks">"#) && first.contains("+wait"),
+        "{first}"
+    );
+    let (last_kind, last) = events.last().unwrap();
+    assert_eq!(last_kind, "done");
+    assert!(last.contains("killed"), "{last}");
+}

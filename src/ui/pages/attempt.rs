@@ -100,7 +100,7 @@ pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
                     @for t in &v.tasks {
                         @let level = depth.get(&t.id).copied().unwrap_or(0);
                         tr data-task=(t.id) {
-                            td class={"depth depth-" (level.min(8))} title=(t.full_name) { code { (short_name(&t.full_name)) } }
+                            td class={"depth depth-" (level.min(8))} title=(t.full_name) { a href={"/ui/attempts/" (id) "/tasks/" (t.id)} { code { (short_name(&t.full_name)) } } }
                             td { (state::badge(state::task(&t.state))) }
                             td {
                                 @if t.fence > 0 && !t.is_group {

@@ -5,6 +5,7 @@ pub mod attempt;
 pub mod log;
 pub mod overview;
 pub mod sessions;
+pub mod task;
 pub mod workflow;
 pub mod workflows;
 
