@@ -321,19 +321,31 @@ pub fn set_paused(
     Ok(())
 }
 
-/// The evaluated params of each run of a task, by fence: `(fence, params JSON, secret keys
-/// JSON)`, in start order.
-pub fn run_params(
-    tx: &Tx<'_>,
-    task: TaskId,
-) -> Result<Vec<(i64, Option<String>, Option<String>)>, Error> {
+/// The evaluated params of one run of a task.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunParams {
+    pub fence: i64,
+    /// A JSON object.
+    pub params: Option<String>,
+    /// A JSON list of the keys whose values are secret.
+    pub secret_keys: Option<String>,
+}
+
+/// The evaluated params of each run of a task, in start order.
+pub fn run_params(tx: &Tx<'_>, task: TaskId) -> Result<Vec<RunParams>, Error> {
     let mut stmt = tx
         .prepare_cached(
             "SELECT fence, params, secret_keys FROM task_runs WHERE task_id = ?1 ORDER BY id",
         )
         .map_err(sql("ui_run_params"))?;
     let rows = stmt
-        .query_map(params![task.0], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .query_map(params![task.0], |r| {
+            Ok(RunParams {
+                fence: r.get(0)?,
+                params: r.get(1)?,
+                secret_keys: r.get(2)?,
+            })
+        })
         .map_err(sql("ui_run_params"))?
         .collect::<Result<Vec<_>, _>>()
         .map_err(sql("ui_run_params"));

@@ -80,10 +80,10 @@ pub async fn page(
                     dt { "Outcome" } dd { (r.outcome.as_deref().unwrap_or("running")) @if let Some(m) = &r.message { ": " (crate::ui::pages::first_line(m)) } }
                     dt { "Log" } dd { @if !t.is_group { a href={(base) "/log?try=" (r.fence)} { "log of try " (i + 1) } } }
                 }
-                @if let Some((_, p, keys)) = params.iter().find(|(f, _, _)| *f == r.fence) {
-                    @let secret: Vec<String> = keys.as_deref().and_then(|k| serde_json::from_str(k).ok()).unwrap_or_default();
+                @if let Some(p) = params.iter().find(|p| p.fence == r.fence) {
+                    @let secret: Vec<String> = p.secret_keys.as_deref().and_then(|k| serde_json::from_str(k).ok()).unwrap_or_default();
                     h4 { "Evaluated params" }
-                    (json_block(p.as_deref(), &secret))
+                    (json_block(p.params.as_deref(), &secret))
                 }
             }
         }
