@@ -41,6 +41,10 @@ pub fn router(api: Api) -> Router<Api> {
         .route("/ui/attempts/{id}/tasks/{task}", get(task::page))
         .route("/ui/attempts/{id}/tasks/{task}/log", get(log::page))
         .route(
+            "/ui/attempts/{id}/tasks/{task}/log/follow",
+            get(log::follow),
+        )
+        .route(
             "/ui/attempts/{id}/tasks/{task}/log/download",
             get(log::download),
         )

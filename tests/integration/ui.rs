@@ -735,3 +735,71 @@ fn the_live_stream_sends_the_task_table_as_html_until_the_attempt_ends() {
     assert_eq!(last_kind, "done");
     assert!(last.contains("killed"), "{last}");
 }
+
+#[test]
+fn a_running_trys_log_is_followed_line_by_line_until_it_ends() {
+    use std::io::BufRead;
+    let project = Project::new();
+    // The task's own pauses are its workload: the test only reads what arrives.
+    project.write(
+        "ticks.dig",
+        "+t:\n  sh>: for i in 1 2 3 4 5; do echo \"tick $i <i>\"; sleep 0.3; done\n",
+    );
+    let d = Daemon::start(&project, &[]);
+    let id = start(&d, "ticks", "2026-01-05");
+    let tab = Tab::new(&d.base);
+    let mut link = String::new();
+    wait_until(
+        "the log page of the running try",
+        crate::api::LONG,
+        || {
+            let page = tab.get(&format!("/ui/attempts/{id}"));
+            let Some(c) = Regex::new(&format!(r#"href="(/ui/attempts/{id}/tasks/\d+/log)""#))
+                .unwrap()
+                .captures(&page.body)
+            else {
+                return false;
+            };
+            let log = tab.get(&c[1]);
+            match Regex::new(r#"data-follow="([^"]+)""#)
+                .unwrap()
+                .captures(&log.body)
+            {
+                Some(f) if log.body.contains("tick 1 &lt;i&gt;") => {
+                    link = f[1].replace("&amp;", "&");
+                    true
+                }
+                _ => false,
+            }
+        },
+        || d.proc.log_text(),
+    );
+    let response = reqwest::blocking::Client::new()
+        .get(format!("{}{link}", d.base))
+        .send()
+        .unwrap();
+    assert_eq!(response.status().as_u16(), 200, "{link}");
+    let mut got = String::new();
+    let mut kinds = Vec::new();
+    for line in std::io::BufReader::new(response).lines() {
+        let line = line.unwrap();
+        if let Some(k) = line.strip_prefix("event: ") {
+            kinds.push(k.to_owned());
+            if k == "end" {
+                break;
+            }
+        } else if let Some(data) = line.strip_prefix("data: ") {
+            got.push_str(data);
+        }
+    }
+    assert_eq!(kinds.last().map(String::as_str), Some("end"));
+    assert!(
+        got.contains(r#"id="L5""#) && got.contains("tick 5 &lt;i&gt;"),
+        "{got}"
+    );
+    assert!(
+        !got.contains("tick 1 "),
+        "only what came after the page: {got}"
+    );
+    assert_eq!(d.wait_done(&id)["status"], "success");
+}

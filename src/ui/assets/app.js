@@ -55,3 +55,32 @@
     open();
   }
 })();
+
+// Log follow for a running try: new lines are appended while the reader is at the bottom;
+// scrolling up pauses the scrolling and counts what arrived.
+(function () {
+  var pre = document.querySelector("pre[data-follow]");
+  if (!pre || !window.EventSource) return;
+  var note = document.getElementById("follow-note");
+  var waiting = 0;
+  var atBottom = function () {
+    return window.innerHeight + window.scrollY >= document.documentElement.scrollHeight - 40;
+  };
+  var say = function (text) { if (note) note.textContent = text; };
+  var source = new EventSource(pre.dataset.follow);
+  source.addEventListener("lines", function (e) {
+    var follow = atBottom();
+    pre.insertAdjacentHTML("beforeend", e.data);
+    var added = (e.data.match(/class="line"/g) || []).length;
+    if (follow) {
+      window.scrollTo(0, document.documentElement.scrollHeight);
+    } else {
+      waiting += added;
+      say("Paused: " + waiting + " new lines below; scroll to the bottom to follow.");
+    }
+  });
+  window.addEventListener("scroll", function () {
+    if (waiting && atBottom()) { waiting = 0; say("Following this running try."); }
+  });
+  source.addEventListener("end", function () { source.close(); say("This try has finished."); });
+})();

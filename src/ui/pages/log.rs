@@ -15,10 +15,13 @@ use crate::ui::guard::Ctx;
 use crate::ui::{layout, UiError, UiResult};
 use axum::extract::{Path, Query, State};
 use axum::http::{header, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
 use axum::Extension;
+use futures_util::stream::{Stream, StreamExt};
 use maud::html;
 use serde::Deserialize;
+use std::convert::Infallible;
 use std::io::{BufRead, Read};
 
 /// A page holds at most this many bytes and lines.
@@ -260,6 +263,15 @@ pub async fn page(
     .map_err(io_error)?;
     let base = format!("/ui/attempts/{}/tasks/{}/log", l.attempt, l.task.id);
     let fence = l.fence;
+    // A running try shown to its end is followed: the script appends what the stream sends.
+    let running = l.task.fence == fence && l.task.state == "running";
+    let next_line = w.first_line + w.text.lines().count() as u64;
+    let follow = (running && w.end == w.total).then(|| {
+        format!(
+            "{base}/follow?try={fence}&offset={}&line={next_line}",
+            w.end
+        )
+    });
     let body = html! {
         h1 { "Log of " code { (l.task.full_name) } }
         p { a href={"/ui/attempts/" (l.attempt)} { "← attempt " (l.attempt) } }
@@ -289,11 +301,11 @@ pub async fn page(
             @if w.start > 0 { a rel="prev" href={(base) "?try=" (fence) "&before=" (w.start)} { "← Earlier" } }
             @if w.end < w.total { a rel="next" href={(base) "?try=" (fence) "&offset=" (w.end)} { "Later →" } }
         }
-        pre.numbered.log #log {
-            @for (i, line) in w.text.lines().enumerate() {
-                @let n = w.first_line + i as u64;
-                span.line id={"L" (n)} { a.ln href={"#L" (n)} data-n=(n) aria-hidden="true" tabindex="-1" {} (line) "\n" }
-            }
+        @if follow.is_some() {
+            p #follow-note aria-live="polite" { "Following this running try: new lines appear below." }
+        }
+        pre.numbered.log #log data-follow=[follow] {
+            (lines(w.first_line, &w.text))
         }
     };
     Ok(layout::page(
@@ -302,6 +314,127 @@ pub async fn page(
         layout::Nav::Sessions,
         body,
     ))
+}
+
+/// Numbered lines for the `<pre>`: each an anchor target (`#L12`) whose number CSS draws.
+fn lines(first: u64, text: &str) -> maud::Markup {
+    html! {
+        @for (i, line) in text.lines().enumerate() {
+            @let n = first + i as u64;
+            span.line id={"L" (n)} { a.ln href={"#L" (n)} data-n=(n) aria-hidden="true" tabindex="-1" {} (line) "\n" }
+        }
+    }
+}
+
+/// How often a followed log is read for new output (as the API's event stream does).
+const FOLLOW_POLL: std::time::Duration = crate::api::events::FILE_POLL;
+
+/// What a follow stream has sent so far.
+struct Following {
+    api: Api,
+    at: Located,
+    src: Source,
+    offset: u64,
+    line: u64,
+    finished: bool,
+}
+
+impl Following {
+    /// The bytes from `offset` to the end: the rest of the stored text, then the file from
+    /// the right place (a seek, not a re-read).
+    async fn read_new(&self) -> std::io::Result<Vec<u8>> {
+        use tokio::io::{AsyncReadExt, AsyncSeekExt};
+        let stored = self.src.stored.len() as u64;
+        let mut out = self
+            .src
+            .stored
+            .get(usize::try_from(self.offset).unwrap_or(usize::MAX)..)
+            .map(<[u8]>::to_vec)
+            .unwrap_or_default();
+        match tokio::fs::File::open(&self.src.file).await {
+            Ok(mut f) => {
+                f.seek(std::io::SeekFrom::Start(self.offset.saturating_sub(stored)))
+                    .await?;
+                f.read_to_end(&mut out).await?;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        Ok(out)
+    }
+
+    /// Whether the followed try is over (the task moved on to another try, or stopped).
+    async fn over(&self) -> bool {
+        let (attempt, task, fence) = (self.at.attempt, self.at.task.id, self.at.fence);
+        let tasks = crate::ui::read(&self.api, "ui_log_follow", move |tx| {
+            crate::store::api::tasks(tx, attempt)
+        })
+        .await;
+        match tasks {
+            Ok(tasks) => !tasks
+                .iter()
+                .any(|t| t.id == task && t.fence == fence && t.state == "running"),
+            Err(_) => true,
+        }
+    }
+}
+
+/// `GET .../log/follow?try=F&offset=N&line=L`: server-sent events of a running try's new
+/// lines from byte `N` (numbered from `L`), as the `<pre>`'s own HTML, complete lines only
+/// until the try ends; then the rest and an `end` event. Each event's id is the offset after
+/// it, so a reconnect can resume there.
+pub async fn follow(
+    State(api): State<Api>,
+    Path((id, task)): Path<(String, String)>,
+    Query(q): Query<LogQuery>,
+) -> UiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
+    let at = locate(&api, &id, &task, q.fence).await?;
+    let src = source(&api, &at).await?;
+    let state = Following {
+        api,
+        at,
+        src,
+        offset: q.offset.unwrap_or(0),
+        line: q.line.unwrap_or(1).max(1),
+        finished: false,
+    };
+    let stream = futures_util::stream::unfold(state, |mut s| async move {
+        loop {
+            if s.finished {
+                return None;
+            }
+            tokio::time::sleep(FOLLOW_POLL).await;
+            // Asked before the read, so nothing written before the end is missed.
+            let over = s.over().await;
+            let Ok(new) = s.read_new().await else {
+                return None;
+            };
+            let complete = if over {
+                new.len()
+            } else {
+                new.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1)
+            };
+            if complete > 0 {
+                let text = String::from_utf8_lossy(&new[..complete]).into_owned();
+                let first = s.line;
+                s.offset += complete as u64;
+                s.line += text.lines().count() as u64;
+                s.finished = over;
+                let event = Event::default()
+                    .event("lines")
+                    .id(s.offset.to_string())
+                    .data(lines(first, &text).into_string());
+                return Some((Ok(event), s));
+            }
+            if over {
+                return None;
+            }
+        }
+    })
+    .chain(futures_util::stream::once(async {
+        Ok(Event::default().event("end").data(""))
+    }));
+    Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }
 
 pub async fn download(
@@ -332,7 +465,6 @@ pub async fn download(
             Err(e) => Some((Err(e), None)),
         }
     });
-    use futures_util::StreamExt;
     let name = format!(
         "attempt-{}-task-{}-try-{}.log",
         l.attempt, l.task.id, l.fence
