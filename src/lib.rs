@@ -16,6 +16,7 @@
 //! - `daemon`: `spade serve`: scheduler, attempt supervisor, reload, systemd notifications.
 //! - `config`: the daemon's TOML configuration, flags and environment.
 //! - `logging`: structured logs (human or JSON).
+//! - `ui`: the web UI of `spade serve`, server-rendered HTML on the API's router.
 //! - `cli`: the `spade` command line.
 //! - `error`: the top-level error and exit codes.
 
@@ -39,5 +40,6 @@ pub mod operators;
 pub mod schedule;
 pub mod signals;
 pub mod store;
+pub mod ui;
 
 pub use error::Error;

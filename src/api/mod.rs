@@ -58,6 +58,16 @@ impl Api {
             metrics,
         }
     }
+
+    /// The configured token, for the web UI's login (`ui::guard`).
+    pub(crate) fn token(&self) -> Option<&Secret> {
+        self.token.as_deref()
+    }
+
+    /// Whether the daemon is stopping (`/health` answers 503 then).
+    pub(crate) fn stopping(&self) -> bool {
+        *self.stop.borrow() != StopLevel::Run
+    }
 }
 
 /// Every route the server has, as `(method, path)` in axum's syntax: the OpenAPI test compares
@@ -119,6 +129,8 @@ pub fn router(api: Api) -> Router {
         .route("/api/logs/{id}/files/{file}", get(read::log_file))
         .layer(axum::middleware::from_fn_with_state(api.clone(), authorize));
     open.merge(guarded)
+        // The web UI (`/ui/...`) checks the token itself: a login form sets a cookie.
+        .merge(crate::ui::router(api.clone()))
         .fallback(not_found)
         .layer(axum::extract::DefaultBodyLimit::max(BODY_LIMIT))
         .layer(axum::middleware::from_fn_with_state(api.clone(), count))
@@ -264,7 +276,7 @@ async fn authorize(State(api): State<Api>, req: Request, next: Next) -> Response
 }
 
 /// Constant time in the token's content (the length is not secret enough to hide).
-fn tokens_match(given: &str, expected: &str) -> bool {
+pub(crate) fn tokens_match(given: &str, expected: &str) -> bool {
     use subtle::ConstantTimeEq;
     given.len() == expected.len() && bool::from(given.as_bytes().ct_eq(expected.as_bytes()))
 }

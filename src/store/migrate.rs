@@ -41,6 +41,11 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         None,
     ),
     (
+        "008_audit",
+        include_str!("../../schema/008_audit.sql"),
+        None,
+    ),
+    (
         "012_resume_match",
         include_str!("../../schema/012_resume_match.sql"),
         None,

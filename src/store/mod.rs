@@ -14,6 +14,7 @@ mod migrate;
 pub mod rows;
 pub mod schedules;
 pub mod timing;
+pub mod ui;
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, TransactionBehavior};
 use std::path::{Path, PathBuf};

@@ -25,5 +25,7 @@ mod schedule_conformance;
 mod schedule_params;
 mod serve;
 mod tidy;
+mod ui;
+mod ui_browser;
 mod util;
 mod yaml;
