@@ -40,6 +40,8 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         include_str!("../../schema/007_require.sql"),
         None,
     ),
+    // 008 is another branch's; the lead orders them when merging.
+    ("009_gc", include_str!("../../schema/009_gc.sql"), None),
 ];
 
 /// Migration `006_linear`: every task row's nested definition becomes `task_defs` nodes, then

@@ -5,6 +5,7 @@
 //! transaction per call, on the single connection behind a mutex (one writer).
 
 pub mod api;
+pub mod gc;
 pub mod json;
 pub mod lease;
 mod migrate;
