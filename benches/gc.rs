@@ -86,14 +86,34 @@ fn seed(db: &Path) {
             session
                 .execute(params![a, at, format!("uuid-{a}"), at])
                 .unwrap();
-            attempt.execute(params![a, "succeeded", at, finished]).unwrap();
+            attempt
+                .execute(params![a, "succeeded", at, finished])
+                .unwrap();
             let t0 = a * 3 - 2;
             task.execute(params![t0, a, None::<i64>, 0, "+wf", "group", "root", at])
                 .unwrap();
-            task.execute(params![t0 + 1, a, t0, 0, "+wf+hello", "operator", "static", at])
-                .unwrap();
-            task.execute(params![t0 + 2, a, t0, 1, "+wf+after", "operator", "static", at])
-                .unwrap();
+            task.execute(params![
+                t0 + 1,
+                a,
+                t0,
+                0,
+                "+wf+hello",
+                "operator",
+                "static",
+                at
+            ])
+            .unwrap();
+            task.execute(params![
+                t0 + 2,
+                a,
+                t0,
+                1,
+                "+wf+after",
+                "operator",
+                "static",
+                at
+            ])
+            .unwrap();
             root.execute(params![t0, a]).unwrap();
             edge.execute(params![t0 + 1, t0 + 2]).unwrap();
             for t in [t0 + 1, t0 + 2] {
@@ -110,7 +130,11 @@ fn seed(db: &Path) {
     for a in (1..=ATTEMPTS).step_by(usize::try_from(WITH_LOGS_EVERY).unwrap()) {
         let dir = logs.join(a.to_string());
         std::fs::create_dir_all(&dir).unwrap();
-        std::fs::write(dir.join(format!("{}.1.log", a * 3 - 1)), "hello 2026-01-01\n").unwrap();
+        std::fs::write(
+            dir.join(format!("{}.1.log", a * 3 - 1)),
+            "hello 2026-01-01\n",
+        )
+        .unwrap();
     }
 }
 
@@ -159,8 +183,11 @@ fn main() {
                     engine
                         .store()
                         .write("probe", |tx| {
-                            tx.execute("UPDATE projects SET created_at = created_at WHERE id = 1", [])
-                                .map_err(spade::store::sql("probe"))
+                            tx.execute(
+                                "UPDATE projects SET created_at = created_at WHERE id = 1",
+                                [],
+                            )
+                            .map_err(spade::store::sql("probe"))
                         })
                         .unwrap();
                     waits.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -182,7 +209,10 @@ fn main() {
         done.store(true, Ordering::Relaxed);
         let mut waits = probe.join().unwrap();
         assert_eq!(summary.total.attempts, u64::try_from(ATTEMPTS - 1).unwrap());
-        assert_eq!(summary.total.log_files, u64::try_from(ATTEMPTS / WITH_LOGS_EVERY).unwrap());
+        assert_eq!(
+            summary.total.log_files,
+            u64::try_from(ATTEMPTS / WITH_LOGS_EVERY).unwrap()
+        );
         let total = summary.took_ms;
         let base = *baseline.get_or_insert(total);
         println!(

@@ -537,6 +537,50 @@ DIR/spade.toml:3:14: `log_format` must be "human" or "json", found `xml`
     }
 
     #[test]
+    fn the_gc_policy_is_off_by_default_and_its_durations_are_checked() {
+        let c = Config::resolve(Layer::default(), Path::new("/")).unwrap();
+        assert_eq!(
+            (c.gc_older_than, c.gc_interval),
+            (None, DEFAULT_GC_INTERVAL)
+        );
+        let c = Config::resolve(
+            Layer {
+                gc_older_than: Some("90d".into()),
+                gc_interval: Some("30m".into()),
+                ..Layer::default()
+            },
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.gc_older_than, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(c.gc_interval, Duration::from_secs(1800));
+        for bad in ["0", "0s", "soon"] {
+            let err = Config::resolve(
+                Layer {
+                    gc_older_than: Some(bad.into()),
+                    ..Layer::default()
+                },
+                Path::new("/"),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "invalid gc_older_than `{bad}`: a duration such as 90d"
+                )),
+                "{err}"
+            );
+        }
+        check(
+            "gc_older_than = \"90d\"\ngc_interval = 5\n",
+            r#"DIR/spade.toml:2:15: `gc_interval` must be a string, found integer
+  |
+2 | gc_interval = 5
+  |               ^
+1 error(s) in the configuration file DIR/spade.toml"#,
+        );
+    }
+
+    #[test]
     fn a_non_loopback_listen_needs_a_token_from_the_file_and_never_prints_it() {
         let public = || Layer {
             listen: Some("0.0.0.0:65432".into()),
