@@ -165,7 +165,7 @@ fn main() {
     );
     let before: jiff::Timestamp = "2026-06-01T00:00:00Z".parse().unwrap();
     let mut baseline = None;
-    for batch in [100, spade::store::gc::BATCH, 2000] {
+    for batch in [100, 200, 500, 2000] {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(seeded.path(), dir.path());
         let db = dir.path().join("spade.db");
