@@ -30,7 +30,15 @@ pub const KEYS: &[Key] = &[
         "the bearer token the API requires (file only, never a flag; required off loopback)",
     ),
     Key::new("api_token_file", "a file holding the API's bearer token (file only)"),
+    Key::new(
+        "gc_older_than",
+        "delete finished attempts (tasks, runs, logs) that finished longer ago than this, e.g. 90d (default: off)",
+    ),
+    Key::new("gc_interval", "how often the gc_older_than policy runs (default 1h)"),
 ];
+
+/// How often the `gc_older_than` policy runs unless told otherwise.
+pub const DEFAULT_GC_INTERVAL: Duration = Duration::from_secs(3600);
 
 /// Where the API listens unless told otherwise (Digdag's port, on loopback).
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:65432";
@@ -126,6 +134,8 @@ pub struct Layer {
     pub listen: Option<String>,
     pub api_token: Option<Secret>,
     pub api_token_file: Option<PathBuf>,
+    pub gc_older_than: Option<String>,
+    pub gc_interval: Option<String>,
 }
 
 impl Layer {
@@ -142,6 +152,8 @@ impl Layer {
             listen: self.listen.or(lower.listen),
             api_token: self.api_token.or(lower.api_token),
             api_token_file: self.api_token_file.or(lower.api_token_file),
+            gc_older_than: self.gc_older_than.or(lower.gc_older_than),
+            gc_interval: self.gc_interval.or(lower.gc_interval),
         }
     }
 }
@@ -162,6 +174,10 @@ pub struct Config {
     pub listen: std::net::SocketAddr,
     /// The bearer token the API requires (`None`: no token, loopback only).
     pub api_token: Option<Secret>,
+    /// Retention: finished attempts older than this are deleted (`None`: kept forever).
+    pub gc_older_than: Option<Duration>,
+    /// How often the retention policy runs.
+    pub gc_interval: Duration,
 }
 
 impl Config {
@@ -233,6 +249,22 @@ impl Config {
             }
             (None, None) => None,
         };
+        let gc_older_than = match layer.gc_older_than {
+            None => None,
+            Some(text) => Some(crate::daemon::gc::parse_age(&text).ok_or(Error::Value {
+                what: "gc_older_than".into(),
+                value: text,
+                expected: crate::daemon::gc::AGE_FORMS,
+            })?),
+        };
+        let gc_interval = match layer.gc_interval {
+            None => DEFAULT_GC_INTERVAL,
+            Some(text) => crate::daemon::gc::parse_age(&text).ok_or(Error::Value {
+                what: "gc_interval".into(),
+                value: text,
+                expected: crate::daemon::gc::AGE_FORMS,
+            })?,
+        };
         if api_token.is_none() && !listen.ip().is_loopback() {
             return Err(Error::TokenRequired { listen });
         }
@@ -248,6 +280,8 @@ impl Config {
             log_format,
             listen,
             api_token,
+            gc_older_than,
+            gc_interval,
         })
     }
 }
@@ -379,6 +413,26 @@ fn parse(text: &str, file: crate::diag::FileId) -> (Layer, Vec<Diagnostic>) {
                     }
                 }
             }
+            "gc_older_than" | "gc_interval" => {
+                let text = text_value(&mut diags);
+                if let Some(t) = &text {
+                    if crate::daemon::gc::parse_age(t).is_none() {
+                        diags.push(Diagnostic::error(
+                            value_span,
+                            format!(
+                                "`{}` must be {}, found `{t}`",
+                                known.name,
+                                crate::daemon::gc::AGE_FORMS
+                            ),
+                        ));
+                    }
+                }
+                if known.name == "gc_older_than" {
+                    layer.gc_older_than = text;
+                } else {
+                    layer.gc_interval = text;
+                }
+            }
             "api_token" => layer.api_token = text_value(&mut diags).map(Secret::new),
             "api_token_file" => layer.api_token_file = text_value(&mut diags).map(PathBuf::from),
             "log_format" => {
@@ -418,7 +472,7 @@ mod tests {
     fn a_valid_file_fills_its_keys_and_rebases_paths() {
         check(
             "db = \"state/spade.db\"\nmax_attempts = 8\ntask_limit = 20_000\nstop_timeout = \"1m\"\nlog_format = \"json\"\n",
-            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, task_limit: Some(20000), stop_timeout: Some("1m"), log_format: Some("json"), listen: None, api_token: None, api_token_file: None }"#,
+            r#"Layer { project: None, db: Some("DIR/state/spade.db"), max_attempts: Some(8), max_tasks: None, task_limit: Some(20000), stop_timeout: Some("1m"), log_format: Some("json"), listen: None, api_token: None, api_token_file: None, gc_older_than: None, gc_interval: None }"#,
         );
     }
 
@@ -480,6 +534,50 @@ DIR/spade.toml:3:14: `log_format` must be "human" or "json", found `xml`
             Path::new("/")
         )
         .is_err());
+    }
+
+    #[test]
+    fn the_gc_policy_is_off_by_default_and_its_durations_are_checked() {
+        let c = Config::resolve(Layer::default(), Path::new("/")).unwrap();
+        assert_eq!(
+            (c.gc_older_than, c.gc_interval),
+            (None, DEFAULT_GC_INTERVAL)
+        );
+        let c = Config::resolve(
+            Layer {
+                gc_older_than: Some("90d".into()),
+                gc_interval: Some("30m".into()),
+                ..Layer::default()
+            },
+            Path::new("/"),
+        )
+        .unwrap();
+        assert_eq!(c.gc_older_than, Some(Duration::from_secs(90 * 86_400)));
+        assert_eq!(c.gc_interval, Duration::from_secs(1800));
+        for bad in ["0", "0s", "soon"] {
+            let err = Config::resolve(
+                Layer {
+                    gc_older_than: Some(bad.into()),
+                    ..Layer::default()
+                },
+                Path::new("/"),
+            )
+            .unwrap_err();
+            assert!(
+                err.to_string().starts_with(&format!(
+                    "invalid gc_older_than `{bad}`: a duration such as 90d"
+                )),
+                "{err}"
+            );
+        }
+        check(
+            "gc_older_than = \"90d\"\ngc_interval = 5\n",
+            r#"DIR/spade.toml:2:15: `gc_interval` must be a string, found integer
+  |
+2 | gc_interval = 5
+  |               ^
+1 error(s) in the configuration file DIR/spade.toml"#,
+        );
     }
 
     #[test]

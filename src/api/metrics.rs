@@ -80,6 +80,8 @@ struct Inner {
     request_seconds: BTreeMap<String, Histogram>,
     /// Attempts started by this daemon's API (manual starts and backfills).
     api_starts: BTreeMap<String, u64>,
+    /// Attempts `gc` removed (the API's and the policy's).
+    gc_removed: u64,
 }
 
 /// Durations of task runs and of attempts, by workflow.
@@ -140,6 +142,11 @@ impl Metrics {
             .entry(route.to_owned())
             .or_default()
             .observe(took.as_secs_f64());
+    }
+
+    pub fn gc_removed(&self, attempts: u64) {
+        let mut m = self.inner.lock().unwrap_or_else(|p| p.into_inner());
+        m.gc_removed += attempts;
     }
 
     pub fn started(&self, workflow: &str) {
@@ -358,6 +365,8 @@ pub async fn handler(State(api): State<Api>) -> ApiResult<Response> {
             label(workflow)
         );
     }
+    out.push_str("# HELP spade_gc_attempts_removed_total Finished attempts gc removed since the daemon started.\n# TYPE spade_gc_attempts_removed_total counter\n");
+    let _ = writeln!(out, "spade_gc_attempts_removed_total {}", inner.gc_removed);
     out.push_str(
         "# HELP spade_tasks Tasks of running attempts by Digdag state.\n# TYPE spade_tasks gauge\n",
     );

@@ -9,6 +9,7 @@
 
 pub mod act;
 pub mod events;
+pub mod gc;
 pub mod metrics;
 pub mod read;
 pub mod shapes;
@@ -98,6 +99,7 @@ pub const ROUTES: &[(&str, &str)] = &[
     ("GET", "/api/attempts/{id}/events"),
     ("GET", "/api/logs/{id}/files"),
     ("GET", "/api/logs/{id}/files/{file}"),
+    ("POST", "/api/gc"),
 ];
 
 /// The router over `api`.
@@ -127,6 +129,7 @@ pub fn router(api: Api) -> Router {
         .route("/api/attempts/{id}/events", get(events::stream))
         .route("/api/logs/{id}/files", get(read::log_files))
         .route("/api/logs/{id}/files/{file}", get(read::log_file))
+        .route("/api/gc", post(gc::collect))
         .layer(axum::middleware::from_fn_with_state(api.clone(), authorize));
     open.merge(guarded)
         // The web UI (`/ui/...`) checks the token itself: a login form sets a cookie.

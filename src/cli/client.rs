@@ -174,6 +174,18 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Connection,
     },
+    /// Delete finished attempts that finished longer ago than a duration, with their tasks,
+    /// runs, logs and the sessions they leave empty; running attempts are never touched.
+    Gc {
+        /// How old a finished attempt must be: 90d, 12h, 30m, 1d12h (units d, h, m, s).
+        #[arg(long, value_name = "DURATION")]
+        older_than: String,
+        /// Show what would be removed, and remove nothing.
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        conn: Connection,
+    },
 }
 
 /// Paging of the lists.
@@ -465,7 +477,83 @@ pub fn run(cmd: ClientCommand) -> Result<u8, Error> {
         }
         ClientCommand::Disable { workflow, conn } => toggle(&conn, &workflow, "disable"),
         ClientCommand::Enable { workflow, conn } => toggle(&conn, &workflow, "enable"),
+        ClientCommand::Gc {
+            older_than,
+            dry_run,
+            conn,
+        } => {
+            let v = conn.client()?.post(
+                "/api/gc",
+                &json!({"olderThan": older_than, "dryRun": dry_run}),
+            )?;
+            output(&conn, &v, || gc_table(&v))
+        }
     }
+}
+
+/// `spade gc`: one row per workflow, a total, and a line saying what happened.
+fn gc_table(v: &Value) {
+    let n = |c: &Value, key: &str| c[key].as_u64().unwrap_or(0);
+    let row = |name: &str, c: &Value| {
+        vec![
+            name.to_owned(),
+            n(c, "attempts").to_string(),
+            n(c, "sessions").to_string(),
+            n(c, "tasks").to_string(),
+            n(c, "logFiles").to_string(),
+            table::bytes(n(c, "logBytes")),
+            table::local_time(c, "oldestFinishedAt"),
+            table::local_time(c, "newestFinishedAt"),
+        ]
+    };
+    let mut rows: Vec<Vec<String>> = v["workflows"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .map(|(name, c)| row(name, c))
+        .collect();
+    if n(v, "orphanLogDirs") > 0 {
+        rows.push(vec![
+            format!("({} orphan log dirs)", n(v, "orphanLogDirs")),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+            String::new(),
+        ]);
+    }
+    rows.push(row("TOTAL", v));
+    let verb = if v["dryRun"] == Value::Bool(true) {
+        "dry run: would remove"
+    } else {
+        "removed"
+    };
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "{verb} {} attempt(s), {} session(s), {} task(s), {} log file(s) ({}) of attempts that finished before {}; kept {} old attempt(s) still needed (a require> of a kept attempt points at it, or it holds the highest id)",
+        n(v, "attempts"),
+        n(v, "sessions"),
+        n(v, "tasks"),
+        n(v, "logFiles"),
+        table::bytes(n(v, "logBytes")),
+        table::local_time(v, "before"),
+        n(v, "kept"),
+    );
+    table::print(
+        &[
+            "WORKFLOW",
+            "ATTEMPTS",
+            "SESSIONS",
+            "TASKS",
+            "LOG FILES",
+            "LOG BYTES",
+            "OLDEST FINISH",
+            "NEWEST FINISH",
+        ],
+        &rows,
+    );
 }
 
 const ATTEMPT_HEADERS: [&str; 8] = [

@@ -48,6 +48,13 @@ pub struct ServeArgs {
     /// `human` (default) or `json`.
     #[arg(long, env = "SPADE_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<String>,
+    /// Retention: delete finished attempts (with their tasks, runs and logs) that finished
+    /// longer ago than this, e.g. 90d (default: off, attempts are kept).
+    #[arg(long, env = "SPADE_GC_OLDER_THAN", value_name = "DURATION")]
+    pub gc_older_than: Option<String>,
+    /// How often the --gc-older-than policy runs on the daemon's clock (default 1h).
+    #[arg(long, env = "SPADE_GC_INTERVAL", value_name = "DURATION")]
+    pub gc_interval: Option<String>,
     /// Print the sessions a start would create now (session time, run time, reason), one per
     /// line, and exit without starting anything.
     #[arg(long)]
@@ -73,6 +80,8 @@ impl ServeArgs {
             listen: self.listen.clone(),
             api_token: None,
             api_token_file: None,
+            gc_older_than: self.gc_older_than.clone(),
+            gc_interval: self.gc_interval.clone(),
         }
     }
 }

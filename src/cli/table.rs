@@ -90,6 +90,21 @@ pub fn local_time(v: &Value, key: &str) -> String {
     }
 }
 
+/// A size for people: `812 B`, `4.0 KiB`, `1.2 MiB`, `3.4 GiB`.
+pub fn bytes(n: u64) -> String {
+    const UNITS: [&str; 4] = ["KiB", "MiB", "GiB", "TiB"];
+    if n < 1024 {
+        return format!("{n} B");
+    }
+    let mut value = n as f64 / 1024.0;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
+}
+
 /// The time from `from` to `to` (or "" when either is absent), like `1m 05s`.
 pub fn duration(v: &Value, from: &str, to: &str) -> String {
     let (Ok(a), Ok(b)) = (

@@ -9,6 +9,7 @@
 //! Everything it holds in memory is rebuilt from the store at start: after `kill -9` the next
 //! start claims the unfinished attempts and the schedules continue from their stored slots.
 
+pub mod gc;
 pub mod project;
 pub mod scheduler;
 pub mod sdnotify;
@@ -299,11 +300,29 @@ async fn serve_as(
         changes: changes.clone(),
         load: load_rx.clone(),
     };
+    let metrics = Arc::new(crate::api::metrics::Metrics::default());
+    let sweeper = config.gc_older_than.map(|older_than| {
+        tokio::spawn(
+            gc::Sweeper {
+                engine: engine.clone(),
+                clock: clock.clone(),
+                project: project_id,
+                state_dir: handle.state_dir.clone(),
+                policy: gc::Policy {
+                    older_than,
+                    every: config.gc_interval,
+                },
+                stop: stop.clone(),
+                metrics: metrics.clone(),
+            }
+            .run(),
+        )
+    });
     let api = crate::api::Api::new(
         handle.clone(),
         config.api_token.clone(),
         stop.clone(),
-        Arc::new(crate::api::metrics::Metrics::default()),
+        metrics,
     );
     let listen = listener.local_addr().unwrap_or(config.listen);
     tracing::info!(%listen, token = config.api_token.is_some(), "API listening on http://{listen}");
@@ -316,6 +335,9 @@ async fn serve_as(
     let scheduled_result = scheduler.await.map_err(Error::Thread)?;
     supervisor.await.map_err(Error::Thread)?;
     reloader.await.map_err(Error::Thread)?;
+    if let Some(sweeper) = sweeper {
+        sweeper.await.map_err(Error::Thread)?;
+    }
     // Open event streams would hold a graceful shutdown: the API ends with the daemon.
     api_server.abort();
     scheduled_result?;

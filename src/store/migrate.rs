@@ -45,6 +45,7 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
         include_str!("../../schema/008_audit.sql"),
         None,
     ),
+    ("009_gc", include_str!("../../schema/009_gc.sql"), None),
     (
         "012_resume_match",
         include_str!("../../schema/012_resume_match.sql"),

@@ -8,6 +8,7 @@
 //! same file, which WAL lets read the last committed state while a write transaction is open.
 
 pub mod api;
+pub mod gc;
 pub mod json;
 pub mod lease;
 mod migrate;

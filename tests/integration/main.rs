@@ -11,6 +11,7 @@ mod daemon;
 mod deep_expressions;
 mod engine_regressions;
 mod eval_conformance;
+mod gc;
 mod http;
 mod http_server;
 mod nopanic;
