@@ -877,8 +877,11 @@ fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
     found.dedup_by_key(|(task, fence, _, _)| (*task, *fence));
     // Processes first: the store learns each run's group before anything decides about the
     // run (a run still going is interrupted by recovery, which kills the group it recorded).
+    // Runs that finished need none (a finished run's group is not killed).
+    let ended: HashSet<(TaskId, Fence)> = found.iter().map(|(t, f, _, _)| (*t, *f)).collect();
     let mut events: Vec<Event> = operators::sh::read_spawns(&journal)
         .into_iter()
+        .filter(|(task, fence, _, _)| !ended.contains(&(*task, *fence)))
         .map(|(task, fence, pid, pgid)| Event::Spawned {
             task,
             fence,
@@ -1081,14 +1084,8 @@ mod tests {
                 other => panic!("{other:?}"),
             })
             .collect();
-        assert_eq!(
-            got,
-            [
-                "spawned 9.1 4242 4242",
-                "spawned 8.2 77 70",
-                "completed 9.1"
-            ]
-        );
+        // 9.1 finished (its group is not killed): only the run still going is reported.
+        assert_eq!(got, ["spawned 8.2 77 70", "completed 9.1"]);
     }
 
     #[test]
