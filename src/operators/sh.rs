@@ -405,8 +405,16 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        // The trap's line and spade's own.
-        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "7 1 0\n7 1 0\n");
+        // The process as it started, then the trap's line and spade's own.
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 3, "{text}");
+        assert!(lines[0].starts_with("7 1 spawned "), "{text}");
+        assert_eq!(lines[1..], ["7 1 0", "7 1 0"]);
+        let spawns = read_spawns(&journal);
+        assert_eq!(spawns.len(), 1);
+        assert_eq!((spawns[0].0, spawns[0].1), (TaskId(7), Fence(1)));
+        assert_eq!(read_journal(&journal).len(), 2, "spawn lines are not completions");
         assert_eq!(std::fs::read_to_string(log).unwrap(), "hello world\n");
 
         let r = run("sh", "exit 3".into(), "{}");
