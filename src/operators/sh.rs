@@ -414,7 +414,11 @@ mod tests {
         let spawns = read_spawns(&journal);
         assert_eq!(spawns.len(), 1);
         assert_eq!((spawns[0].0, spawns[0].1), (TaskId(7), Fence(1)));
-        assert_eq!(read_journal(&journal).len(), 2, "spawn lines are not completions");
+        assert_eq!(
+            read_journal(&journal).len(),
+            2,
+            "spawn lines are not completions"
+        );
         assert_eq!(std::fs::read_to_string(log).unwrap(), "hello world\n");
 
         let r = run("sh", "exit 3".into(), "{}");
