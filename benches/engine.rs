@@ -12,9 +12,10 @@
 //! - the whole-process cost per `nop>` task of the wide and chain cases [< 0.1 ms];
 //! - `for-each-10k`: a `for_each>` over 10,000 values with an `echo>` each [< 2 s, < 100 MB].
 //!
-//! `SPADE_BENCH_BIN` replaces the binary under test; `SPADE_BENCH_BEFORE` names an older build
-//! that runs every case too, interleaved round by round with the current one, so before and
-//! after are measured in one sitting. `SPADE_BENCH_ROUNDS` (default 3) sets the rounds.
+//! `SPADE_BENCH_BIN` replaces the binary under test; `SPADE_BENCH_BASELINE` (or its older name
+//! `SPADE_BENCH_BEFORE`) names an older build that runs every case too, interleaved round by
+//! round with the current one, so before and after are measured in one sitting and printed
+//! side by side with their ratios. `SPADE_BENCH_ROUNDS` (default 3) sets the rounds.
 
 #![allow(clippy::unwrap_used, clippy::disallowed_methods)] // a benchmark driver, not library code
 
@@ -243,7 +244,9 @@ fn main() {
         .and_then(|r| r.parse().ok())
         .unwrap_or(3);
     let mut bins = vec![("after", current_bin())];
-    if let Some(before) = std::env::var_os("SPADE_BENCH_BEFORE") {
+    if let Some(before) =
+        std::env::var_os("SPADE_BENCH_BASELINE").or_else(|| std::env::var_os("SPADE_BENCH_BEFORE"))
+    {
         bins.insert(0, ("before", before));
     }
     let cases = cases();
@@ -353,13 +356,21 @@ fn main() {
         );
     }
     if bins.len() == 2 {
-        println!("\nafter / before (time):");
+        println!("\nbefore and after, same run (ms per task; after / before):");
+        println!(
+            "  {:<15} {:>10} {:>10} {:>7}  {:>9} {:>9}",
+            "case", "before", "after", "ratio", "MiB bef.", "MiB aft."
+        );
         for (c, case) in cases.iter().enumerate() {
             match (figures[0][c], figures[1][c]) {
                 (Some(before), Some(after)) => println!(
-                    "  {:<15} {:.2}x",
+                    "  {:<15} {:>10.3} {:>10.3} {:>6.2}x  {:>9.1} {:>9.1}",
                     case.name,
-                    after.took.as_secs_f64() / before.took.as_secs_f64()
+                    ms(before.took) / case.tasks as f64,
+                    ms(after.took) / case.tasks as f64,
+                    after.took.as_secs_f64() / before.took.as_secs_f64(),
+                    before.rss_kib as f64 / 1024.0,
+                    after.rss_kib as f64 / 1024.0
                 ),
                 _ => println!("  {:<15} n/a (a build failed it)", case.name),
             }

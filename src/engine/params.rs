@@ -526,22 +526,69 @@ pub(super) fn eval_directive(
     expr::eval_value(value, params, &ctx)
 }
 
+/// What the built-ins of an attempt's tasks are computed from, except the task's name.
+type BuiltinsKey = (
+    String,
+    jiff::Timestamp,
+    String,
+    i64,
+    i64,
+    i64,
+    String,
+    Option<jiff::Timestamp>,
+    Option<jiff::Timestamp>,
+);
+
+/// The built-ins of the attempt seen last, without `task_name`: every task of an attempt has
+/// the same ones, and formatting a dozen times in the session's zone for each task cost about
+/// as much as evaluating its params.
+static LAST_BUILTINS: std::sync::Mutex<Option<(BuiltinsKey, JsonMap)>> =
+    std::sync::Mutex::new(None);
+
 /// The built-ins of one task.
 pub(super) fn builtins(attempt: &AttemptRow, task_name: &str) -> JsonMap {
-    expr::builtins(&expr::SessionInfo {
-        timezone: attempt.timezone.clone(),
-        session_time: attempt.session_time,
-        session_uuid: attempt.session_uuid.clone(),
-        session_id: attempt.session_id,
-        attempt_id: attempt.id.0,
-        project_id: attempt.project_id,
-        task_name: task_name.to_owned(),
-        retry_attempt_name: (!attempt.attempt_name.is_empty())
-            .then(|| attempt.attempt_name.clone()),
-        last_session_time: attempt.last_session_time,
-        next_session_time: attempt.next_session_time,
-        last_executed_session_time: None,
-    })
+    let key: BuiltinsKey = (
+        attempt.timezone.clone(),
+        attempt.session_time,
+        attempt.session_uuid.clone(),
+        attempt.session_id,
+        attempt.id.0,
+        attempt.project_id,
+        attempt.attempt_name.clone(),
+        attempt.last_session_time,
+        attempt.next_session_time,
+    );
+    let mut last = LAST_BUILTINS
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut map = match &*last {
+        Some((k, map)) if *k == key => map.clone(),
+        _ => {
+            let map = expr::builtins(&expr::SessionInfo {
+                timezone: attempt.timezone.clone(),
+                session_time: attempt.session_time,
+                session_uuid: attempt.session_uuid.clone(),
+                session_id: attempt.session_id,
+                attempt_id: attempt.id.0,
+                project_id: attempt.project_id,
+                task_name: String::new(),
+                retry_attempt_name: (!attempt.attempt_name.is_empty())
+                    .then(|| attempt.attempt_name.clone()),
+                last_session_time: attempt.last_session_time,
+                next_session_time: attempt.next_session_time,
+                last_executed_session_time: None,
+            });
+            *last = Some((key, map.clone()));
+            map
+        }
+    };
+    drop(last);
+    // Replaced in place: the key keeps its position among the built-ins.
+    map.insert(
+        "task_name".into(),
+        serde_json::Value::String(task_name.to_owned()),
+    );
+    map
 }
 
 #[cfg(test)]
@@ -558,6 +605,58 @@ mod tests {
         let fold = fold_stores(&items).unwrap();
         assert_eq!(serde_json::Value::Object(fold.store), store);
         assert_eq!(fold.reset, reset);
+    }
+
+    /// The memo of the last attempt's built-ins gives each task its own name and never
+    /// another attempt's values.
+    #[test]
+    fn memoized_builtins_are_per_attempt_and_per_task_name() {
+        let fresh = |a: &AttemptRow, name: &str| {
+            expr::builtins(&expr::SessionInfo {
+                timezone: a.timezone.clone(),
+                session_time: a.session_time,
+                session_uuid: a.session_uuid.clone(),
+                session_id: a.session_id,
+                attempt_id: a.id.0,
+                project_id: a.project_id,
+                task_name: name.to_owned(),
+                retry_attempt_name: (!a.attempt_name.is_empty()).then(|| a.attempt_name.clone()),
+                last_session_time: a.last_session_time,
+                next_session_time: a.next_session_time,
+                last_executed_session_time: None,
+            })
+        };
+        let mut a = AttemptRow {
+            id: crate::ids::AttemptId(31),
+            session_id: 5,
+            project_id: 2,
+            workflow: "wf".into(),
+            session_time: "2026-03-01T00:00:00Z".parse().unwrap(),
+            session_uuid: "u-1".into(),
+            attempt_name: "retry1".into(),
+            timezone: "UTC".into(),
+            params: JsonMap::new(),
+            state: "running".into(),
+            root: None,
+            generation: 0,
+            last_session_time: None,
+            next_session_time: Some("2026-03-02T00:00:00Z".parse().unwrap()),
+            resume_root: None,
+            live_tasks: None,
+        };
+        for (tz, name) in [("UTC", "+wf+a"), ("UTC", "+wf+b"), ("Asia/Tokyo", "+wf+b")] {
+            a.timezone = tz.into();
+            let got = builtins(&a, name);
+            assert_eq!(got, fresh(&a, name));
+            let keys: Vec<&String> = got.keys().collect();
+            let want = fresh(&a, name);
+            assert_eq!(keys, want.keys().collect::<Vec<_>>());
+        }
+        a.id = crate::ids::AttemptId(a.id.0 + 1);
+        assert_eq!(
+            builtins(&a, "+wf+c")["attempt_id"],
+            fresh(&a, "+wf+c")["attempt_id"]
+        );
     }
 
     #[test]

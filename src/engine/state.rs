@@ -428,11 +428,32 @@ mod tests {
 
     #[test]
     fn schema_check_constraint_lists_every_state() {
+        // Written as an IN list by migration 1, as `=`/`OR` terms since migration 11.
         let schema = include_str!("../../schema/001_init.sql");
         assert!(
             schema.contains(&format!("state IN ({})", TaskState::sql_list())),
             "schema/001_init.sql must list exactly {}",
             TaskState::sql_list()
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::store::Store::open(&dir.path().join("spade.db")).unwrap();
+        let table: String = store
+            .read("test", |tx| {
+                tx.query_row(
+                    "SELECT sql FROM sqlite_schema WHERE name = 'tasks'",
+                    [],
+                    |r| r.get(0),
+                )
+                .map_err(crate::store::sql("test"))
+            })
+            .unwrap();
+        let terms: Vec<String> = TaskState::ALL
+            .iter()
+            .map(|s| format!("state = '{}'", s.as_str()))
+            .collect();
+        assert!(
+            table.contains(&format!("CHECK ({})", terms.join(" OR "))),
+            "{table}"
         );
     }
 

@@ -270,8 +270,6 @@ struct Finished {
     name: Arc<str>,
     outcome: Outcome,
     elapsed: SignedDuration,
-    /// The completion journal to remove once `outcome` is committed.
-    journal: Option<PathBuf>,
 }
 
 /// Drives an attempt until the engine reports it finished; returns its final state.
@@ -332,9 +330,10 @@ async fn drive_inner<E: EngineApi>(
         }
     };
 
-    // Journals whose completions are committed; removed once the next runs have started, so
-    // the unlinks stay off the path from one task to the next.
-    let mut committed_journals: Vec<PathBuf> = Vec::new();
+    // `Spawned` reports held back for the next transaction (their processes are in the
+    // journal already, `operators::sh::journal_spawn`), and when they are due anyway.
+    let mut deferred: Vec<Event> = Vec::new();
+    let mut deferred_until: Option<tokio::time::Instant> = None;
     loop {
         let mut finished = None;
         for action in pending.drain(..) {
@@ -379,7 +378,6 @@ async fn drive_inner<E: EngineApi>(
                 Action::AttemptFinished { state, .. } => finished = Some(state),
             }
         }
-        remove_journals(std::mem::take(&mut committed_journals));
         if let Some(state) = finished {
             // Whatever still runs (background tasks) dies with its process group here.
             runs.shutdown().await;
@@ -410,7 +408,12 @@ async fn drive_inner<E: EngineApi>(
                 return Ok(AttemptState::Running);
             }
         }
-        if runs.is_empty() && wake.is_none() && events_rx.is_empty() && stopping.is_none() {
+        if runs.is_empty()
+            && wake.is_none()
+            && events_rx.is_empty()
+            && stopping.is_none()
+            && deferred.is_empty()
+        {
             let engine = deps.engine.clone();
             let state = blocking(move || engine.attempt_state(attempt)).await?;
             return match state {
@@ -420,7 +423,7 @@ async fn drive_inner<E: EngineApi>(
         }
 
         let mut events = Vec::new();
-        let mut journals = Vec::new();
+        let mut flush_spawns = false;
         let sleep = wake.map(|at| deps.clock.sleep_until(at));
         let grace = stopping.as_ref().and_then(|s| s.kill_at);
         tokio::select! {
@@ -482,17 +485,18 @@ async fn drive_inner<E: EngineApi>(
                     if stopping.is_some() {
                         // Ended by the stop (or during it): recorded interrupted, not as its
                         // exit status, which the stop's signal decided.
-                        journals.extend(f.journal);
                         continue;
                     }
                     report(spec.progress, &f);
-                    journals.extend(f.journal);
                     events.push(Event::Completed { task: f.task, fence: f.fence, outcome: Box::new(f.outcome) });
                 }
             }
             () = async { if let Some(s) = sleep { s.await } }, if wake.is_some() => {
                 wake = None;
                 events.push(Event::Tick);
+            }
+            () = async { if let Some(at) = deferred_until { tokio::time::sleep_until(at).await } }, if deferred_until.is_some() => {
+                flush_spawns = true;
             }
             () = async { if let Some(at) = grace { tokio::time::sleep_until(at).await } }, if grace.is_some() => {
                 if let Some(st) = &mut stopping {
@@ -509,7 +513,21 @@ async fn drive_inner<E: EngineApi>(
             // Completions are not applied while stopping; spawn reports still are, so the
             // store knows every group that may need killing after a crash.
             events.retain(|e| matches!(e, Event::Spawned { .. }));
-            remove_journals(std::mem::take(&mut journals));
+        }
+        // A run's spawn alone is not worth a transaction: it goes with the next one (its
+        // completion, usually), or after `SPAWN_FLUSH` at the latest, so the store shows the
+        // process of a long run. Every batch starts with what was held back, so a transaction
+        // that kills (a group `_timeout`) knows the group first.
+        let only_spawns = events.iter().all(|e| matches!(e, Event::Spawned { .. }));
+        if stopping.is_none() && !flush_spawns && only_spawns {
+            if !events.is_empty() && deferred.is_empty() {
+                deferred_until = Some(tokio::time::Instant::now() + SPAWN_FLUSH);
+            }
+            deferred.append(&mut events);
+        } else if !deferred.is_empty() {
+            deferred.append(&mut events);
+            events = std::mem::take(&mut deferred);
+            deferred_until = None;
         }
         let had_events = !events.is_empty();
         pending = match call_engine(deps, events).await {
@@ -529,9 +547,11 @@ async fn drive_inner<E: EngineApi>(
                 return Err(e);
             }
         };
-        committed_journals = journals;
     }
 }
+
+/// How long a `Spawned` report may wait for the run's next transaction.
+const SPAWN_FLUSH: Duration = Duration::from_millis(200);
 
 /// A run in flight: how to cancel it, and its process group once it has one.
 struct InFlight {
@@ -595,9 +615,6 @@ fn begin_stop<E: EngineApi>(
             let Ok(f) = joined else { continue };
             in_flight.remove(&(f.task, f.fence));
             report(spec.progress, &f);
-            if let Some(j) = &f.journal {
-                let _ = std::fs::remove_file(j);
-            }
             events.push(Event::Completed {
                 task: f.task,
                 fence: f.fence,
@@ -692,7 +709,6 @@ fn start<E: EngineApi>(
         events: events.clone(),
         pgid: Arc::new(Mutex::new(None)),
         secrets: spec.secrets.clone(),
-        journal: Arc::new(Mutex::new(None)),
         run_token,
         foreground: spec.progress,
     };
@@ -741,7 +757,6 @@ async fn run_one<E: EngineApi>(
     let clock = ctx.clock.clone();
     let spawner = ctx.spawner.clone();
     let pgid = ctx.pgid.clone();
-    let journal = ctx.journal.clone();
     let run = ctx.run.clone();
     let started = clock.now();
     let limit_at = limit_at(&run, started);
@@ -777,17 +792,12 @@ async fn run_one<E: EngineApi>(
             }
         }
     };
-    let left_journal = journal
-        .lock()
-        .unwrap_or_else(PoisonError::into_inner)
-        .take();
     Finished {
         task: run.task,
         fence: run.fence,
         name,
         outcome,
         elapsed: clock.now().duration_since(started),
-        journal: left_journal,
     }
 }
 
@@ -865,7 +875,20 @@ fn replay_journals(run_dir: &Path) -> (Vec<Event>, Vec<PathBuf>) {
     // and by spade), the first line counts.
     found.sort_by_key(|(task, fence, _, _)| (*task, *fence));
     found.dedup_by_key(|(task, fence, _, _)| (*task, *fence));
-    let mut events = Vec::new();
+    // Processes first: the store learns each run's group before anything decides about the
+    // run (a run still going is interrupted by recovery, which kills the group it recorded).
+    // Runs that finished need none (a finished run's group is not killed).
+    let ended: HashSet<(TaskId, Fence)> = found.iter().map(|(t, f, _, _)| (*t, *f)).collect();
+    let mut events: Vec<Event> = operators::sh::read_spawns(&journal)
+        .into_iter()
+        .filter(|(task, fence, _, _)| !ended.contains(&(*task, *fence)))
+        .map(|(task, fence, pid, pgid)| Event::Spawned {
+            task,
+            fence,
+            pid,
+            pgid,
+        })
+        .collect();
     let mut paths = Vec::new();
     if journal.exists() {
         paths.push(journal.clone());
@@ -1033,6 +1056,36 @@ mod tests {
             .collect();
         assert_eq!(got, [(TaskId(8), Fence(2)), (TaskId(9), Fence(1))]);
         assert_eq!(paths, [dir.path().join("journal")]);
+    }
+
+    /// A run's process is journaled when it starts, and the driver records it with the run's
+    /// next transaction: a crash before that commit must still let recovery kill the group.
+    #[test]
+    fn replay_reports_journaled_processes_before_completions() {
+        let dir = tempfile::tempdir().unwrap();
+        crate::operators::sh::journal_spawn(dir.path(), TaskId(9), Fence(1), 4242, 4242);
+        crate::operators::sh::journal_spawn(dir.path(), TaskId(8), Fence(2), 77, 70);
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(dir.path().join("journal"))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"9 1 0\n8 2 spawned 1"))
+            .unwrap();
+        let (events, _) = replay_journals(dir.path());
+        let got: Vec<String> = events
+            .iter()
+            .map(|e| match e {
+                Event::Spawned {
+                    task,
+                    fence,
+                    pid,
+                    pgid,
+                } => format!("spawned {task}.{fence} {pid} {pgid}"),
+                Event::Completed { task, fence, .. } => format!("completed {task}.{fence}"),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        // 9.1 finished (its group is not killed): only the run still going is reported.
+        assert_eq!(got, ["spawned 8.2 77 70", "completed 9.1"]);
     }
 
     #[test]

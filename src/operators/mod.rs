@@ -113,9 +113,6 @@ pub struct Context {
     pub pgid: Arc<Mutex<Option<u32>>>,
     /// Resolves `${secret:...}` at spawn time.
     pub secrets: Arc<dyn crate::expr::SecretProvider>,
-    /// The completion journal the run left, removed by the driver once the completion is
-    /// committed.
-    pub journal: Arc<Mutex<Option<PathBuf>>>,
     /// `SPADE_RUN`, set in the environment of every process of this run: what proves, after a
     /// crash, that a process still running is this run's (`host::kill_run_processes`).
     pub run_token: Option<String>,
@@ -139,6 +136,15 @@ impl Context {
         }
         let spawned = self.spawner.spawn(spec)?;
         *self.pgid.lock().unwrap_or_else(PoisonError::into_inner) = Some(spawned.pgid);
+        // Journaled first: the driver records `Spawned` with the run's next transaction
+        // rather than in one of its own, and a crash before that replays this line.
+        sh::journal_spawn(
+            &self.run_dir,
+            self.run.task,
+            self.run.fence,
+            spawned.pid,
+            spawned.pgid,
+        );
         // A closed channel means the driver is gone and will drop this run anyway.
         let _ = self.events.send(Event::Spawned {
             task: self.run.task,
@@ -165,10 +171,6 @@ impl Context {
             fence: self.run.fence,
             text,
         });
-    }
-
-    pub fn set_journal(&self, path: PathBuf) {
-        *self.journal.lock().unwrap_or_else(PoisonError::into_inner) = Some(path);
     }
 
     /// The evaluated `_command` as text (strings as-is, other values as JSON).
@@ -271,7 +273,6 @@ pub(crate) mod testkit {
             events: tx,
             pgid: Arc::new(Mutex::new(None)),
             secrets: Arc::new(crate::expr::EnvSecrets),
-            journal: Arc::new(Mutex::new(None)),
             run_token: None,
             foreground: true,
         };

@@ -15,6 +15,7 @@ use crate::clock::BoxFuture;
 use crate::engine::Outcome;
 use crate::executor::spawn::{ExitStatus, ProcessSpec};
 use crate::expr::JsonMap;
+use crate::ids::{Fence, TaskId};
 use serde_json::Value as Json;
 use std::path::{Path, PathBuf};
 
@@ -155,17 +156,55 @@ pub fn outcome(status: ExitStatus, store_path: &Path) -> Outcome {
 /// engine: it covers commands whose own `EXIT` trap replaced the wrapper's. A failure to write
 /// costs only the crash protection of this run, so it is logged, not fatal.
 fn append_journal(ctx: &Context, code: i32) {
+    append_line(
+        &journal_file(&ctx.run_dir),
+        &format!("{} {} {code}\n", ctx.run.task, ctx.run.fence),
+    );
+}
+
+/// Journals a run's process (`<task> <fence> spawned <pid> <pgid>`) as soon as it exists, so
+/// that the store may learn of it with the run's next transaction instead of one of its own:
+/// a crash before that commit replays the line (`read_spawns`) and recovery kills the group
+/// as if the store had always known it. Spades before this line skip it (not three fields).
+pub fn journal_spawn(run_dir: &Path, task: TaskId, fence: Fence, pid: u32, pgid: u32) {
+    append_line(
+        &journal_file(run_dir),
+        &format!("{task} {fence} spawned {pid} {pgid}\n"),
+    );
+}
+
+/// One whole line appended in one `write` (`O_APPEND`: concurrent writers never interleave).
+fn append_line(path: &Path, line: &str) {
     use std::io::Write as _;
-    let path = journal_file(&ctx.run_dir);
-    let line = format!("{} {} {code}\n", ctx.run.task, ctx.run.fence);
     let written = std::fs::OpenOptions::new()
         .append(true)
         .create(true)
-        .open(&path)
+        .open(path)
         .and_then(|mut f| f.write_all(line.as_bytes()));
     if let Err(e) = written {
         tracing::warn!(path = %path.display(), error = %e, "cannot append to the completion journal");
     }
+}
+
+/// The processes journaled by [`journal_spawn`], in file order; lines cut short are skipped.
+pub fn read_spawns(path: &Path) -> Vec<(TaskId, Fence, u32, u32)> {
+    let Ok(text) = std::fs::read_to_string(path) else {
+        return Vec::new();
+    };
+    text.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(' ');
+            let task = fields.next()?.parse().ok()?;
+            let fence = fields.next()?.parse().ok()?;
+            (fields.next()? == "spawned").then_some(())?;
+            let pid = fields.next()?.parse().ok()?;
+            let pgid = fields.next()?.parse().ok()?;
+            fields
+                .next()
+                .is_none()
+                .then_some((TaskId(task), Fence(fence), pid, pgid))
+        })
+        .collect()
 }
 
 /// The completions recorded in an attempt's journal, in file order; lines cut short by a
@@ -366,8 +405,21 @@ mod tests {
             }
             other => panic!("unexpected {other:?}"),
         }
-        // The trap's line and spade's own.
-        assert_eq!(std::fs::read_to_string(&journal).unwrap(), "7 1 0\n7 1 0\n");
+        // The process (written once the spawn returned, so a quick command's trap may come
+        // first), the trap's line and spade's own.
+        let text = std::fs::read_to_string(&journal).unwrap();
+        let (spawned, ended): (Vec<&str>, Vec<&str>) =
+            text.lines().partition(|l| l.starts_with("7 1 spawned "));
+        assert_eq!(spawned.len(), 1, "{text}");
+        assert_eq!(ended, ["7 1 0", "7 1 0"], "{text}");
+        let spawns = read_spawns(&journal);
+        assert_eq!(spawns.len(), 1);
+        assert_eq!((spawns[0].0, spawns[0].1), (TaskId(7), Fence(1)));
+        assert_eq!(
+            read_journal(&journal).len(),
+            2,
+            "spawn lines are not completions"
+        );
         assert_eq!(std::fs::read_to_string(log).unwrap(), "hello world\n");
 
         let r = run("sh", "exit 3".into(), "{}");

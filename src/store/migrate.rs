@@ -47,11 +47,108 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
     ),
     ("009_gc", include_str!("../../schema/009_gc.sql"), None),
     (
+        "011_no_temp_tables",
+        include_str!("../../schema/011_no_temp_tables.sql"),
+        Some(checks_without_in_lists),
+    ),
+    (
         "012_resume_match",
         include_str!("../../schema/012_resume_match.sql"),
         None,
     ),
 ];
+
+/// Migration `011_no_temp_tables`: every `CHECK (column IN ('a', 'b', 'c', ...))` of more than
+/// two values becomes `CHECK (column = 'a' OR column = 'b' OR ...)`, which accepts exactly the
+/// same rows (NULL included) without a temporary b-tree per checked write. A CHECK changes no
+/// stored byte, so the tables' schema text is edited in place (SQLite's documented
+/// `writable_schema` procedure for such changes) instead of rebuilding the tables.
+fn checks_without_in_lists(tx: &rusqlite::Transaction<'_>) -> Result<(), Error> {
+    let tables: Vec<(String, String)> = tx
+        .prepare("SELECT name, sql FROM sqlite_schema WHERE type = 'table' AND sql IS NOT NULL")
+        .and_then(|mut s| {
+            s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                .collect::<Result<_, _>>()
+        })
+        .map_err(sql("read table definitions"))?;
+    let changed: Vec<(String, String)> = tables
+        .into_iter()
+        .filter_map(|(name, text)| {
+            let new = rewrite_in_checks(&text);
+            (new != text).then_some((name, new))
+        })
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    let version: i64 = tx
+        .query_row("PRAGMA schema_version", [], |r| r.get(0))
+        .map_err(sql("read schema_version"))?;
+    tx.execute_batch("PRAGMA writable_schema = ON")
+        .map_err(sql("rewrite checks"))?;
+    for (name, text) in &changed {
+        tx.execute(
+            "UPDATE sqlite_schema SET sql = ?1 WHERE type = 'table' AND name = ?2",
+            rusqlite::params![text, name],
+        )
+        .map_err(sql("rewrite checks"))?;
+    }
+    tx.execute_batch(&format!(
+        "PRAGMA schema_version = {}; PRAGMA writable_schema = RESET;",
+        version + 1
+    ))
+    .map_err(sql("rewrite checks"))?;
+    let check: String = tx
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .map_err(sql("integrity_check"))?;
+    if check != "ok" {
+        return Err(Error::Corrupt {
+            what: "schema after migration 011",
+            detail: check,
+        });
+    }
+    Ok(())
+}
+
+/// `CHECK (x IN ('a','b','c'))` to `CHECK (x = 'a' OR x = 'b' OR x = 'c')` wherever the list
+/// has more than two plain string constants; anything else is left as it is.
+fn rewrite_in_checks(text: &str) -> String {
+    const OPEN: &str = "CHECK (";
+    let mut out = String::with_capacity(text.len() + 256);
+    let mut rest = text;
+    while let Some(at) = rest.find(OPEN) {
+        let (before, from) = rest.split_at(at + OPEN.len());
+        out.push_str(before);
+        rest = from;
+        let Some(close) = from.find("))") else {
+            continue;
+        };
+        let inner = &from[..close];
+        let Some((column, list)) = inner.split_once(" IN (") else {
+            continue;
+        };
+        let values: Vec<&str> = list.split(',').map(str::trim).collect();
+        let plain = |v: &&str| {
+            v.len() >= 2
+                && v.starts_with('\'')
+                && v.ends_with('\'')
+                && !v[1..v.len() - 1].contains('\'')
+        };
+        let column_ok = !column.is_empty()
+            && column
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if values.len() <= 2 || !column_ok || !values.iter().all(plain) {
+            continue;
+        }
+        let terms: Vec<String> = values.iter().map(|v| format!("{column} = {v}")).collect();
+        out.push_str(&terms.join(" OR "));
+        out.push(')');
+        rest = &from[close + 2..];
+    }
+    out.push_str(rest);
+    out
+}
 
 /// Migration `006_linear`: every task row's nested definition becomes `task_defs` nodes, then
 /// the old columns go (nothing reads them any more).
@@ -99,4 +196,84 @@ pub(super) fn migrate(conn: &mut Connection, path: &Path) -> Result<(), Error> {
         .map_err(sql("write user_version"))?;
     tx.commit().map_err(sql("migrate"))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn in_list_checks_become_or_terms_and_short_lists_stay() {
+        let text = "CREATE TABLE t (a TEXT CHECK (a IN ('x','y','z')), \
+                    b TEXT CHECK (b IN ('p','q')), c INT CHECK (c > 0))";
+        assert_eq!(
+            rewrite_in_checks(text),
+            "CREATE TABLE t (a TEXT CHECK (a = 'x' OR a = 'y' OR a = 'z'), \
+             b TEXT CHECK (b IN ('p','q')), c INT CHECK (c > 0))"
+        );
+        let odd = "CREATE TABLE t (a TEXT CHECK (a IN ('x', 'it''s', 'z')))";
+        assert_eq!(rewrite_in_checks(odd), odd);
+    }
+
+    /// A database of schema 7 (before migration 11) converts: its rows stay, the CHECKs still
+    /// refuse what they refused, and a state change builds no temporary b-tree any more.
+    #[test]
+    fn a_schema_7_database_converts_and_state_changes_build_no_temp_table() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("spade.db");
+        {
+            let mut conn = Connection::open(&path).unwrap();
+            // A bare row without its attempt: this test is about the schema only.
+            conn.execute_batch("PRAGMA foreign_keys = OFF").unwrap();
+            let tx = conn.transaction().unwrap();
+            for (_, text, post) in &MIGRATIONS[..7] {
+                tx.execute_batch(text).unwrap();
+                if let Some(post) = post {
+                    post(&tx).unwrap();
+                }
+            }
+            tx.execute_batch(
+                "PRAGMA user_version = 7; \
+                 INSERT INTO tasks (attempt_id, epoch, child_index, full_name, kind, role, state, \
+                   created_at, updated_at) \
+                 VALUES (1, 0, 0, '+wf', 'group', 'root', 'planned', 'now', 'now');",
+            )
+            .unwrap();
+            tx.commit().unwrap();
+        }
+        let store = crate::store::Store::open(&path).unwrap();
+        store
+            .write("test", |tx| {
+                let state: String = tx
+                    .query_row("SELECT state FROM tasks", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(state, "planned");
+                let bad = tx.execute("UPDATE tasks SET state = 'done'", []);
+                assert!(bad.is_err(), "the CHECK must still refuse unknown states");
+                let bad_role = tx.execute("UPDATE tasks SET role = 'boss'", []);
+                assert!(bad_role.is_err());
+                tx.execute("UPDATE tasks SET state = 'succeeded'", [])
+                    .unwrap();
+                let program: Vec<String> = tx
+                    .prepare(
+                        "EXPLAIN UPDATE tasks SET state = 'ready', updated_at = 'x' \
+                         WHERE id = 1 AND state = 'blocked'",
+                    )
+                    .unwrap()
+                    .query_map([], |r| r.get::<_, String>(1))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect();
+                assert!(
+                    !program.iter().any(|op| op == "OpenEphemeral"),
+                    "{program:?}"
+                );
+                let check: String = tx
+                    .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+                    .unwrap();
+                assert_eq!(check, "ok");
+                Ok::<_, Error>(())
+            })
+            .unwrap();
+    }
 }

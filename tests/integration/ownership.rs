@@ -271,6 +271,24 @@ fn a_recycled_group_id_is_never_killed() {
         || project.path().join("started").exists(),
         || run.log_text(),
     );
+    // The store learns of the run's process with the run's next transaction, or within
+    // 200 ms (`executor::SPAWN_FLUSH`); the journal has it at once.
+    let db = project.path().join(".spade/spade.db");
+    wait_until(
+        "the task's process group to be recorded",
+        LONG,
+        || {
+            rusqlite::Connection::open(&db).is_ok_and(|c| {
+                c.query_row(
+                    "SELECT pgid IS NOT NULL FROM tasks WHERE state = 'running'",
+                    [],
+                    |r| r.get::<_, bool>(0),
+                )
+                .unwrap_or(false)
+            })
+        },
+        || run.log_text(),
+    );
     run.kill9();
     // An unrelated process group, standing in for one that took over the recorded id.
     #[allow(clippy::disallowed_methods)] // the test's own bystander process
@@ -282,7 +300,6 @@ fn a_recycled_group_id_is_never_killed() {
             .spawn()
             .unwrap()
     };
-    let db = project.path().join(".spade/spade.db");
     let conn = rusqlite::Connection::open(&db).unwrap();
     // The crashed run's real group: the test hides it from spade below, so the test must
     // stop it itself, also when an assertion fails.

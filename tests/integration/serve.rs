@@ -151,13 +151,23 @@ fn sigterm_stops_the_task_group_and_the_next_start_runs_it_once() {
         || project.path().join("started").exists(),
         || p.log_text(),
     );
-    let pgid: u32 = column(
-        &db,
-        "SELECT pgid FROM tasks WHERE state = 'running' AND pgid IS NOT NULL",
-    )
-    .first()
-    .and_then(|g| g.parse().ok())
-    .unwrap_or_else(|| panic!("no running task with a pgid; log:\n{}", p.log_text()));
+    // Recorded with the run's next transaction, or within 200 ms (`executor::SPAWN_FLUSH`).
+    let recorded = || {
+        column(
+            &db,
+            "SELECT pgid FROM tasks WHERE state = 'running' AND pgid IS NOT NULL",
+        )
+        .first()
+        .and_then(|g| g.parse::<u32>().ok())
+    };
+    wait_until(
+        "the task's process group to be recorded",
+        LONG,
+        || recorded().is_some(),
+        || p.log_text(),
+    );
+    let pgid: u32 =
+        recorded().unwrap_or_else(|| panic!("no running task with a pgid; log:\n{}", p.log_text()));
     assert!(!crate::daemon::group_members(pgid).is_empty());
     stop(&mut p);
     assert!(
