@@ -83,7 +83,7 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
     let found = blocking(move || {
         engine
             .store()
-            .read("api_revision", |tx| {
+            .read_snapshot("api_revision", |tx| {
                 crate::store::api::revision(tx, revision)
             })
             .map_err(Into::into)
@@ -163,7 +163,7 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
         let existing = blocking(move || {
             engine
                 .store()
-                .read("api_find_attempt", |tx| {
+                .read_snapshot("api_find_attempt", |tx| {
                     crate::store::api::attempt_by_key(tx, key.0, &key.1, key.2, &key.3)
                 })
                 .map_err(Into::into)
@@ -283,7 +283,7 @@ async fn schedule_of(
     let row = blocking(move || {
         engine
             .store()
-            .read("api_schedule", |tx| crate::store::schedules::load(tx, id))
+            .read_snapshot("api_schedule", |tx| crate::store::schedules::load(tx, id))
             .map_err(Into::into)
     })
     .await?

@@ -1387,22 +1387,19 @@ impl<'t, 'c> Apply<'t, 'c> {
     /// `Event::Tick`: due retry waits (all attempts) become ready, and planned tasks whose
     /// try passed its `_timeout` are timed out.
     pub(crate) fn tick(&mut self, attempt: Option<AttemptId>) -> Result<(), Error> {
-        // Literal states, so the partial index `tasks_retry_due` applies.
-        let due = rows::select_tasks(
+        let due = rows::select_indexed_tasks(
             self.tx,
             "due_retries",
-            "state IN ('retry_waiting', 'group_retry_waiting') AND retry_at_ms <= ?1 \
-             AND (?2 IS NULL OR attempt_id = ?2)",
+            rows::DUE_RETRIES_WHERE,
             params![rows::ts_ms(self.now), attempt.map(|a| a.0)],
         )?;
         for row in due {
             self.retry_due(row)?;
         }
-        let timed_out = rows::select_tasks(
+        let timed_out = rows::select_indexed_tasks(
             self.tx,
             "due_timeouts",
-            "timeout_at_ms IS NOT NULL AND timeout_at_ms <= ?1 AND state = ?2 \
-             AND (?3 IS NULL OR attempt_id = ?3)",
+            rows::DUE_TIMEOUTS_WHERE,
             params![
                 rows::ts_ms(self.now),
                 TaskState::Planned.as_str(),

@@ -118,7 +118,7 @@ pub async fn read<T: Send + 'static>(
     f: impl FnOnce(&crate::store::Tx<'_>) -> Result<T, crate::store::Error> + Send + 'static,
 ) -> UiResult<T> {
     let engine = api.handle.engine.clone();
-    crate::api::blocking(move || engine.store().read(op, f).map_err(Into::into))
+    crate::api::blocking(move || engine.store().read_snapshot(op, f).map_err(Into::into))
         .await
         .map_err(UiError::from)
 }
