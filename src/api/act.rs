@@ -99,6 +99,7 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
     let mut session_time = parse_time("sessionTime", &req.session_time, &tz)?;
     let mut attempt_name = req.retry_attempt_name.clone().filter(|n| !n.is_empty());
     let mut rerun = false;
+    let mut resume_from: Option<String> = None;
     if let Some(resume) = &req.resume {
         let id = AttemptId(parse_id("resume.attemptId", &resume.attempt_id)?);
         let previous = api.attempt_row(id).await?;
@@ -111,14 +112,20 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
         match (resume.mode.as_str(), resume.from.as_deref()) {
             ("failed", None) => {}
             ("all", None) => rerun = true,
+            ("from", Some(task)) if !task.trim().is_empty() => resume_from = Some(task.to_owned()),
             ("from", _) => {
                 return Err(ApiError::bad_request(
-                    "resume mode `from` is not supported: use `failed` (keep what succeeded) or `all` (run every task again)",
+                    "resume mode `from` needs `from`: the task to run again with everything after it (`+group+task`)",
+                ))
+            }
+            ("failed" | "all", Some(_)) => {
+                return Err(ApiError::bad_request(
+                    "resume.from goes with mode `from` only",
                 ))
             }
             (other, _) => {
                 return Err(ApiError::bad_request(format!(
-                    "invalid resume.mode `{other}`: expected `failed` or `all`"
+                    "invalid resume.mode `{other}`: expected `failed`, `all` or `from`"
                 )))
             }
         }
@@ -128,7 +135,7 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
                 shapes::attempt(&previous),
             ));
         }
-        if previous.state == "succeeded" && !rerun {
+        if previous.state == "succeeded" && !rerun && resume_from.is_none() {
             return Err(ApiError::conflict(
                 format!("attempt {id} succeeded: there is nothing to resume (use mode `all` to run it again)"),
                 shapes::attempt(&previous),
@@ -188,6 +195,7 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
         attempt_name,
         params: req.params,
         rerun,
+        resume_from,
     };
     let engine = api.handle.engine.clone();
     let owner = api.handle.owner.clone();
@@ -234,6 +242,7 @@ pub async fn start(State(api): State<Api>, Body(req): Body<StartRequest>) -> Api
             "changed": r.changed,
             "rerunAfterChange": r.after_changed,
             "definitionChanged": r.definition_changed,
+            "from": r.from,
         });
     }
     Ok(Json(body).into_response())
@@ -457,6 +466,7 @@ pub async fn backfill(
             attempt_name: name.clone(),
             params: crate::expr::JsonMap::new(),
             rerun: false,
+            resume_from: None,
         };
         let engine = api.handle.engine.clone();
         let owner = api.handle.owner.clone();

@@ -209,6 +209,11 @@ impl IntoResponse for ApiError {
 
 impl From<crate::engine::Error> for ApiError {
     fn from(e: crate::engine::Error) -> ApiError {
+        // A request the engine refuses (what it asks cannot be done to that attempt) is the
+        // client's to fix: 400 with the engine's message.
+        if let crate::engine::Error::Request(message) = &e {
+            return ApiError::bad_request(message.clone());
+        }
         tracing::error!(error = %crate::cli::error_chain(&e), "an API request failed in the store");
         ApiError::new(
             StatusCode::INTERNAL_SERVER_ERROR,

@@ -110,14 +110,19 @@ pub enum ClientCommand {
         #[command(flatten)]
         conn: Connection,
     },
-    /// Run a finished attempt again: `--resume` keeps what succeeded, `--all` runs every task.
-    #[command(group(clap::ArgGroup::new("mode").required(true).args(["resume", "all"])))]
+    /// Run a finished attempt again: `--resume` keeps what succeeded and did not change,
+    /// `--all` runs every task, `--from TASK` runs TASK and everything after it again.
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["resume", "all", "from"])))]
     Retry {
         id: String,
         #[arg(long)]
         resume: bool,
         #[arg(long)]
         all: bool,
+        /// The task (`+group+task`, as `spade tasks` lists it) to run again with everything
+        /// after it; what comes before it and succeeded is kept (Digdag's `--resume-from`).
+        #[arg(long, value_name = "TASK", alias = "resume-from")]
+        from: Option<String>,
         #[command(flatten)]
         conn: Connection,
     },
@@ -381,14 +386,19 @@ pub fn run(cmd: ClientCommand) -> Result<u8, Error> {
             id,
             resume,
             all: _,
+            from,
             conn,
         } => {
             let c = conn.client()?;
             let a = c.get(&format!("/api/attempts/{id}"), &[])?;
+            let resume = match from {
+                Some(task) => json!({"mode": "from", "attemptId": id, "from": task}),
+                None => json!({"mode": if resume { "failed" } else { "all" }, "attemptId": id}),
+            };
             let body = json!({
                 "workflowId": s(&a["workflow"], "id"),
                 "sessionTime": s(&a, "sessionTime"),
-                "resume": {"mode": if resume { "failed" } else { "all" }, "attemptId": id},
+                "resume": resume,
             });
             started(&conn, c.put("/api/attempts", &body))
         }
@@ -606,6 +616,9 @@ fn started(conn: &Connection, answer: Result<Value, client::Error>) -> Result<u8
             );
             if let Some(r) = v.get("resume") {
                 let mut err = std::io::stderr().lock();
+                if let Some(from) = r["from"].as_str() {
+                    let _ = writeln!(err, "  runs again from: {from}");
+                }
                 for (key, what) in [
                     ("kept", "kept (succeeded before, unchanged)"),
                     ("changed", "changed, run again"),

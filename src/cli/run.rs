@@ -149,6 +149,7 @@ pub(super) fn run(args: RunArgs) -> Result<u8, Error> {
         attempt_name: args.attempt_name.clone(),
         params,
         rerun: args.rerun,
+        resume_from: None,
     };
     // One thread: every process is spawned from it, so the parent-death signal (bound to the
     // spawning thread) fires exactly when spade itself dies. Engine calls run inline on it.
@@ -402,6 +403,9 @@ fn prepared_message(
                 if report.new.len() == 1 { "s" } else { "" },
                 name_list(&report.new)
             ));
+        }
+        if let Some(from) = &report.from {
+            out.push_str(&format!("  runs again from {from}\n"));
         }
         if !report.changed.is_empty() {
             out.push_str(&format!(

@@ -460,12 +460,13 @@ impl<'t, 'c> Apply<'t, 'c> {
         Ok(())
     }
 
-    /// The static children of a planned group, from its definition.
-    fn instantiate_group_children(&mut self, row: &TaskRow, d: &Node) -> Result<(), Error> {
-        let NodeKind::Group(children) = &d.kind else {
-            return Ok(());
-        };
-        let mode = self.parallel_mode(row, d)?;
+    /// The full names and upstream edges of a group's static children.
+    fn child_specs(
+        &mut self,
+        full_name: &str,
+        children: &[DefId],
+        mode: Parallel,
+    ) -> Result<Vec<plan::ChildSpec>, Error> {
         let nodes = children
             .iter()
             .map(|c| self.node(*c))
@@ -478,7 +479,16 @@ impl<'t, 'c> Apply<'t, 'c> {
                 after: &n.after,
             })
             .collect();
-        let specs = plan::children(&row.full_name, &infos, mode);
+        Ok(plan::children(full_name, &infos, mode))
+    }
+
+    /// The static children of a planned group, from its definition.
+    fn instantiate_group_children(&mut self, row: &TaskRow, d: &Node) -> Result<(), Error> {
+        let NodeKind::Group(children) = &d.kind else {
+            return Ok(());
+        };
+        let mode = self.parallel_mode(row, d)?;
+        let specs = self.child_specs(&row.full_name, children, mode)?;
         let defs: Vec<(DefId, Role)> = children.iter().map(|c| (*c, Role::Static)).collect();
         let upstream: Vec<Vec<usize>> = specs.iter().map(|s| s.upstream.clone()).collect();
         let names: Vec<String> = specs.into_iter().map(|s| s.full_name).collect();

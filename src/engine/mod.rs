@@ -123,6 +123,10 @@ pub struct NewAttempt {
     /// `--rerun`: a finished attempt starts over with a fresh tree. Without it a failed or
     /// killed attempt resumes (its succeeded tasks are kept) and a succeeded one stays done.
     pub rerun: bool,
+    /// Digdag's `resume.from` (`spade retry --from TASK`): resume a finished attempt with this
+    /// task (a full name, or one without the workflow's `+name` prefix) and everything after it
+    /// run again, although they succeeded and did not change.
+    pub resume_from: Option<String>,
 }
 
 /// What a resume keeps and runs, for `spade run` to say (static tasks, by full name).
@@ -138,6 +142,8 @@ pub struct ResumeReport {
     /// Tasks that succeeded before, unchanged, that run again because a task before them
     /// runs (a changed or new one, or one whose subtree does).
     pub after_changed: Vec<String>,
+    /// The task a `resume.from` runs again, with everything after it.
+    pub from: Option<String>,
     /// The workflow's sources (the file, its `!include`s and `call>` targets) changed since
     /// the previous try.
     pub definition_changed: bool,

@@ -377,6 +377,7 @@ mod tests {
             attempt_name: None,
             params: crate::expr::JsonMap::new(),
             rerun: false,
+            resume_from: None,
         }
     }
 

@@ -643,6 +643,7 @@ mod tests {
             next_session_time: Some("2026-03-02T00:00:00Z".parse().unwrap()),
             resume_root: None,
             live_tasks: None,
+            resume_from: None,
         };
         for (tz, name) in [("UTC", "+wf+a"), ("UTC", "+wf+b"), ("Asia/Tokyo", "+wf+b")] {
             a.timezone = tz.into();

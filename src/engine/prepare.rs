@@ -164,10 +164,27 @@ pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<Prepare
             )));
         }
     }
+    if req.resume_from.is_some() && (!state.is_finished() || req.rerun) {
+        return Err(Error::Request(format!(
+            "attempt {attempt} {}: a resume from a task needs a finished attempt and no \
+             `--rerun`",
+            if state.is_finished() {
+                "is asked to rerun"
+            } else {
+                "has not finished"
+            }
+        )));
+    }
     // A failed or killed try is resumed unless `--rerun` asks for a fresh tree; a succeeded
-    // attempt stays finished (Digdag refuses to resume one, too).
-    let resume_root = match (state, req.rerun) {
-        (AttemptState::Failed | AttemptState::Killed, false) => old_root,
+    // attempt stays finished (Digdag refuses to resume one, too), unless asked to run again
+    // from a task.
+    let resume_root = match (state, req.rerun, &req.resume_from) {
+        (AttemptState::Failed | AttemptState::Killed, false, _) => old_root,
+        (AttemptState::Succeeded, false, Some(_)) => old_root,
+        _ => None,
+    };
+    let resume_from = match (&req.resume_from, resume_root) {
+        (Some(from), Some(root)) => Some(resume_from_task(tx, TaskId(root), &wf.name, from)?),
         _ => None,
     };
     if !(req.rerun && state.is_finished()) && resume_root.is_none() {
@@ -184,20 +201,21 @@ pub(super) fn prepare(a: &mut Apply<'_, '_>, req: &NewAttempt) -> Result<Prepare
     let report = match resume_root {
         Some(root) => Some(ResumeReport {
             definition_changed: old_revision != revision,
-            ..a.resume_report(root_def, TaskId(root))?
+            ..a.resume_report(root_def, TaskId(root), resume_from.as_deref())?
         }),
         None => None,
     };
     tx.execute(
         "UPDATE attempts SET state = ?1, finished_at = NULL, revision_id = ?2, params = ?3, \
-         generation = ?4, resume_root_task_id = ?5 WHERE id = ?6",
+         generation = ?4, resume_root_task_id = ?5, resume_from = ?7 WHERE id = ?6",
         params![
             AttemptState::Running.as_str(),
             revision,
             to_json(&merged),
             generation + 1,
             resume_root,
-            id
+            id,
+            resume_from
         ],
     )
     .map_err(sql("restart_attempt"))?;
@@ -291,4 +309,45 @@ fn schedule_neighbours(
         schedule.previous(session_time).map(|s| s.session_time),
         schedule.next(session_time).map(|s| s.session_time),
     )
+}
+
+/// The full name of the task a resume runs again from: `from` as given (`+wf+g+a`) or without
+/// the workflow's prefix (`+g+a`, `g+a`), which must name a task of the previous try.
+fn resume_from_task(
+    tx: &Tx<'_>,
+    old_root: TaskId,
+    workflow: &str,
+    from: &str,
+) -> Result<String, Error> {
+    let prefix = format!("+{workflow}");
+    let trimmed = from.trim();
+    let full = if trimmed == prefix || trimmed.starts_with(&format!("{prefix}+")) {
+        trimmed.to_owned()
+    } else if trimmed.starts_with('+') {
+        format!("{prefix}{trimmed}")
+    } else {
+        format!("{prefix}+{trimmed}")
+    };
+    let attempt: i64 = tx
+        .query_row(
+            "SELECT attempt_id FROM tasks WHERE id = ?1",
+            params![old_root.0],
+            |r| r.get(0),
+        )
+        .map_err(sql("resume_from"))?;
+    let found: bool = tx
+        .query_row(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE attempt_id = ?1 AND full_name = ?2 \
+             AND id >= ?3)",
+            params![attempt, full, old_root.0],
+            |r| r.get(0),
+        )
+        .map_err(sql("resume_from"))?;
+    if !found {
+        return Err(Error::Request(format!(
+            "no task `{full}` in the previous try of this attempt: name a task as \
+             `spade tasks ATTEMPT` lists it (`+{workflow}+group+task`, or `+group+task`)"
+        )));
+    }
+    Ok(full)
 }

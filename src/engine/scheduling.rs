@@ -231,6 +231,7 @@ fn fire_one<'a>(
             attempt_name: None,
             params: crate::expr::JsonMap::new(),
             rerun: false,
+            resume_from: None,
         };
         let prepared = prepare::prepare(a, &req)?;
         fired.attempt = Some(prepared.attempt);

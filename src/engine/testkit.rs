@@ -422,5 +422,6 @@ pub fn new_attempt(dir: &Path, wf: Workflow) -> NewAttempt {
         attempt_name: None,
         params: JsonMap::new(),
         rerun: false,
+        resume_from: None,
     }
 }

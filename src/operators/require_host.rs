@@ -344,6 +344,7 @@ fn load_target(spec: &crate::engine::require::Spec) -> Result<NewAttempt, String
         attempt_name: None,
         params: spec.params.clone(),
         rerun: false,
+        resume_from: None,
     })
 }
 

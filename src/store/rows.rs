@@ -508,6 +508,9 @@ pub struct AttemptRow {
     pub resume_root: Option<TaskId>,
     /// Rows of the live tree (`None` until counted, for attempts of an older spade).
     pub live_tasks: Option<i64>,
+    /// While it resumes: the task (full name) that runs again with everything after it
+    /// (`spade retry --from`).
+    pub resume_from: Option<String>,
 }
 
 pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -517,8 +520,8 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         .prepare_cached(
             "SELECT a.id, s.id, s.project_id, s.workflow, s.session_time, s.session_uuid, \
              a.attempt_name, r.timezone, a.params, a.state, a.root_task_id, a.generation, \
-             a.last_session_time, a.next_session_time, a.resume_root_task_id, a.live_tasks \
-             FROM attempts a JOIN sessions s ON s.id = a.session_id \
+             a.last_session_time, a.next_session_time, a.resume_root_task_id, a.live_tasks, \
+             a.resume_from FROM attempts a JOIN sessions s ON s.id = a.session_id \
              JOIN revisions r ON r.id = a.revision_id WHERE a.id = ?1",
         )
         .and_then(|mut s| {
@@ -540,6 +543,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
                     r.get::<_, Option<String>>(13)?,
                     r.get::<_, Option<i64>>(14)?,
                     r.get::<_, Option<i64>>(15)?,
+                    r.get::<_, Option<String>>(16)?,
                 ))
             })
         })
@@ -570,6 +574,7 @@ pub fn load_attempt(tx: &Tx<'_>, id: AttemptId) -> Result<AttemptRow, Error> {
         next_session_time: optional_time("next_session_time", row.13.as_deref())?,
         resume_root: row.14.map(TaskId),
         live_tasks: row.15,
+        resume_from: row.16,
     })
 }
 

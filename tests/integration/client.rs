@@ -149,6 +149,37 @@ fn retry_resume_reruns_a_changed_task_and_the_tasks_after_it() {
 }
 
 #[test]
+fn retry_from_a_task_reruns_it_and_everything_after_it_and_keeps_what_came_before() {
+    let project = Project::new();
+    project.write(
+        "daily.dig",
+        "+a:\n  sh>: echo a >> runs\n+g:\n  +g1:\n    sh>: echo g1 >> runs\n  +g2:\n    sh>: echo g2 >> runs\n+z:\n  sh>: echo z >> runs\n",
+    );
+    let d = Daemon::start(&project, &[]);
+    let id = client_json(&d, &["start", "daily", "--session", "2026-05-01"])["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    wait_status(&d, &id, "success");
+    assert_eq!(project.read("runs"), "a\ng1\ng2\nz\n");
+
+    // A task that is not in the attempt: exit 2 naming it, nothing runs.
+    let (code, _, err) = client(&d, &["retry", &id, "--from", "+nope"]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("no task `+daily+nope`"), "{err}");
+
+    // `+g+g2` (without the workflow's prefix) runs again with `+z`; `+a` and `+g+g1` stay.
+    let retried = client_json(&d, &["retry", &id, "--from", "+g+g2"]);
+    assert_eq!(retried["resume"]["from"], "+daily+g+g2");
+    assert_eq!(
+        retried["resume"]["kept"],
+        serde_json::json!(["+daily+a", "+daily+g+g1"])
+    );
+    wait_status(&d, &id, "success");
+    assert_eq!(project.read("runs"), "a\ng1\ng2\nz\ng2\nz\n");
+}
+
+#[test]
 fn kill_stops_a_running_attempt_and_its_grandchild_and_nothing_survives() {
     let _leftovers = Leftovers("sleep 417");
     let project = Project::new();

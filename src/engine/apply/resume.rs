@@ -18,7 +18,7 @@
 use super::Apply;
 use crate::dig::ParallelDef;
 use crate::engine::def::{self, DefId, Node, NodeKind};
-use crate::engine::plan::{self, Parallel};
+use crate::engine::plan::Parallel;
 use crate::engine::{Error, ResumeReport, TaskState};
 use crate::ids::TaskId;
 use crate::store::rows::{self, Role, TaskRow};
@@ -63,6 +63,15 @@ pub(super) enum Unmatched {
     Changed,
     /// An upstream sibling runs again.
     After,
+    /// The task a resume runs again from.
+    From,
+}
+
+/// Whether `full_name` is the task `from` or one of its ancestors (a group containing it runs,
+/// and so do the tasks after it).
+fn leads_to(full_name: &str, from: &str) -> bool {
+    from.strip_prefix(full_name)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with(['+', '^']))
 }
 
 impl Apply<'_, '_> {
@@ -160,6 +169,7 @@ impl Apply<'_, '_> {
         def: DefId,
         full_name: &str,
         upstream_runs: bool,
+        from: Option<&str>,
     ) -> Result<Decision, Error> {
         let runs = |why| Decision {
             matched: None,
@@ -183,12 +193,19 @@ impl Apply<'_, '_> {
         if upstream_runs {
             return Ok(runs(Unmatched::After));
         }
+        if from == Some(full_name) {
+            return Ok(runs(Unmatched::From));
+        }
+        // A group on the way to the `from` task is matched (what comes before the task in it
+        // is kept) and counts as running.
+        let on_the_way = from.is_some_and(|f| leads_to(full_name, f));
         let node = self.node(def)?;
         let succeeded = old.state == TaskState::Succeeded;
         let same_subtree = node.is_group()
             && old.is_group
             && self.subtree_fingerprint(def)? == self.subtree_fingerprint(old.def_id)?;
         let keep = succeeded
+            && !on_the_way
             && match (node.is_group(), old.is_group) {
                 // Operators are kept (a kept generator carries its children's stores in
                 // `sub_fold`).
@@ -202,7 +219,7 @@ impl Apply<'_, '_> {
                 (true, false) | (false, true) => false,
             };
         // A group whose subtree is unchanged and succeeded keeps every task in it.
-        let runs = !(keep || (succeeded && same_subtree));
+        let runs = on_the_way || !(keep || (succeeded && same_subtree));
         Ok(Decision {
             matched: Some(old),
             keep,
@@ -225,9 +242,13 @@ impl Apply<'_, '_> {
     /// workflow's own fields (its top-level `_export:`, params, ...) changed.
     pub(super) fn match_root(&mut self, root: TaskId, def: DefId) -> Result<(), Error> {
         let row = self.load(root)?;
-        let Some(old_root) = self.attempt(row.attempt)?.resume_root else {
+        let attempt = self.attempt(row.attempt)?;
+        let Some(old_root) = attempt.resume_root else {
             return Ok(());
         };
+        if attempt.resume_from.as_deref() == Some(row.full_name.as_str()) {
+            return Ok(());
+        }
         let old = Rc::new(self.load(old_root)?);
         if self.own_fingerprint(def)? == self.own_fingerprint(old.def_id)? {
             self.set_previous(root, &old)?;
@@ -251,11 +272,13 @@ impl Apply<'_, '_> {
             None
         };
         let row = self.load(child)?;
+        let from = self.attempt(row.attempt)?.resume_from;
         let d = self.decide(
             old_parent.as_ref(),
             row.def_id,
             &row.full_name,
             upstream_runs,
+            from.as_deref(),
         )?;
         if let Some(old) = &d.matched {
             self.set_previous(child, old)?;
@@ -275,10 +298,15 @@ impl Apply<'_, '_> {
         &mut self,
         root: DefId,
         old_root: TaskId,
+        from: Option<&str>,
     ) -> Result<ResumeReport, Error> {
         let mut report = ResumeReport::default();
         let old = Rc::new(self.load(old_root)?);
         let root_node = self.node(root)?;
+        if from == Some(root_node.name.as_str()) {
+            report.from = Some(root_node.name.clone());
+            return Ok(report);
+        }
         if self.own_fingerprint(root)? != self.own_fingerprint(old.def_id)? {
             report.changed.push(root_node.name.clone());
             return Ok(report);
@@ -291,28 +319,23 @@ impl Apply<'_, '_> {
             let NodeKind::Group(children) = &node.kind else {
                 continue;
             };
-            let nodes = children
-                .iter()
-                .map(|c| self.node(*c))
-                .collect::<Result<Vec<_>, _>>()?;
-            let infos: Vec<plan::Child<'_>> = nodes
-                .iter()
-                .map(|n| plan::Child {
-                    name: &n.name,
-                    background: n.background,
-                    after: &n.after,
-                })
-                .collect();
-            let specs = plan::children(&full, &infos, static_parallel(&node));
+            let specs = self.child_specs(&full, children, static_parallel(&node))?;
             let mut runs: Vec<bool> = Vec::with_capacity(specs.len());
             let mut nested = Vec::new();
             for (spec, child) in specs.iter().zip(children) {
                 let upstream_runs = spec.upstream.iter().any(|&u| runs.get(u) == Some(&true));
-                let d = self.decide(Some(&old_group), *child, &spec.full_name, upstream_runs)?;
+                let d = self.decide(
+                    Some(&old_group),
+                    *child,
+                    &spec.full_name,
+                    upstream_runs,
+                    from,
+                )?;
                 runs.push(d.runs);
                 match (d.why, &d.matched) {
                     (Unmatched::New, _) => report.new.push(spec.full_name.clone()),
                     (Unmatched::Changed, _) => report.changed.push(spec.full_name.clone()),
+                    (Unmatched::From, _) => report.from = Some(spec.full_name.clone()),
                     (Unmatched::After, _) => {
                         // Only what ran before runs *again*; a task after a failed one
                         // never ran.
