@@ -8,6 +8,8 @@ use std::path::Path;
 type PostStep = fn(&rusqlite::Transaction<'_>) -> Result<(), Error>;
 
 /// Every migration in order; migration `i` (0-based) brings the schema to version `i + 1`.
+/// The names' numbers are labels, not versions: no `010` was ever written (it was reserved for
+/// work that did not need one), so `011_no_temp_tables` brings a database to version 10.
 const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
     ("001_init", include_str!("../../schema/001_init.sql"), None),
     (
