@@ -803,3 +803,47 @@ fn a_running_trys_log_is_followed_line_by_line_until_it_ends() {
     );
     assert_eq!(d.wait_done(&id)["status"], "success");
 }
+
+#[test]
+fn retry_from_a_task_on_the_attempt_page_reruns_it_and_what_follows() {
+    let project = Project::new();
+    project.write(
+        "three.dig",
+        "+a:\n  sh>: echo a >> runs\n+b:\n  sh>: echo b >> runs\n+c:\n  sh>: echo c >> runs\n",
+    );
+    let d = Daemon::start(&project, &[]);
+    let id = start(&d, "three", "2026-01-05");
+    assert_eq!(d.wait_done(&id)["status"], "success");
+    let tab = Tab::new(&d.base);
+    let page = tab.ok(&format!("/ui/attempts/{id}"));
+    let link = format!("/ui/confirm/retry_from?attempt={id}&amp;task=%2Bthree%2Bb");
+    assert!(page.body.contains(&link), "{}", page.body);
+    let confirm = tab.ok(&format!(
+        "/ui/confirm/retry_from?attempt={id}&task=%2Bthree%2Bb"
+    ));
+    assert!(
+        confirm
+            .body
+            .contains("Run <strong><code>+three+b</code></strong> and every task after it again"),
+        "{}",
+        confirm.body
+    );
+    let csrf = confirm.csrf();
+    let host = d.base.trim_start_matches("http://").to_owned();
+    let origin = format!("http://{host}");
+    let done = tab.post(
+        "/ui/actions/retry_from",
+        &[
+            ("csrf", csrf.as_str()),
+            ("attempt", id.as_str()),
+            ("task", "+three+b"),
+        ],
+        &[
+            ("origin", origin.as_str()),
+            ("sec-fetch-site", "same-origin"),
+        ],
+    );
+    assert_eq!(done.status, 303, "{}", done.body);
+    assert_eq!(d.wait_done(&id)["status"], "success");
+    assert_eq!(project.read("runs"), "a\nb\nc\nb\nc\n");
+}

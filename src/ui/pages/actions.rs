@@ -29,6 +29,8 @@ pub struct Target {
     from: Option<String>,
     to: Option<String>,
     attempt_name: Option<String>,
+    /// The task a `retry_from` runs again (a full name).
+    task: Option<String>,
     #[serde(default)]
     csrf: String,
 }
@@ -118,6 +120,23 @@ pub async fn confirm(
 ) -> UiResult<Response> {
     let hidden = |name: &str, value: &str| html! { input type="hidden" name=(name) value=(value); };
     let body = match action.as_str() {
+        "retry_from" => {
+            let id = parse_attempt(required(&t.attempt, "attempt")?)?;
+            let task = required(&t.task, "task")?;
+            let a = api.attempt_row(id).await?;
+            html! {
+                h1 { "Retry attempt " (a.id) " from " code { (task) } "?" }
+                p.target { "Run " strong { code { (task) } } " and every task after it again, in " strong { (describe_attempt(&a)) } "." }
+                p { "Tasks before it that succeeded are kept with what they stored." }
+                form method="post" action="/ui/actions/retry_from" class="confirm" {
+                    (ctx.csrf_field())
+                    (hidden("attempt", &a.id.to_string()))
+                    (hidden("task", task))
+                    button type="submit" { "Retry from " (task) }
+                    " " a href={"/ui/attempts/" (a.id)} { "Cancel" }
+                }
+            }
+        }
         "kill" | "retry_failed" | "retry_all" => {
             let id = parse_attempt(required(&t.attempt, "attempt")?)?;
             let a = api.attempt_row(id).await?;
@@ -198,7 +217,7 @@ pub async fn confirm(
                 }
             }
         }
-        other => return Err(UiError::not_found(format!("no action `{other}`: the actions are kill, retry_failed, retry_all, run_now, pause, resume and backfill"))),
+        other => return Err(UiError::not_found(format!("no action `{other}`: the actions are kill, retry_failed, retry_all, retry_from, run_now, pause, resume and backfill"))),
     };
     Ok(layout::page(&ctx, "Confirm", layout::Nav::None, body))
 }
@@ -214,7 +233,7 @@ struct Done {
 
 async fn perform(api: &Api, action: &str, t: &Target) -> UiResult<Done> {
     match action {
-        "kill" | "retry_failed" | "retry_all" => {
+        "kill" | "retry_failed" | "retry_all" | "retry_from" => {
             let id = parse_attempt(required(&t.attempt, "attempt")?)?;
             let a = api.attempt_row(id).await?;
             let outcome = if action == "kill" {
@@ -222,15 +241,19 @@ async fn perform(api: &Api, action: &str, t: &Target) -> UiResult<Done> {
                     .await
                     .map(|_| "kill requested".to_owned())
             } else {
-                let mode = if action == "retry_all" {
-                    "all"
-                } else {
-                    "failed"
+                let mode = match action {
+                    "retry_all" => "all",
+                    "retry_from" => "from",
+                    _ => "failed",
                 };
+                let mut resume = json!({"mode": mode, "attemptId": id.to_string()});
+                if mode == "from" {
+                    resume["from"] = json!(required(&t.task, "task")?);
+                }
                 let mut req = json!({
                     "workflowId": a.revision.to_string(),
                     "sessionTime": crate::api::shapes::session_time(&a.session_time, &a.timezone),
-                    "resume": {"mode": mode, "attemptId": id.to_string()},
+                    "resume": resume,
                 });
                 if !a.attempt_name.is_empty() {
                     req["retryAttemptName"] = json!(a.attempt_name);

@@ -86,6 +86,8 @@ pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
     let a = &v.attempt;
     let depth = depths(&v.tasks);
     let id = a.id;
+    // A finished attempt offers "retry from here" on each task (Digdag's resume from).
+    let running = a.state == "running";
     html! {
         p.status {
             (state::badge(state::attempt(&a.state, a.cancel_requested)))
@@ -95,7 +97,7 @@ pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
         }
         div.scroll {
             table.tasks {
-                thead { tr { th { "Task" } th { "State" } th { "Try" } th { "Started" } th { "Duration" } th { "First error" } th { "Log" } } }
+                thead { tr { th { "Task" } th { "State" } th { "Try" } th { "Started" } th { "Duration" } th { "First error" } th { "Log" } @if !running { th { "Retry" } } } }
                 tbody {
                     @for t in &v.tasks {
                         @let level = depth.get(&t.id).copied().unwrap_or(0);
@@ -111,6 +113,10 @@ pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
                             td { @if let Some(s) = &t.started_at { (time::between(s, t.finished_at.as_deref(), d.now).map(time::duration).unwrap_or_default()) } }
                             td.error { @if let Some(e) = &t.error { (first_line(&crate::store::ui::error_message(e))) } }
                             td { @if t.fence > 0 && !t.is_group { a href={"/ui/attempts/" (id) "/tasks/" (t.id) "/log"} { "log" } } }
+                            @if !running {
+                                // A link to the confirmation page: nothing acts on a GET.
+                                td { a href={"/ui/confirm/retry_from?attempt=" (id) "&task=" (url::form_urlencoded::byte_serialize(t.full_name.as_bytes()).collect::<String>())} aria-label={"retry from " (t.full_name)} { "from here…" } }
+                            }
                         }
                     }
                 }
