@@ -500,7 +500,12 @@ async fn set_disabled(api: &Api, id: &str, disabled: bool) -> ApiResult<Response
         engine
             .store()
             .write("api_disable", |tx| {
-                crate::store::api::set_disabled(tx, rid, disabled, now)
+                crate::store::api::set_paused(
+                    tx,
+                    rid,
+                    disabled.then_some("disabled through the API"),
+                    now,
+                )
             })
             .map_err(Into::into)
     })

@@ -498,29 +498,30 @@ pub fn set_next_slot(
     Ok(())
 }
 
-/// Disables a schedule, or enables it; slots whose run time passed while it was disabled
-/// count as missed (`armed` moves to `now`), so its `catchup:` policy decides about them.
-pub fn set_disabled(
+/// Pauses a schedule with a reason (`Some`), or resumes it (`None`); slots whose run time
+/// passed while it was paused count as missed (`armed` moves to `now`), so its `catchup:`
+/// policy decides about them. Pausing a paused schedule keeps when it was paused and takes the
+/// new reason.
+pub fn set_paused(
     tx: &Tx<'_>,
     id: i64,
-    disabled: bool,
+    reason: Option<&str>,
     now: jiff::Timestamp,
 ) -> Result<(), Error> {
-    let statement = if disabled {
-        "UPDATE schedules SET disabled_at = COALESCE(disabled_at, ?2), \
-         disabled_reason = 'disabled through the API', updated_at = ?2 WHERE id = ?1"
-    } else {
-        "UPDATE schedules SET disabled_at = NULL, disabled_reason = NULL, armed_ms = ?3, \
-         updated_at = ?2 WHERE id = ?1 AND disabled_at IS NOT NULL"
-    };
-    tx.prepare_cached(statement)
-        .and_then(|mut s| {
-            if disabled {
-                s.execute(params![id, now.to_string()])
-            } else {
-                s.execute(params![id, now.to_string(), now.as_millisecond()])
-            }
-        })
-        .map_err(sql("api_disable_schedule"))?;
+    match reason {
+        Some(reason) => tx
+            .prepare_cached(
+                "UPDATE schedules SET disabled_at = COALESCE(disabled_at, ?2), \
+                 disabled_reason = ?3, updated_at = ?2 WHERE id = ?1",
+            )
+            .and_then(|mut s| s.execute(params![id, now.to_string(), reason])),
+        None => tx
+            .prepare_cached(
+                "UPDATE schedules SET disabled_at = NULL, disabled_reason = NULL, armed_ms = ?3, \
+                 updated_at = ?2 WHERE id = ?1 AND disabled_at IS NOT NULL",
+            )
+            .and_then(|mut s| s.execute(params![id, now.to_string(), now.as_millisecond()])),
+    }
+    .map_err(sql("set_paused"))?;
     Ok(())
 }

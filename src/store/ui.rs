@@ -294,33 +294,6 @@ pub fn audit(tx: &Tx<'_>, of: &AuditOf<'_>, n: usize) -> Result<Vec<AuditEntry>,
     rows
 }
 
-/// Pauses (disables) a schedule with the operator's reason, or resumes it; a resume arms the
-/// schedule at `now`, so slots missed while paused go to its `catchup:` policy (as the API's
-/// enable does).
-pub fn set_paused(
-    tx: &Tx<'_>,
-    schedule: i64,
-    reason: Option<&str>,
-    now: jiff::Timestamp,
-) -> Result<(), Error> {
-    match reason {
-        Some(reason) => tx
-            .prepare_cached(
-                "UPDATE schedules SET disabled_at = COALESCE(disabled_at, ?2), \
-                 disabled_reason = ?3, updated_at = ?2 WHERE id = ?1",
-            )
-            .and_then(|mut s| s.execute(params![schedule, now.to_string(), reason])),
-        None => tx
-            .prepare_cached(
-                "UPDATE schedules SET disabled_at = NULL, disabled_reason = NULL, armed_ms = ?3, \
-                 updated_at = ?2 WHERE id = ?1 AND disabled_at IS NOT NULL",
-            )
-            .and_then(|mut s| s.execute(params![schedule, now.to_string(), now.as_millisecond()])),
-    }
-    .map_err(sql("ui_set_paused"))?;
-    Ok(())
-}
-
 /// The evaluated params of one run of a task.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct RunParams {

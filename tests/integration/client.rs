@@ -13,9 +13,14 @@ use serde_json::Value;
 
 /// `spade ARGS --endpoint <daemon>`: (exit code, stdout, stderr).
 fn client(d: &Daemon, args: &[&str]) -> (i32, String, String) {
+    client_at(&d.base, args)
+}
+
+/// `spade ARGS --endpoint ENDPOINT`: (exit code, stdout, stderr).
+pub(crate) fn client_at(endpoint: &str, args: &[&str]) -> (i32, String, String) {
     let out = crate::util::spade()
         .args(args)
-        .args(["--endpoint", &d.base])
+        .args(["--endpoint", endpoint])
         .output()
         .unwrap();
     (
@@ -25,7 +30,8 @@ fn client(d: &Daemon, args: &[&str]) -> (i32, String, String) {
     )
 }
 
-fn client_json(d: &Daemon, args: &[&str]) -> Value {
+/// The `--json` answer of a client command that must succeed.
+pub(crate) fn client_json(d: &Daemon, args: &[&str]) -> Value {
     let mut all = args.to_vec();
     all.push("--json");
     let (code, out, err) = client(d, &all);

@@ -13,30 +13,10 @@
 use crate::api::{Daemon, LONG};
 use crate::daemon::{processes_matching, rows, wait_until};
 use crate::run::Project;
-use serde_json::{json, Value};
+use serde_json::json;
 use std::path::Path;
 
-/// `spade ARGS --endpoint <daemon>`: (exit code, stdout, stderr).
-fn client(endpoint: &str, args: &[&str]) -> (i32, String, String) {
-    let out = crate::util::spade()
-        .args(args)
-        .args(["--endpoint", endpoint])
-        .output()
-        .unwrap();
-    (
-        out.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
-}
-
-fn client_json(d: &Daemon, args: &[&str]) -> Value {
-    let mut all = args.to_vec();
-    all.push("--json");
-    let (code, out, err) = client(&d.base, &all);
-    assert_eq!(code, 0, "spade {args:?}: {err}");
-    serde_json::from_str(&out).unwrap_or_else(|e| panic!("{e}: {out}"))
-}
+use crate::client::{client_at as client, client_json};
 
 /// Kills the processes a test's commands left, by pid, however the test ends.
 struct Leftovers(&'static str);

@@ -318,7 +318,7 @@ async fn perform(api: &Api, action: &str, t: &Target) -> UiResult<Done> {
                 engine
                     .store()
                     .write("ui_pause", |tx| {
-                        crate::store::ui::set_paused(tx, schedule, why.as_deref(), now)
+                        crate::store::api::set_paused(tx, schedule, why.as_deref(), now)
                     })
                     .map_err(Into::into)
             })
