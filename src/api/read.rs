@@ -195,18 +195,23 @@ pub struct NameQuery {
     name: Option<String>,
 }
 
-pub async fn projects(
-    State(api): State<Api>,
-    Query(q): Query<NameQuery>,
-) -> ApiResult<Json<Value>> {
+/// Every project row, from a read snapshot.
+async fn all_projects(api: &Api) -> ApiResult<Vec<q::ProjectRow>> {
     let engine = api.handle.engine.clone();
-    let rows = blocking(move || {
+    blocking(move || {
         engine
             .store()
             .read_snapshot("api_projects", q::projects)
             .map_err(Into::into)
     })
-    .await?;
+    .await
+}
+
+pub async fn projects(
+    State(api): State<Api>,
+    Query(q): Query<NameQuery>,
+) -> ApiResult<Json<Value>> {
+    let rows = all_projects(&api).await?;
     let list: Vec<Value> = rows
         .iter()
         .filter(|p| {
@@ -221,14 +226,7 @@ pub async fn projects(
 
 pub async fn project(State(api): State<Api>, Path(id): Path<String>) -> ApiResult<Json<Value>> {
     let id = parse_id("project id", &id)?;
-    let engine = api.handle.engine.clone();
-    let rows = blocking(move || {
-        engine
-            .store()
-            .read_snapshot("api_projects", q::projects)
-            .map_err(Into::into)
-    })
-    .await?;
+    let rows = all_projects(&api).await?;
     rows.iter()
         .find(|p| p.id.0 == id)
         .map(|p| Json(shapes::project(p)))
