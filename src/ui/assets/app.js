@@ -1,6 +1,6 @@
 // spade's web UI script: everything works without it; it only adds live updates of a running
 // attempt (server-sent HTML fragments), the browser's zone for the "browser" display setting,
-// and #L1234 links that survive a reload of the log viewer. No inline script anywhere: the CSP
+// #L1234 links that survive a reload of the log viewer, countdowns and grid keys. No inline script anywhere: the CSP
 // allows this file only.
 "use strict";
 (function () {
@@ -30,25 +30,46 @@
     return;
   }
 
-  // Live updates: the server sends the task table as HTML rendered by the page's own code.
+  // Live updates: the server sends HTML rendered by the page's own code: the whole status
+  // line and table (tasks, done), or the status line and the rows that changed (rows; clock
+  // refreshes durations). Each event id is a position; a reopened stream asks for what came
+  // after the last one (?after=, as a new EventSource sends no Last-Event-ID).
   var live = document.querySelector("[data-live]");
   var region = document.getElementById("live");
   if (live && window.EventSource) {
     var source = null;
+    var last = "";
+    var announce = function () {
+      var status = live.querySelector(".status .badge");
+      if (region && status) region.textContent = "Attempt " + status.textContent.trim();
+    };
+    var whole = function (e) { live.innerHTML = e.data; announce(); };
+    var patch = function (e) {
+      var t = document.createElement("template");
+      t.innerHTML = e.data;
+      var status = t.content.querySelector(".status");
+      var old = live.querySelector(".status");
+      if (status && old) old.replaceWith(status);
+      var rows = t.content.querySelectorAll("tr[data-task]");
+      for (var i = 0; i < rows.length; i++) {
+        var row = live.querySelector('tr[data-task="' + rows[i].dataset.task + '"]');
+        if (row) row.replaceWith(rows[i]);
+      }
+      announce();
+    };
     var open = function () {
       if (source) return;
-      source = new EventSource(live.dataset.live);
-      var apply = function (e) {
-        live.innerHTML = e.data;
-        var status = live.querySelector(".status .badge");
-        if (region && status) region.textContent = "Attempt " + status.textContent.trim();
+      source = new EventSource(live.dataset.live + (last ? "?after=" + encodeURIComponent(last) : ""));
+      var track = function (handler) {
+        return function (e) { if (e.lastEventId) last = e.lastEventId; handler(e); };
       };
-      source.addEventListener("tasks", apply);
-      source.addEventListener("done", function (e) { apply(e); close(); });
+      source.addEventListener("tasks", track(whole));
+      source.addEventListener("rows", track(patch));
+      source.addEventListener("clock", patch);
+      source.addEventListener("done", track(function (e) { whole(e); delete live.dataset.live; close(); }));
     };
     var close = function () { if (source) { source.close(); source = null; } };
-    // Closed while the tab is hidden; reopened (with the whole fragment, so nothing is
-    // missed) when it shows again.
+    // Closed while the tab is hidden; reopened after the last position when it shows again.
     document.addEventListener("visibilitychange", function () {
       if (document.hidden) { close(); } else if (live.dataset.live) { open(); }
     });

@@ -1,7 +1,7 @@
 //! `GET /ui/workflows/{name}`: one workflow: its `.dig` source with line numbers and
 //! revision, the next 10 slots computed by the scheduler's own code (`?after=` moves the
 //! window; offset changes are marked), a grid of task paths by its last 25 attempts, its
-//! actions (run now, pause/resume, backfill) and their audit trail.
+//! actions (run now, pause/resume, skip, backfill) and their audit trail.
 
 use super::{attempt_link, workflows};
 use crate::api::Api;
@@ -225,6 +225,12 @@ pub async fn page(
                             label { "Reason " input type="text" name="reason" required maxlength="200"; }
                             button type="submit" { "Pause schedule" }
                         }
+                    }
+                    form method="get" action="/ui/confirm/skip" class="inline" {
+                        input type="hidden" name="workflow" value=(w.name);
+                        label { "Skip " input type="number" name="count" min="1" max=(crate::api::act::MAX_SKIP) inputmode="numeric" placeholder="3"; " slots" }
+                        label { " or skip to " input type="text" name="next_time" placeholder="2026-03-09"; }
+                        button type="submit" { "Preview skip…" }
                     }
                     form method="get" action="/ui/confirm/backfill" class="inline" {
                         input type="hidden" name="workflow" value=(w.name);
