@@ -441,7 +441,7 @@ fn the_display_zone_cookie_changes_the_rendered_offsets() {
     let csrf = settings.csrf();
     let next_run = |tab: &Tab| -> String {
         let p = tab.ok("/ui/workflows");
-        Regex::new(r#"<td><time datetime="([^"]+)"[^>]*>[^<]*</time> <span class="rel">"#)
+        Regex::new(r#"<td><time datetime="([^"]+)"[^>]*>[^<]*</time> <span class="rel""#)
             .unwrap()
             .captures(&p.body)
             .unwrap_or_else(|| panic!("{}", p.body))[1]
