@@ -483,3 +483,138 @@ fn the_live_stream_resumes_after_last_event_id_with_exactly_the_rows_that_moved(
     assert!(resumed.next().is_none(), "the stream ends with the attempt");
     assert_eq!(d.wait_done(&id)["status"], "success");
 }
+
+/// The script's relative text and the focused grid cell, in a real browser.
+fn active_href(b: &crate::ui_browser::Browser) -> String {
+    b.run(async {
+        b.c()
+            .execute(
+                "return document.activeElement.getAttribute('href');",
+                vec![],
+            )
+            .await
+            .unwrap()
+    })
+    .as_str()
+    .unwrap_or("")
+    .to_owned()
+}
+
+fn press(b: &crate::ui_browser::Browser, key: &str) {
+    b.run(async {
+        b.c()
+            .active_element()
+            .await
+            .unwrap()
+            .send_keys(key)
+            .await
+            .unwrap();
+    });
+}
+
+#[test]
+fn browser_grid_keys_move_between_cells_and_the_countdown_rounds_as_the_server() {
+    let Some(b) = crate::ui_browser::Browser::start("UTC") else {
+        return;
+    };
+    let project = Project::new();
+    project.write("ny.dig", DAILY_NY);
+    let d = Daemon::start(&project, &[]);
+    let first = start(&d, "ny", "2026-01-05");
+    assert_eq!(d.wait_done(&first)["status"], "success");
+    let second = start(&d, "ny", "2026-01-06");
+    assert_eq!(d.wait_done(&second)["status"], "success");
+    let cells = Tab::new(&d.base).ok("/ui/workflows/ny").body;
+    // Row by row, oldest attempt left: the rows are +ny, +ny+a, +ny+b.
+    let links: Vec<String> = Regex::new(r#"<td><a href="(/ui/attempts/\d+/tasks/\d+)">"#)
+        .unwrap()
+        .captures_iter(&cells)
+        .map(|c| c[1].to_owned())
+        .collect();
+    assert_eq!(links.len(), 6, "{cells}");
+    b.goto(&format!("{}/ui/workflows/ny", d.base));
+    let stops = b.run(async {
+        b.c()
+            .execute(
+                "return Array.from(document.querySelectorAll('table.grid td a')).map(a => a.tabIndex);",
+                vec![],
+            )
+            .await
+            .unwrap()
+    });
+    assert_eq!(
+        stops,
+        json!([0, -1, -1, -1, -1, -1]),
+        "one tab stop for the grid"
+    );
+    b.run(async {
+        b.c()
+            .execute("document.querySelector('table.grid td a').focus();", vec![])
+            .await
+            .unwrap()
+    });
+    assert_eq!(active_href(&b), links[0]);
+    let (right, left, down, up, home, end, enter) = (
+        "\u{E014}", "\u{E012}", "\u{E015}", "\u{E013}", "\u{E011}", "\u{E010}", "\u{E007}",
+    );
+    press(&b, right);
+    assert_eq!(active_href(&b), links[1]);
+    press(&b, right);
+    assert_eq!(active_href(&b), links[1], "the row's end stops the move");
+    press(&b, down);
+    assert_eq!(active_href(&b), links[3]);
+    press(&b, left);
+    assert_eq!(active_href(&b), links[2]);
+    press(&b, down);
+    press(&b, down);
+    assert_eq!(active_href(&b), links[4]);
+    press(&b, up);
+    assert_eq!(active_href(&b), links[2]);
+    press(&b, end);
+    assert_eq!(active_href(&b), links[3]);
+    press(&b, home);
+    assert_eq!(active_href(&b), links[2]);
+    let stops_now = b.run(async {
+        b.c()
+            .execute(
+                "return Array.from(document.querySelectorAll('table.grid td a')).filter(a => a.tabIndex === 0).length;",
+                vec![],
+            )
+            .await
+            .unwrap()
+    });
+    assert_eq!(stops_now, json!(1), "the tab stop moved with the focus");
+    press(&b, enter);
+    let target = links[2].clone();
+    let deadline = std::time::Instant::now() + LONG;
+    while b.path() != target {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "Enter did not open {target}"
+        );
+        crate::daemon::pause();
+    }
+
+    // The script's countdown text is the server's, at every unit's bounds.
+    let now: jiff::Timestamp = "2026-01-01T00:00:00Z".parse().unwrap();
+    for secs in [
+        0i64, 44, 45, 61, 2520, 5399, 5400, 7200, 129_599, 129_600, 400_000, -44, -45, -10_800,
+        -200_000,
+    ] {
+        let at = now + jiff::SignedDuration::from_secs(secs);
+        let script = b.run(async {
+            b.c()
+                .execute(
+                    "return spadeRelative(arguments[0], arguments[1]);",
+                    vec![json!(at.as_millisecond()), json!(now.as_millisecond())],
+                )
+                .await
+                .unwrap()
+        });
+        assert_eq!(
+            script,
+            json!(spade::ui::time::relative(at, now)),
+            "{secs} s from now"
+        );
+    }
+}
