@@ -323,12 +323,38 @@ pub struct SkipRequest {
     dry_run: bool,
 }
 
-pub async fn skip(
-    State(api): State<Api>,
-    Path(id): Path<String>,
-    Body(req): Body<SkipRequest>,
-) -> ApiResult<Response> {
-    let (row, entry) = schedule_of(&api, &id).await?;
+/// The most slots one skip may step over by count (each is a step of the schedule's own
+/// slot code, so a huge count would hold a request for minutes).
+pub const MAX_SKIP: u32 = 100_000;
+
+/// The skipped slots a plan lists; past this many it says how many more there are not.
+pub const LISTED_SKIPS: usize = 1000;
+
+/// What a skip does, computed before it is done: the dry run's answer, the UI's
+/// confirmation, and what [`apply_skip`] writes.
+pub struct SkipPlan {
+    pub schedule: i64,
+    pub workflow: String,
+    pub tz: jiff::tz::TimeZone,
+    /// The schedule's next slot now (`None` when it has none: ended).
+    pub current: Option<Slot>,
+    /// The slots stepped over, in order, at most [`LISTED_SKIPS`].
+    pub skipped: Vec<Slot>,
+    /// More slots are stepped over than `skipped` lists.
+    pub more: bool,
+    /// The slot the schedule moves to (`None`: past its `end`).
+    pub next: Option<Slot>,
+}
+
+/// Plans a skip of schedule `id` by `count` slots or to the first session at or after
+/// `next_time` (exactly one of them): the API's `skip` and the UI's both use this.
+pub async fn plan_skip(
+    api: &Api,
+    id: &str,
+    count: Option<u32>,
+    next_time: Option<&str>,
+) -> ApiResult<SkipPlan> {
+    let (row, entry) = schedule_of(api, id).await?;
     let Some(scheduled) = entry.loaded.schedule.as_ref() else {
         return Err(ApiError::not_found("schedule", row.id));
     };
@@ -340,17 +366,48 @@ pub async fn skip(
         }),
         _ => None,
     };
-    let next = match (req.count, &req.next_time) {
+    let mut skipped = Vec::new();
+    let mut more = false;
+    let mut keep = |s: Slot, skipped: &mut Vec<Slot>| {
+        if skipped.len() < LISTED_SKIPS {
+            skipped.push(s);
+        } else {
+            more = true;
+        }
+    };
+    let next = match (count, next_time) {
         (Some(n), None) => {
+            if n > MAX_SKIP {
+                return Err(ApiError::bad_request(format!(
+                    "invalid count {n}: skip at most {MAX_SKIP} slots at once, or give `nextTime`"
+                )));
+            }
             let mut slot = current;
             for _ in 0..n {
-                slot = slot.and_then(|s| crate::engine::next_slot(schedule, s.session_time));
+                let Some(s) = slot else { break };
+                keep(s, &mut skipped);
+                slot = crate::engine::next_slot(schedule, s.session_time);
             }
             slot
         }
         (None, Some(t)) => {
             let at = parse_time("nextTime", t, &schedule.tz)?;
-            first_slot_at_or_after(schedule, at)
+            let next = first_slot_at_or_after(schedule, at);
+            let mut slot = current;
+            while let Some(s) = slot {
+                if next.is_some_and(|n| s.session_time >= n.session_time) {
+                    break;
+                }
+                keep(s, &mut skipped);
+                if skipped.len() >= LISTED_SKIPS {
+                    // Enough to show; whether there are more is one step further.
+                    more = crate::engine::next_slot(schedule, s.session_time)
+                        .is_some_and(|after| next.is_none_or(|n| after.session_time < n.session_time));
+                    break;
+                }
+                slot = crate::engine::next_slot(schedule, s.session_time);
+            }
+            next
         }
         _ => {
             return Err(ApiError::bad_request(
@@ -358,17 +415,22 @@ pub async fn skip(
             ))
         }
     };
-    if req.dry_run {
-        return Ok(Json(json!({
-            "id": row.id.to_string(),
-            "nextScheduleTime": next.map(|s| crate::schedule::format_rfc3339(s.session_time, &schedule.tz)),
-            "nextRunTime": next.map(|s| s.run_time.to_string()),
-        }))
-        .into_response());
-    }
+    Ok(SkipPlan {
+        schedule: row.id,
+        workflow: row.workflow,
+        tz: schedule.tz.clone(),
+        current,
+        skipped,
+        more,
+        next,
+    })
+}
+
+/// Moves the schedule to the plan's next slot.
+pub async fn apply_skip(api: &Api, plan: &SkipPlan) -> ApiResult<()> {
     let engine = api.handle.engine.clone();
     let now = api.handle.clock.now();
-    let rid = row.id;
+    let (rid, next) = (plan.schedule, plan.next);
     blocking(move || {
         engine
             .store()
@@ -379,7 +441,26 @@ pub async fn skip(
     })
     .await?;
     api.handle.kick.notify_one();
-    schedule_response(&api, row.id).await
+    Ok(())
+}
+
+pub async fn skip(
+    State(api): State<Api>,
+    Path(id): Path<String>,
+    Body(req): Body<SkipRequest>,
+) -> ApiResult<Response> {
+    let plan = plan_skip(&api, &id, req.count, req.next_time.as_deref()).await?;
+    if req.dry_run {
+        let tz = &plan.tz;
+        return Ok(Json(json!({
+            "id": plan.schedule.to_string(),
+            "nextScheduleTime": plan.next.map(|s| crate::schedule::format_rfc3339(s.session_time, tz)),
+            "nextRunTime": plan.next.map(|s| s.run_time.to_string()),
+        }))
+        .into_response());
+    }
+    apply_skip(&api, &plan).await?;
+    schedule_response(&api, plan.schedule).await
 }
 
 /// The first slot whose session time is at or after `at`, within the schedule's bounds.

@@ -151,6 +151,8 @@ pub async fn serve(listener: tokio::net::TcpListener, api: Api) {
             }
         }
     };
+    // The peer's address reaches the handlers (the UI's audit names who acted from where).
+    let app = app.into_make_service_with_connect_info::<std::net::SocketAddr>();
     if let Err(e) = axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await

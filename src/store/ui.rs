@@ -224,6 +224,50 @@ pub fn try_limits(tx: &Tx<'_>, attempt: AttemptId) -> Result<Vec<(TaskId, u32)>,
         .collect())
 }
 
+/// Where the live stream of an attempt stands: its task state transitions (the
+/// `state_transitions` ids of its tasks), for `Last-Event-ID`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Position {
+    /// The attempt's first and newest transition ids (0 and 0 before any).
+    pub first: i64,
+    pub last: i64,
+    /// Tasks with a transition after the `after` asked for, in id order.
+    pub changed: Vec<TaskId>,
+    /// One of those transitions made a task (`from_state` NULL): the table's rows changed.
+    pub new_tasks: bool,
+}
+
+/// The attempt's transition range, and the tasks that moved after transition `after`.
+pub fn position(tx: &Tx<'_>, attempt: AttemptId, after: i64) -> Result<Position, Error> {
+    let (first, last): (Option<i64>, Option<i64>) = tx
+        .prepare_cached(
+            "SELECT MIN(st.id), MAX(st.id) FROM tasks t \
+             JOIN state_transitions st ON st.task_id = t.id WHERE t.attempt_id = ?1",
+        )
+        .and_then(|mut s| s.query_row(params![attempt.0], |r| Ok((r.get(0)?, r.get(1)?))))
+        .map_err(sql("ui_position"))?;
+    let mut stmt = tx
+        .prepare_cached(
+            "SELECT t.id, MAX(st.from_state IS NULL) FROM tasks t \
+             JOIN state_transitions st ON st.task_id = t.id \
+             WHERE t.attempt_id = ?1 AND st.id > ?2 GROUP BY t.id ORDER BY t.id",
+        )
+        .map_err(sql("ui_position"))?;
+    let moved = stmt
+        .query_map(params![attempt.0, after], |r| {
+            Ok((TaskId(r.get(0)?), r.get::<_, i64>(1)? != 0))
+        })
+        .map_err(sql("ui_position"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("ui_position"))?;
+    Ok(Position {
+        first: first.unwrap_or(0),
+        last: last.unwrap_or(0),
+        new_tasks: moved.iter().any(|(_, new)| *new),
+        changed: moved.into_iter().map(|(id, _)| id).collect(),
+    })
+}
+
 /// One action taken through the UI.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct AuditEntry {

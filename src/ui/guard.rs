@@ -31,7 +31,8 @@ pub struct Ctx {
     pub settings: Settings,
     pub display: Display,
     pub csrf: String,
-    /// Who acts, for the audit trail: `loopback` or `token`, and the peer.
+    /// Who acts, for the audit trail: `loopback` (no token is configured) or `token`, and the
+    /// peer's address (`token from 127.0.0.1:50312`), see [`actor`].
     pub actor: String,
     /// A token is configured: the layout shows a logout button.
     pub token_required: bool,
@@ -114,6 +115,15 @@ pub fn same_origin(headers: &HeaderMap) -> bool {
     }
 }
 
+/// The audit's "by": how the request was let in and the peer's address as the socket saw
+/// it (behind a reverse proxy that is the proxy's: forwarding headers are not trusted).
+pub fn actor(how: &str, peer: Option<std::net::SocketAddr>) -> String {
+    match peer {
+        Some(p) => format!("{how} from {p}"),
+        None => format!("{how} from an unknown address"),
+    }
+}
+
 fn new_csrf() -> String {
     uuid::Uuid::new_v4().simple().to_string()
 }
@@ -171,7 +181,7 @@ pub async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Resp
         let peer = req
             .extensions()
             .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-            .map(|c| c.0.to_string());
+            .map(|c| c.0);
         let ctx = Ctx {
             display: Display {
                 tz,
@@ -181,10 +191,7 @@ pub async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Resp
             },
             settings,
             csrf: csrf.clone(),
-            actor: match peer {
-                Some(p) => format!("{} from {p}", who.unwrap_or("anonymous")),
-                None => who.unwrap_or("anonymous").to_owned(),
-            },
+            actor: actor(who.unwrap_or("anonymous"), peer),
             token_required: api.token().is_some(),
         };
         req.extensions_mut().insert(ctx);
@@ -333,6 +340,15 @@ mod tests {
         assert_eq!(safe_next(Some("//evil.example/ui")), "/ui");
         assert_eq!(safe_next(Some("https://evil.example")), "/ui");
         assert_eq!(safe_next(None), "/ui");
+    }
+
+    #[test]
+    fn the_actor_names_the_way_in_and_the_peer() {
+        let peer: std::net::SocketAddr = "127.0.0.1:50312".parse().unwrap();
+        assert_eq!(actor("token", Some(peer)), "token from 127.0.0.1:50312");
+        let v6: std::net::SocketAddr = "[::1]:8080".parse().unwrap();
+        assert_eq!(actor("loopback", Some(v6)), "loopback from [::1]:8080");
+        assert_eq!(actor("token", None), "token from an unknown address");
     }
 
     #[test]

@@ -6,7 +6,7 @@
 //! One job per module: `guard` (auth, CSRF, cross-origin refusal, security headers, the
 //! request context), `layout` (the page frame), `assets` (embedded, content-hashed CSS and
 //! JS), `time` (`<time>` with offsets, relative text), `state` (glyph and word per state),
-//! `settings` (the display cookie), and one module per page under `pages`.
+//! `settings` (the display cookie), `words` (a schedule in words), and one module per page under `pages`.
 
 pub mod assets;
 pub mod guard;
@@ -15,6 +15,7 @@ pub mod pages;
 pub mod settings;
 pub mod state;
 pub mod time;
+pub mod words;
 
 use crate::api::{Api, ApiError};
 use axum::http::StatusCode;

@@ -63,6 +63,22 @@ impl Display {
         }
     }
 
+    /// A moment to wait for (a next run), with a countdown: the relative text carries the
+    /// instant in milliseconds (`data-at`), so the script can keep it current; without the
+    /// script it stays as the server rendered it. The page puts [`Display::now_ms`] in a
+    /// `data-now` attribute of a container, which the script measures its clock against.
+    pub fn countdown(&self, t: Timestamp) -> Markup {
+        html! {
+            time datetime=(machine(t, &self.tz)) { (human(t, &self.tz, self.h24)) }
+            " " span.rel data-at=(t.as_millisecond()) { "(" (relative(t, self.now)) ")" }
+        }
+    }
+
+    /// The daemon's now in milliseconds, for a `data-now` attribute beside countdowns.
+    pub fn now_ms(&self) -> i64 {
+        self.now.as_millisecond()
+    }
+
     /// A stored instant (RFC 3339 text); unparsable text is shown as it is.
     pub fn stored(&self, text: &str) -> Markup {
         match text.parse::<Timestamp>() {
@@ -140,6 +156,41 @@ mod tests {
         assert_eq!(relative(t("2025-12-31T21:00:00Z"), now), "3 h ago");
         assert_eq!(relative(t("2026-01-01T00:00:10Z"), now), "now");
         assert_eq!(relative(t("2026-01-04T00:00:00Z"), now), "in 3 d");
+    }
+
+    #[test]
+    fn a_countdown_is_the_relative_text_with_its_instant_for_the_script() {
+        let d = Display {
+            tz: TimeZone::get("Asia/Tokyo").unwrap(),
+            zone_name: "Asia/Tokyo".to_owned(),
+            h24: true,
+            now: t("2026-01-01T00:00:00Z"),
+        };
+        let at = t("2026-01-01T00:42:00Z");
+        assert_eq!(
+            d.countdown(at).into_string(),
+            format!(
+                "<time datetime=\"2026-01-01T09:42:00+09:00\">2026-01-01 09:42:00 +09:00</time> \
+                 <span class=\"rel\" data-at=\"{}\">(in 42 min)</span>",
+                at.as_millisecond()
+            )
+        );
+        assert_eq!(d.now_ms(), 1_767_225_600_000);
+    }
+
+    #[test]
+    fn relative_text_changes_unit_at_its_bounds() {
+        let now = t("2026-01-01T00:00:00Z");
+        let after = |s: i64| relative(now + jiff::SignedDuration::from_secs(s), now);
+        assert_eq!(after(44), "now");
+        assert_eq!(after(-44), "now");
+        assert_eq!(after(45), "in 1 min");
+        assert_eq!(after(61), "in 2 min");
+        assert_eq!(after(5399), "in 90 min");
+        assert_eq!(after(5400), "in 2 h");
+        assert_eq!(after(-5400), "2 h ago");
+        assert_eq!(after(36 * 3600 - 1), "in 36 h");
+        assert_eq!(after(36 * 3600), "in 2 d");
     }
 
     #[test]

@@ -28,5 +28,6 @@ mod serve;
 mod tidy;
 mod ui;
 mod ui_browser;
+mod ui_features;
 mod util;
 mod yaml;

@@ -24,7 +24,7 @@ pub(crate) struct Page {
 }
 
 impl Page {
-    fn header(&self, name: &str) -> &str {
+    pub(crate) fn header(&self, name: &str) -> &str {
         self.headers
             .get(name)
             .and_then(|v| v.to_str().ok())
@@ -40,7 +40,7 @@ impl Page {
     }
 
     /// The first CSRF token of the page's forms.
-    fn csrf(&self) -> String {
+    pub(crate) fn csrf(&self) -> String {
         Regex::new(r#"name="csrf" value="([0-9a-f]+)""#)
             .unwrap()
             .captures(&self.body)
@@ -123,7 +123,7 @@ impl Tab {
     }
 
     /// GET that must answer 200 with the CSP; returns the page.
-    fn ok(&self, path: &str) -> Page {
+    pub(crate) fn ok(&self, path: &str) -> Page {
         let p = self.get(path);
         assert_eq!(p.status, 200, "GET {path}:\n{}", p.body);
         assert_eq!(p.header("content-security-policy"), CSP, "GET {path}");
@@ -441,7 +441,7 @@ fn the_display_zone_cookie_changes_the_rendered_offsets() {
     let csrf = settings.csrf();
     let next_run = |tab: &Tab| -> String {
         let p = tab.ok("/ui/workflows");
-        Regex::new(r#"<td><time datetime="([^"]+)"[^>]*>[^<]*</time> <span class="rel">"#)
+        Regex::new(r#"<td><time datetime="([^"]+)"[^>]*>[^<]*</time> <span class="rel""#)
             .unwrap()
             .captures(&p.body)
             .unwrap_or_else(|| panic!("{}", p.body))[1]

@@ -22,7 +22,7 @@ const DRIVER: &str = "/usr/bin/chromedriver";
 const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A headless chromium behind its chromedriver; both killed on drop.
-struct Browser {
+pub(crate) struct Browser {
     rt: tokio::runtime::Runtime,
     client: Option<Client>,
     driver: Child,
@@ -50,7 +50,7 @@ fn free_port() -> u16 {
 
 impl Browser {
     /// Starts chromedriver and a chromium session; the browser's zone is `tz`.
-    fn start(tz: &str) -> Option<Browser> {
+    pub(crate) fn start(tz: &str) -> Option<Browser> {
         for bin in [CHROMIUM, DRIVER] {
             if !Path::new(bin).exists() {
                 return unavailable(&format!("{bin} is not installed"));
@@ -118,15 +118,15 @@ impl Browser {
         }
     }
 
-    fn c(&self) -> &Client {
+    pub(crate) fn c(&self) -> &Client {
         self.client.as_ref().unwrap()
     }
 
-    fn run<T>(&self, f: impl Future<Output = T>) -> T {
+    pub(crate) fn run<T>(&self, f: impl Future<Output = T>) -> T {
         self.rt.block_on(f)
     }
 
-    fn goto(&self, url: &str) {
+    pub(crate) fn goto(&self, url: &str) {
         self.run(self.c().goto(url)).unwrap();
     }
 
@@ -156,7 +156,7 @@ impl Browser {
         });
     }
 
-    fn path(&self) -> String {
+    pub(crate) fn path(&self) -> String {
         self.run(self.c().current_url()).unwrap().path().to_owned()
     }
 

@@ -1,7 +1,8 @@
 //! Actions: `GET /ui/confirm/{action}` names the target and asks (for a backfill it lists
-//! the exact session times and marks those that exist), `POST /ui/actions/{action}` does it
-//! through the API's own handlers, writes the audit row, and returns to the target's page,
-//! where the outcome shows in its audit trail. Every POST carries the CSRF token.
+//! the exact session times and marks those that exist, for a skip the exact slots it steps
+//! over), `POST /ui/actions/{action}` does it through the API's own handlers, writes the
+//! audit row, and returns to the target's page, where the outcome shows in its audit trail.
+//! Every POST carries the CSRF token.
 
 use super::attempt::parse_attempt;
 use crate::api::act::{self, Body};
@@ -31,6 +32,12 @@ pub struct Target {
     attempt_name: Option<String>,
     /// The task a `retry_from` runs again (a full name).
     task: Option<String>,
+    /// A skip: how many slots, or the session time to skip to (one of them).
+    count: Option<String>,
+    next_time: Option<String>,
+    /// The skip's confirmation saw this next session (RFC 3339, or `none`): a schedule that
+    /// moved since is not skipped by a plan the user did not see.
+    expect_next: Option<String>,
     #[serde(default)]
     csrf: String,
 }
@@ -81,6 +88,63 @@ fn describe_attempt(a: &crate::store::api::AttemptRow) -> String {
             .as_str()
             .unwrap_or("")
     )
+}
+
+/// The skip of a workflow's schedule, planned by the API's own code (`act::plan_skip`).
+async fn skip_plan(api: &Api, t: &Target) -> UiResult<(String, act::SkipPlan)> {
+    let workflow = required(&t.workflow, "workflow")?.to_owned();
+    let schedule = schedule_id(api, &workflow).await?;
+    let count = t.count.as_deref().map(str::trim).filter(|c| !c.is_empty());
+    let next_time = t
+        .next_time
+        .as_deref()
+        .map(str::trim)
+        .filter(|c| !c.is_empty());
+    let count = match count {
+        Some(c) => Some(c.parse::<u32>().ok().filter(|n| *n > 0).ok_or_else(|| {
+            UiError::bad_request(format!(
+                "invalid count `{c}`: expected a whole number of slots from 1 to {}",
+                act::MAX_SKIP
+            ))
+        })?),
+        None => None,
+    };
+    if count.is_some() == next_time.is_some() {
+        return Err(UiError::bad_request(
+            "give either a number of slots to skip or a session time to skip to, not both",
+        ));
+    }
+    let plan = act::plan_skip(api, &schedule.to_string(), count, next_time).await?;
+    Ok((workflow, plan))
+}
+
+/// A slot's session time as the plan's `expect_next` names it.
+fn slot_key(plan: &act::SkipPlan, slot: Option<crate::schedule::Slot>) -> String {
+    slot.map_or_else(
+        || "none".to_owned(),
+        |s| crate::schedule::format_rfc3339(s.session_time, &plan.tz),
+    )
+}
+
+/// What a skip did, for the audit: how many slots, the first and last, and where it stopped.
+fn skip_outcome(plan: &act::SkipPlan) -> String {
+    let at = |s: &crate::schedule::Slot| crate::schedule::format_rfc3339(s.session_time, &plan.tz);
+    let what = match (plan.skipped.first(), plan.skipped.last()) {
+        (Some(first), _) if plan.skipped.len() == 1 => format!("skipped 1 slot ({})", at(first)),
+        (Some(first), Some(last)) => format!(
+            "skipped {}{} slots ({} to {}{})",
+            if plan.more { "more than " } else { "" },
+            plan.skipped.len(),
+            at(first),
+            at(last),
+            if plan.more { " and on" } else { "" }
+        ),
+        _ => "skipped nothing".to_owned(),
+    };
+    match plan.next {
+        Some(n) => format!("{what}; next session {}", at(&n)),
+        None => format!("{what}; no next session (past the schedule's end)"),
+    }
 }
 
 /// The backfill's session times: the API's own dry run.
@@ -217,7 +281,48 @@ pub async fn confirm(
                 }
             }
         }
-        other => return Err(UiError::not_found(format!("no action `{other}`: the actions are kill, retry_failed, retry_all, retry_from, run_now, pause, resume and backfill"))),
+        "skip" => {
+            let (workflow, plan) = skip_plan(&api, &t).await?;
+            let tz = plan.tz.clone();
+            let d = &ctx.display;
+            html! {
+                h1 { "Skip slots of " (workflow) "?" }
+                @if plan.skipped.is_empty() {
+                    p.target { "Nothing to skip: " strong { (workflow) } "'s next session is "
+                        @if let Some(n) = plan.current { (d.session(n.session_time, &tz)) } @else { "none (its schedule has ended)" } "." }
+                    p { a href=(workflow_href(&workflow)) { "Back to " (workflow) } }
+                } @else {
+                    p.target { "Skip " (plan.skipped.len()) @if plan.more { " and more" } " slots of workflow " strong { (workflow) } " (times in " (plan.tz.iana_name().unwrap_or("UTC")) "); they will not run:" }
+                    div.scroll {
+                        table.skipped {
+                            thead { tr { th scope="col" { "Session time" } th scope="col" { "Run time" } } }
+                            tbody {
+                                @for s in &plan.skipped {
+                                    tr { td.session { (d.session(s.session_time, &tz)) } td.run { (d.session(s.run_time, &tz)) } }
+                                }
+                            }
+                        }
+                    }
+                    @if plan.more { p { "…and more slots after these: the list stops at " (act::LISTED_SKIPS) "." } }
+                    p { @if let Some(n) = plan.next {
+                        "The next session will then be " (d.session(n.session_time, &tz)) ", run at " (d.session(n.run_time, &tz)) " (" (d.instant(n.run_time)) ")."
+                    } @else {
+                        "The schedule then has no next session: its end has passed."
+                    } }
+                    form method="post" action="/ui/actions/skip" class="confirm" {
+                        (ctx.csrf_field())
+                        (hidden("workflow", &workflow))
+                        (hidden("schedule", &plan.schedule.to_string()))
+                        (hidden("count", t.count.as_deref().unwrap_or("")))
+                        (hidden("next_time", t.next_time.as_deref().unwrap_or("")))
+                        (hidden("expect_next", &slot_key(&plan, plan.current)))
+                        button.danger type="submit" { "Skip " (plan.skipped.len()) @if plan.more { "+" } " slots" }
+                        " " a href=(workflow_href(&workflow)) { "Cancel" }
+                    }
+                }
+            }
+        }
+        other => return Err(UiError::not_found(format!("no action `{other}`: the actions are kill, retry_failed, retry_all, retry_from, run_now, pause, resume, backfill and skip"))),
     };
     Ok(layout::page(&ctx, "Confirm", layout::Nav::None, body))
 }
@@ -371,6 +476,34 @@ async fn perform(api: &Api, action: &str, t: &Target) -> UiResult<Done> {
                         .filter(|s| !s.is_empty())
                         .unwrap_or("its next slot")
                 ),
+                workflow: Some(workflow),
+                attempt: None,
+                outcome,
+            })
+        }
+        "skip" => {
+            let (workflow, plan) = skip_plan(api, t).await?;
+            if t.schedule.is_some_and(|s| s != plan.schedule) {
+                return Err(UiError::bad_request(format!(
+                    "schedule {} is not the schedule of {workflow}",
+                    t.schedule.unwrap_or(0)
+                )));
+            }
+            let seen = required(&t.expect_next, "expect_next")?;
+            let now = slot_key(&plan, plan.current);
+            let outcome = if seen != now {
+                Err(ApiError::new(
+                    axum::http::StatusCode::CONFLICT,
+                    format!("the schedule moved since the preview (its next session was {seen}, now {now}): preview the skip again"),
+                ))
+            } else {
+                act::apply_skip(api, &plan)
+                    .await
+                    .map(|()| skip_outcome(&plan))
+            };
+            Ok(Done {
+                back: workflow_href(&workflow),
+                detail: format!("the schedule of {workflow}"),
                 workflow: Some(workflow),
                 attempt: None,
                 outcome,

@@ -79,15 +79,10 @@ fn short_name(full: &str) -> &str {
     full.rfind('+').map_or(full, |i| &full[i..])
 }
 
-/// The attempt's status line and task table: what the page shows and what each live event
-/// replaces.
-pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
+/// The attempt's status line: what every live event starts with.
+pub fn status_line(ctx: &Ctx, v: &View) -> Markup {
     let d = &ctx.display;
     let a = &v.attempt;
-    let depth = depths(&v.tasks);
-    let id = a.id;
-    // A finished attempt offers "retry from here" on each task (Digdag's resume from).
-    let running = a.state == "running";
     html! {
         p.status {
             (state::badge(state::attempt(&a.state, a.cancel_requested)))
@@ -95,29 +90,59 @@ pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
             @if let Some(f) = &a.finished_at { ", finished " (d.stored(f)) }
             ", " (time::between(&a.created_at, a.finished_at.as_deref(), d.now).map(time::duration).unwrap_or_default())
         }
+    }
+}
+
+/// One task's row of the table (`data-task` names it, for the live events that replace it).
+fn task_row(ctx: &Ctx, v: &View, t: &TaskRow, level: usize) -> Markup {
+    let d = &ctx.display;
+    let id = v.attempt.id;
+    // A finished attempt offers "retry from here" on each task (Digdag's resume from).
+    let running = v.attempt.state == "running";
+    html! {
+        tr data-task=(t.id) {
+            td class={"depth depth-" (level.min(8))} title=(t.full_name) { a href={"/ui/attempts/" (id) "/tasks/" (t.id)} { code { (short_name(&t.full_name)) } } }
+            td { (state::badge(state::task(&t.state))) }
+            td {
+                @if t.fence > 0 && !t.is_group {
+                    "try " (t.retry_count + 1) "/" (v.limits.get(&t.id).copied().unwrap_or(1))
+                }
+            }
+            td { (d.stored_opt(t.started_at.as_deref())) }
+            td { @if let Some(s) = &t.started_at { (time::between(s, t.finished_at.as_deref(), d.now).map(time::duration).unwrap_or_default()) } }
+            td.error { @if let Some(e) = &t.error { (first_line(&crate::store::ui::error_message(e))) } }
+            td { @if t.fence > 0 && !t.is_group { a href={"/ui/attempts/" (id) "/tasks/" (t.id) "/log"} { "log" } } }
+            @if !running {
+                // A link to the confirmation page: nothing acts on a GET.
+                td { a href={"/ui/confirm/retry_from?attempt=" (id) "&task=" (url::form_urlencoded::byte_serialize(t.full_name.as_bytes()).collect::<String>())} aria-label={"retry from " (t.full_name)} { "from here…" } }
+            }
+        }
+    }
+}
+
+/// The rows of the tasks `ids` (those still in the attempt's tree), in table order.
+fn task_rows(ctx: &Ctx, v: &View, ids: &[TaskId]) -> Markup {
+    let depth = depths(&v.tasks);
+    html! {
+        @for t in v.tasks.iter().filter(|t| ids.contains(&t.id)) {
+            (task_row(ctx, v, t, depth.get(&t.id).copied().unwrap_or(0)))
+        }
+    }
+}
+
+/// The attempt's status line and task table: what the page shows, and what a live `tasks`
+/// or `done` event replaces.
+pub fn tasks_fragment(ctx: &Ctx, v: &View) -> Markup {
+    let depth = depths(&v.tasks);
+    let running = v.attempt.state == "running";
+    html! {
+        (status_line(ctx, v))
         div.scroll {
             table.tasks {
                 thead { tr { th { "Task" } th { "State" } th { "Try" } th { "Started" } th { "Duration" } th { "First error" } th { "Log" } @if !running { th { "Retry" } } } }
                 tbody {
                     @for t in &v.tasks {
-                        @let level = depth.get(&t.id).copied().unwrap_or(0);
-                        tr data-task=(t.id) {
-                            td class={"depth depth-" (level.min(8))} title=(t.full_name) { a href={"/ui/attempts/" (id) "/tasks/" (t.id)} { code { (short_name(&t.full_name)) } } }
-                            td { (state::badge(state::task(&t.state))) }
-                            td {
-                                @if t.fence > 0 && !t.is_group {
-                                    "try " (t.retry_count + 1) "/" (v.limits.get(&t.id).copied().unwrap_or(1))
-                                }
-                            }
-                            td { (d.stored_opt(t.started_at.as_deref())) }
-                            td { @if let Some(s) = &t.started_at { (time::between(s, t.finished_at.as_deref(), d.now).map(time::duration).unwrap_or_default()) } }
-                            td.error { @if let Some(e) = &t.error { (first_line(&crate::store::ui::error_message(e))) } }
-                            td { @if t.fence > 0 && !t.is_group { a href={"/ui/attempts/" (id) "/tasks/" (t.id) "/log"} { "log" } } }
-                            @if !running {
-                                // A link to the confirmation page: nothing acts on a GET.
-                                td { a href={"/ui/confirm/retry_from?attempt=" (id) "&task=" (url::form_urlencoded::byte_serialize(t.full_name.as_bytes()).collect::<String>())} aria-label={"retry from " (t.full_name)} { "from here…" } }
-                            }
-                        }
+                        (task_row(ctx, v, t, depth.get(&t.id).copied().unwrap_or(0)))
                     }
                 }
             }
@@ -263,46 +288,168 @@ pub async fn page(
     ))
 }
 
-/// `GET /ui/attempts/{id}/live`: a `tasks` event with the status line and task table at
-/// each change of the attempt, the first at once; each event is the whole fragment, so a
-/// reconnect (with or without `Last-Event-ID`) misses nothing. Ends when the attempt does.
+/// A live stream's view and where it stands, read in one transaction, so the event's id
+/// is exactly the position its HTML shows.
+async fn load_at(
+    api: &Api,
+    id: AttemptId,
+    after: i64,
+) -> UiResult<(View, crate::store::ui::Position)> {
+    let read = crate::ui::read(api, "ui_attempt_live", move |tx| {
+        let Some(attempt) = crate::store::api::attempt(tx, id)? else {
+            return Ok(None);
+        };
+        let view = View {
+            attempt,
+            tasks: crate::store::api::tasks(tx, id)?,
+            runs: crate::store::ui::runs(tx, id)?,
+            limits: crate::store::ui::try_limits(tx, id)?.into_iter().collect(),
+        };
+        Ok(Some((view, crate::store::ui::position(tx, id, after)?)))
+    })
+    .await?;
+    read.ok_or_else(|| UiError::not_found(format!("attempt {id} does not exist")))
+}
+
+/// How often a running attempt's stream refreshes its clock texts (durations) and looks for
+/// changes that no notice announced (another process driving the attempt).
+const LIVE_CLOCK: std::time::Duration = std::time::Duration::from_secs(5);
+
+#[derive(Deserialize)]
+pub struct LiveQuery {
+    /// The position to resume after, for a script that opens a new stream (a reopened
+    /// `EventSource` sends no `Last-Event-ID`); the header wins when both are given.
+    after: Option<String>,
+}
+
+/// One live stream's state between events.
+struct Live {
+    api: Api,
+    ctx: Ctx,
+    id: AttemptId,
+    changes: tokio::sync::broadcast::Receiver<AttemptId>,
+    /// The position the client has (the last event id sent or resumed from); `None`: it has
+    /// nothing yet and gets the whole fragment.
+    at: Option<i64>,
+    done: bool,
+}
+
+impl Live {
+    /// The next event: the first at once, then at a change of the attempt (a `rows` event)
+    /// or the clock (`clock`), the `done` event last.
+    async fn next(&mut self) -> Option<Event> {
+        if self.done {
+            return None;
+        }
+        let mut woke_by_clock = false;
+        if self.at.is_some() {
+            loop {
+                let (v, pos) = load_at(&self.api, self.id, self.at.unwrap_or(0))
+                    .await
+                    .ok()?;
+                let finished = v.attempt.state != "running";
+                if finished || !pos.changed.is_empty() || woke_by_clock || !self.knows(&pos) {
+                    return Some(self.event(&v, &pos, woke_by_clock));
+                }
+                // Nothing moved: wait for this attempt's change notice (any, after a lag)
+                // or the clock.
+                woke_by_clock = loop {
+                    tokio::select! {
+                        got = self.changes.recv() => match got {
+                            Ok(a) if a != self.id => continue,
+                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
+                            _ => break false,
+                        },
+                        () = tokio::time::sleep(LIVE_CLOCK) => break true,
+                    }
+                };
+            }
+        }
+        let (v, pos) = load_at(&self.api, self.id, 0).await.ok()?;
+        Some(self.event(&v, &pos, false))
+    }
+
+    /// Whether the client's position is one of this attempt's transitions (not one of
+    /// another attempt's, or of a store that was collected since).
+    fn knows(&self, pos: &crate::store::ui::Position) -> bool {
+        self.at.is_some_and(|at| at >= pos.first && at <= pos.last)
+    }
+
+    /// The event for view `v` at `pos`, given what the client has.
+    fn event(&mut self, v: &View, pos: &crate::store::ui::Position, clock: bool) -> Event {
+        self.ctx.display.now = self.api.handle.clock.now();
+        let finished = v.attempt.state != "running";
+        let known = self.knows(pos) && !pos.new_tasks;
+        let event = if finished {
+            // The final table (its columns change: "retry from here" appears).
+            self.done = true;
+            Event::default()
+                .event("done")
+                .id(pos.last.to_string())
+                .data(tasks_fragment(&self.ctx, v).into_string())
+        } else if !known {
+            Event::default()
+                .event("tasks")
+                .id(pos.last.to_string())
+                .data(tasks_fragment(&self.ctx, v).into_string())
+        } else if pos.changed.is_empty() && clock {
+            // Time moved, nothing else: the status line and the running tasks' rows with
+            // their durations; no id, since the position did not move.
+            let running: Vec<TaskId> = v
+                .tasks
+                .iter()
+                .filter(|t| t.state == "running")
+                .map(|t| t.id)
+                .collect();
+            let html = html! { (status_line(&self.ctx, v)) (task_rows(&self.ctx, v, &running)) };
+            return Event::default().event("clock").data(html.into_string());
+        } else {
+            let html =
+                html! { (status_line(&self.ctx, v)) (task_rows(&self.ctx, v, &pos.changed)) };
+            Event::default()
+                .event("rows")
+                .id(pos.last.to_string())
+                .data(html.into_string())
+        };
+        self.at = Some(pos.last);
+        event
+    }
+}
+
+/// `GET /ui/attempts/{id}/live`: server-sent events of the attempt page's status line and
+/// task table, rendered by the page's own code. Each event's id is the attempt's newest task
+/// transition it shows; a stream opened with `Last-Event-ID` (or `?after=`) at a position of
+/// this attempt starts with a `rows` event of exactly the tasks that moved after it, and then
+/// goes on with one `rows` event per change; an unknown position, or tasks made after it,
+/// get one whole `tasks` fragment instead. `clock` events (no id) refresh the running rows'
+/// durations; `done` carries the final table and ends the stream.
 pub async fn live(
     State(api): State<Api>,
     Extension(ctx): Extension<Ctx>,
     Path(id): Path<String>,
+    Query(q): Query<LiveQuery>,
+    headers: axum::http::HeaderMap,
 ) -> UiResult<Sse<impl Stream<Item = Result<Event, Infallible>>>> {
     let id = parse_attempt(&id)?;
     load(&api, id).await?;
     let changes = api.handle.changes.subscribe();
-    let stream = futures_util::stream::unfold(
-        (api, ctx, changes, 0u64, false),
-        move |(api, mut ctx, mut changes, n, done)| async move {
-            if done {
-                return None;
-            }
-            if n > 0 {
-                // Wake on this attempt's change notices (any, after a lag); a timer as well,
-                // so relative times and running durations stay fresh.
-                loop {
-                    tokio::select! {
-                        got = changes.recv() => match got {
-                            Ok(a) if a != id => continue,
-                            Err(tokio::sync::broadcast::error::RecvError::Closed) => return None,
-                            _ => break,
-                        },
-                        () = tokio::time::sleep(std::time::Duration::from_secs(5)) => break,
-                    }
-                }
-            }
-            let v = load(&api, id).await.ok()?;
-            ctx.display.now = api.handle.clock.now();
-            let finished = v.attempt.state != "running";
-            let event = Event::default()
-                .event(if finished { "done" } else { "tasks" })
-                .id((n + 1).to_string())
-                .data(tasks_fragment(&ctx, &v).into_string());
-            Some((Ok(event), (api, ctx, changes, n + 1, finished)))
-        },
-    );
+    let resume = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_owned)
+        .or(q.after);
+    let live = Live {
+        api,
+        ctx,
+        id,
+        changes,
+        // An id that is not a number is unknown: the client gets the whole fragment.
+        at: resume.and_then(|r| r.trim().parse::<i64>().ok()),
+        done: false,
+    };
+    let stream = futures_util::stream::unfold(live, |mut live| async move {
+        let event = live.next().await?;
+        Some((Ok(event), live))
+    });
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -1,7 +1,7 @@
 //! `GET /ui/workflows/{name}`: one workflow: its `.dig` source with line numbers and
 //! revision, the next 10 slots computed by the scheduler's own code (`?after=` moves the
 //! window; offset changes are marked), a grid of task paths by its last 25 attempts, its
-//! actions (run now, pause/resume, backfill) and their audit trail.
+//! actions (run now, pause/resume, skip, backfill) and their audit trail.
 
 use super::{attempt_link, workflows};
 use crate::api::Api;
@@ -72,7 +72,8 @@ fn slots_table(ctx: &Ctx, slots: &[crate::schedule::Slot], tz: &jiff::tz::TimeZo
 }
 
 /// The grid: one row per task path, one column per attempt (oldest left), a glyph and word
-/// per cell.
+/// per cell, each cell a link to the task in that attempt; the script adds grid keys (arrow
+/// keys between cells, one tab stop).
 fn grid(
     ctx: &Ctx,
     attempts: &[(crate::store::ui::Attempt, Vec<crate::store::api::TaskRow>)],
@@ -104,7 +105,11 @@ fn grid(
                             @for (a, tasks) in attempts.iter().rev() {
                                 td {
                                     @if let Some(t) = tasks.iter().find(|t| t.full_name == *p) {
-                                        (state::cell(state::task(&t.state), &format!("{p} in attempt {}", a.id)))
+                                        // A plain link without the script; with it, one tab
+                                        // stop for the grid and arrow keys between cells.
+                                        a href={"/ui/attempts/" (a.id) "/tasks/" (t.id)} {
+                                            (state::cell(state::task(&t.state), &format!("{p} in attempt {}", a.id)))
+                                        }
                                     }
                                 }
                             }
@@ -186,7 +191,7 @@ pub async fn page(
             dt { "Revision" } dd { code { (hash.get(..12).unwrap_or(&hash)) } }
             dt { "Zone" } dd { (w.timezone) }
             dt { "Schedule" } dd {
-                @if let Some(def) = &w.schedule { code { (workflows::schedule_text(def)) } } @else { "not scheduled" }
+                @if let Some(def) = &w.schedule { (workflows::schedule_cell(def, entry.loaded.schedule.as_ref().map(|s| &s.schedule), &w.timezone, d.h24)) } @else { "not scheduled" }
                 @if let Some(r) = paused {
                     " " (state::badge(("⏸", "paused", "warn")))
                     @if let Some(reason) = &r.disabled_reason { " " span.reason { (reason) } }
@@ -194,7 +199,7 @@ pub async fn page(
             }
             @if let Some(r) = &row {
                 dt { "Next session" } dd { @if let (Some(t), Some(s)) = (r.next_session, entry.loaded.schedule.as_ref()) { (d.session(t, &s.schedule.tz)) } @else { "–" } }
-                dt { "Next run" } dd { @if let Some(t) = r.next_run { (d.instant(t)) } @else { "–" } }
+                dt { "Next run" } dd data-now=(d.now_ms()) { @if let Some(t) = r.next_run { (d.countdown(t)) } @else { "–" } }
             }
         }
         section aria-labelledby="actions" {
@@ -220,6 +225,12 @@ pub async fn page(
                             label { "Reason " input type="text" name="reason" required maxlength="200"; }
                             button type="submit" { "Pause schedule" }
                         }
+                    }
+                    form method="get" action="/ui/confirm/skip" class="inline" {
+                        input type="hidden" name="workflow" value=(w.name);
+                        label { "Skip " input type="number" name="count" min="1" max=(crate::api::act::MAX_SKIP) inputmode="numeric" placeholder="3"; " slots" }
+                        label { " or skip to " input type="text" name="next_time" placeholder="2026-03-09"; }
+                        button type="submit" { "Preview skip…" }
                     }
                     form method="get" action="/ui/confirm/backfill" class="inline" {
                         input type="hidden" name="workflow" value=(w.name);

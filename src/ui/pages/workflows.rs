@@ -1,5 +1,6 @@
 //! `GET /ui/workflows`: every workflow with its schedule as written, its zone, the next
-//! session and run time, paused with the reason, and a strip of its last 10 results.
+//! session and run time (with a countdown the script keeps current), paused with the reason,
+//! and a strip of its last 10 results.
 
 use super::workflow_link;
 use crate::api::Api;
@@ -16,6 +17,21 @@ const STRIP: usize = 10;
 /// A `schedule:` as written: `daily>: 09:00:00`.
 pub fn schedule_text(def: &crate::dig::ScheduleDef) -> String {
     format!("{} {}", def.kind, def.value)
+}
+
+/// The schedule as written and, below it, in words with its zone (`ui::words`).
+pub fn schedule_cell(
+    def: &crate::dig::ScheduleDef,
+    loaded: Option<&crate::schedule::Schedule>,
+    zone: &str,
+    h24: bool,
+) -> Markup {
+    html! {
+        code { (schedule_text(def)) }
+        @if let Some(s) = loaded {
+            br; span.words { (crate::ui::words::describe(&s.rule, zone, h24)) }
+        }
+    }
 }
 
 /// The last results of a workflow, oldest first, each a glyph with its word for screen
@@ -55,7 +71,7 @@ pub async fn page(State(api): State<Api>, Extension(ctx): Extension<Ctx>) -> UiR
         h1 { "Workflows" }
         @if entries.is_empty() { p.empty { "The project has no workflows." } }
         div.scroll {
-            table.workflows {
+            table.workflows data-now=(d.now_ms()) {
                 thead { tr { th { "Workflow" } th { "Schedule" } th { "Zone" } th { "Next session" } th { "Next run" } th { "Last " (STRIP) " results" } } }
                 tbody {
                     @for (e, recent) in entries.iter().zip(&recent) {
@@ -67,7 +83,7 @@ pub async fn page(State(api): State<Api>, Extension(ctx): Extension<Ctx>) -> UiR
                         tr {
                             td { (workflow_link(&w.name)) }
                             td {
-                                @if let Some(def) = &w.schedule { code { (schedule_text(def)) } } @else { span.none { "not scheduled" } }
+                                @if let Some(def) = &w.schedule { (schedule_cell(def, e.loaded.schedule.as_ref().map(|s| &s.schedule), &w.timezone, d.h24)) } @else { span.none { "not scheduled" } }
                                 @if let Some(r) = row.filter(|r| r.disabled_at.is_some()) {
                                     " " (state::badge(("⏸", "paused", "warn")))
                                     @if let Some(reason) = &r.disabled_reason { " " span.reason { (reason) } }
@@ -75,7 +91,7 @@ pub async fn page(State(api): State<Api>, Extension(ctx): Extension<Ctx>) -> UiR
                             }
                             td { (w.timezone) }
                             td { @if let Some(t) = row.and_then(|r| r.next_session) { (d.session(t, &tz)) } @else { span.none { "–" } } }
-                            td { @if let Some(t) = row.and_then(|r| r.next_run) { (d.instant(t)) } @else { span.none { "–" } } }
+                            td { @if let Some(t) = row.and_then(|r| r.next_run) { (d.countdown(t)) } @else { span.none { "–" } } }
                             td { (strip(recent)) }
                         }
                     }
