@@ -219,7 +219,7 @@ pub(crate) struct Config {
 /// ready side-effect-free run to the executor as an ordinary `Start`: a chain of `nop>` tasks
 /// then costs one commit per this many tasks, and a kill, a stop or a lost claim is still
 /// seen between two such transactions (each is a few milliseconds).
-pub(crate) const INLINE_BATCH: u32 = 256;
+pub(crate) const INLINE_BATCH: u32 = 1000;
 
 /// The engine over one store. Cheap to share behind an `Arc`; all writes go through it.
 pub struct Engine {
