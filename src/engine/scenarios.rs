@@ -1726,9 +1726,12 @@ fn a_schema_3_database_migrates_and_its_attempt_finishes() {
     )));
 }
 
+/// One run as `runs_and_history` reads it: fence, outcome, finished.
+type RunRecord = (i64, Option<String>, bool);
+
 /// Every run row and state change of the tasks, by full name: `(fence, outcome, finished)`
 /// per run and the states each task went through.
-fn runs_and_history(h: &Harness) -> Vec<(String, Vec<(i64, Option<String>, bool)>, Vec<String>)> {
+fn runs_and_history(h: &Harness) -> Vec<(String, Vec<RunRecord>, Vec<String>)> {
     h.engine
         .store()
         .read("test", |tx| {

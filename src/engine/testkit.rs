@@ -21,7 +21,7 @@ use std::time::Duration;
 /// The harness inlines `nop>` runs as `Engine::open` does; every other operator (the
 /// scenarios script `echo>` and `sh>`) goes to the script.
 pub fn inline_nop(run: &TaskRun) -> Option<super::Inlined> {
-    (run.operator == "nop").then(|| super::Inlined { output: None })
+    (run.operator == "nop").then_some(super::Inlined { output: None })
 }
 
 /// A string value without expressions.
