@@ -73,6 +73,9 @@ pub enum Action {
         fence: Fence,
         pgid: u32,
     },
+    /// A run the engine ran and completed in the transaction that started it (a
+    /// side-effect-free operator, see [`Inliner`]): nothing to run, only to report.
+    Ran(Box<Ran>),
     /// The attempt reached a terminal state.
     AttemptFinished {
         attempt: AttemptId,
@@ -107,3 +110,29 @@ pub struct TaskRun {
     /// when the run started (the engine checks the generated tree again when it arrives).
     pub generate_limit: u64,
 }
+
+/// A run completed inside the transaction that started it.
+#[derive(Clone, Debug)]
+pub struct Ran {
+    pub task: TaskId,
+    pub fence: Fence,
+    pub full_name: String,
+    pub operator: String,
+    /// What the run prints on spade's own stdout in a terminal (`echo>`'s message); its log
+    /// is in the store already.
+    pub output: Option<String>,
+}
+
+/// A run of a side-effect-free operator, decided from its evaluated params alone: it
+/// succeeds with nothing stored or exported, and its output, if any, is kept as the run's log
+/// (and printed by the driver).
+pub struct Inlined {
+    pub output: Option<String>,
+}
+
+/// Decides whether a run can be completed by the engine in the transaction that starts it
+/// (`operators::inline`: `nop>`, `echo>` without `append_file`). Such a run touches nothing
+/// outside the store, so running it there and then changes nothing a crash could observe:
+/// either the whole transaction (start, completion, what it unblocks) is durable, or none of
+/// it happened.
+pub type Inliner = fn(&TaskRun) -> Option<Inlined>;

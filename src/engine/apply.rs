@@ -1,7 +1,7 @@
 //! One event, one transaction: reads rows, decides transitions with `state::next`, writes them,
 //! and decides in the same transaction what the change unblocks. Actions run after commit.
 
-use super::action::{Action, Outcome, TaskRun};
+use super::action::{Action, Inlined, Outcome, Ran, TaskRun};
 use super::def::{self, DefId, Node, NodeKind};
 use super::params::{self, AncestorParts, ChainNode, Fold, Scope};
 use super::plan::{self, Parallel};
@@ -73,6 +73,8 @@ pub(crate) struct Apply<'t, 'c> {
     config: Config,
     /// While an attempt resumes: the matches to the previous try read and made (`resume`).
     resume: resume::Memo,
+    /// Runs this transaction may still complete inline (`Config::inline`).
+    inline_left: u32,
 }
 
 fn json_err(what: &'static str) -> impl Fn(serde_json::Error) -> crate::store::Error {
@@ -101,6 +103,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             defer_starts: false,
             config,
             resume: resume::Memo::default(),
+            inline_left: super::INLINE_BATCH,
         }
     }
 
@@ -690,12 +693,17 @@ impl<'t, 'c> Apply<'t, 'c> {
             }
             self.plan_group(row, &d)
         } else {
-            self.transition(&mut row, TaskEvent::DepsMetOperator, "dependencies met")?;
             if self.defer_starts {
-                Ok(())
-            } else {
-                self.start(row)
+                self.transition(&mut row, TaskEvent::DepsMetOperator, "dependencies met")?;
+                return Ok(());
             }
+            // `ready` is written by the start's update (`start_stored`).
+            let stored = row.state;
+            let ready = next(row.state, TaskEvent::DepsMetOperator)?;
+            self.history
+                .record(row.id, Some(row.state), ready, "dependencies met");
+            row.state = ready;
+            self.start_stored(row, stored)
         }
     }
 
@@ -965,7 +973,15 @@ impl<'t, 'c> Apply<'t, 'c> {
     // ---------------------------------------------------------------- runs
 
     /// Starts a new run of a ready operator task: evaluates its params once, bumps the fence.
-    pub(crate) fn start(&mut self, mut row: TaskRow) -> Result<(), Error> {
+    pub(crate) fn start(&mut self, row: TaskRow) -> Result<(), Error> {
+        let stored = row.state;
+        self.start_stored(row, stored)
+    }
+
+    /// `start` of a row whose state in the database is still `stored` (the `ready` of an
+    /// unblocked task is written by the start's own update: one write of the row less per
+    /// task). Every path that does not reach that update writes the state first.
+    fn start_stored(&mut self, mut row: TaskRow, stored: TaskState) -> Result<(), Error> {
         let d = self.def_of(&row)?;
         let NodeKind::Operator(op) = &d.kind else {
             return Err(crate::store::Error::Corrupt {
@@ -975,6 +991,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             .into());
         };
         if d.disable {
+            self.write_state(&row, stored)?;
             self.transition(&mut row, TaskEvent::Succeeded, "`_disable: true`")?;
             return Ok(());
         }
@@ -982,9 +999,13 @@ impl<'t, 'c> Apply<'t, 'c> {
         // by an executable when the task runs (`operators::external`).
         let evaluated = match self.evaluate(&row, &d)? {
             Ok(e) => e,
-            Err(e) => return self.fail(row, e.to_string(), JsonMap::new(), false),
+            Err(e) => {
+                self.write_state(&row, stored)?;
+                return self.fail(row, e.to_string(), JsonMap::new(), false);
+            }
         };
         if let Err(e) = self.resolve_retry(&mut row, &d, &evaluated.params)? {
+            self.write_state(&row, stored)?;
             return self.fail(row, e, JsonMap::new(), false);
         }
         let fence = Fence(row.fence.0 + 1);
@@ -992,7 +1013,37 @@ impl<'t, 'c> Apply<'t, 'c> {
         // `_timeout` bounds the whole try: the executor kills the run at this time, and a
         // generator's children must finish by then too (`tick`).
         let timeout_at = d.timeout.map(|t| retry::add(self.now, t));
-        // The state change is part of this write (one update of the row, not two).
+        let policy = Self::policy(&row)?;
+        // Cached with the attempt row, so possibly a few tasks behind within this
+        // transaction: good enough for a generator's early refusal.
+        let live = self.attempt(row.attempt)?.live_tasks.unwrap_or(0);
+        let generate_limit = self
+            .config
+            .task_limit
+            .saturating_sub(u64::try_from(live).unwrap_or(0));
+        let command = evaluated
+            .params
+            .get("_command")
+            .cloned()
+            .unwrap_or(serde_json::Value::Null);
+        let secret_keys = rows::to_json(&evaluated.secret_keys);
+        let run = TaskRun {
+            attempt: row.attempt,
+            task: row.id,
+            fence,
+            full_name: row.full_name.clone(),
+            operator: op.name.clone(),
+            command,
+            params: evaluated.params,
+            secret_keys: evaluated.secret_keys,
+            timeout: d.timeout,
+            deadline_at: policy.as_ref().and_then(|p| p.deadline_at(first)),
+            retry_count: row.retry_count,
+            generate_limit,
+        };
+        let inlined = self.inline(&run);
+        // The state change is part of this write (one update of the row, not two). A run that
+        // ends inline also ends the interruption streak here, as a completion would.
         let running = next(row.state, TaskEvent::Start)?;
         let n = crate::store::exec(
             self.tx,
@@ -1000,7 +1051,9 @@ impl<'t, 'c> Apply<'t, 'c> {
             "UPDATE tasks SET fence = ?1, first_started_ms = ?2, \
                  started_at = COALESCE(started_at, ?3), updated_at = ?3, pid = NULL, \
                  pgid = NULL, store_params = NULL, reset_store = NULL, export_params = NULL, \
-                 error = NULL, timeout_at_ms = ?4, state = ?5 WHERE id = ?6 AND state = ?7",
+                 error = NULL, timeout_at_ms = ?4, state = ?5, \
+                 interrupted_count = CASE WHEN ?8 THEN 0 ELSE interrupted_count END \
+                 WHERE id = ?6 AND state = ?7",
             params![
                 fence.0,
                 rows::ts_ms(first),
@@ -1008,21 +1061,25 @@ impl<'t, 'c> Apply<'t, 'c> {
                 timeout_at.map(rows::ts_ms),
                 running.as_str(),
                 row.id.0,
-                row.state.as_str()
+                stored.as_str(),
+                inlined.is_some(),
             ],
         )?;
-        rows::expect_one(n, row.id, row.state)?;
+        rows::expect_one(n, row.id, stored)?;
+        // A run that ends inline is recorded with its end in the same row.
         crate::store::exec(
             self.tx,
             "insert_run",
-            "INSERT INTO task_runs (task_id, fence, started_at, params, secret_keys) \
-             VALUES (?1, ?2, ?3, ?4, ?5)",
+            "INSERT INTO task_runs (task_id, fence, started_at, params, secret_keys, \
+                 finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
             params![
                 row.id.0,
                 fence.0,
-                self.now_s.clone(),
-                rows::to_json(&evaluated.params),
-                rows::to_json(&evaluated.secret_keys)
+                self.now_s,
+                rows::to_json(&run.params),
+                secret_keys,
+                inlined.as_ref().map(|_| self.now_s.as_str()),
+                inlined.as_ref().map(|_| "succeeded"),
             ],
         )?;
         if row.export_params.is_some() || row.store_params.is_some() {
@@ -1039,34 +1096,57 @@ impl<'t, 'c> Apply<'t, 'c> {
         row.error = None;
         row.timeout_at = timeout_at;
         self.moved(&mut row, running, TaskEvent::Start, "started")?;
-        let policy = Self::policy(&row)?;
-        // Cached with the attempt row, so possibly a few tasks behind within this
-        // transaction: good enough for a generator's early refusal.
-        let live = self.attempt(row.attempt)?.live_tasks.unwrap_or(0);
-        let generate_limit = self
-            .config
-            .task_limit
-            .saturating_sub(u64::try_from(live).unwrap_or(0));
-        let command = evaluated
-            .params
-            .get("_command")
-            .cloned()
-            .unwrap_or(serde_json::Value::Null);
-        self.actions.push(Action::Start(Box::new(TaskRun {
-            attempt: row.attempt,
-            task: row.id,
-            fence,
-            full_name: row.full_name.clone(),
-            operator: op.name.clone(),
-            command,
-            params: evaluated.params,
-            secret_keys: evaluated.secret_keys,
-            timeout: d.timeout,
-            deadline_at: policy.as_ref().and_then(|p| p.deadline_at(first)),
-            retry_count: row.retry_count,
-            generate_limit,
-        })));
+        match inlined {
+            Some(inlined) => self.complete_inline(row, run, inlined),
+            None => {
+                self.actions.push(Action::Start(Box::new(run)));
+                Ok(())
+            }
+        }
+    }
+
+    /// Writes the in-memory state of a row whose stored state is still `stored`.
+    fn write_state(&mut self, row: &TaskRow, stored: TaskState) -> Result<(), Error> {
+        if row.state != stored {
+            rows::set_state(self.tx, row.id, stored, row.state, &self.now_s)?;
+        }
         Ok(())
+    }
+
+    /// Whether `run` ends here, in its start's transaction, and how (`Config::inline`): at
+    /// most `INLINE_BATCH` runs per transaction, and never one whose retry deadline has
+    /// passed (the executor decides that race as it always has).
+    fn inline(&mut self, run: &TaskRun) -> Option<Inlined> {
+        if self.inline_left == 0 || run.deadline_at.is_some_and(|d| d <= self.now) {
+            return None;
+        }
+        let inlined = (self.config.inline?)(run)?;
+        self.inline_left -= 1;
+        Some(inlined)
+    }
+
+    /// Completes a run that was started in this transaction (its run row says so already),
+    /// as the executor's report of a success would: its output is the run's log, then the
+    /// success is applied with every transition of an ordinary one (`_check`, what it
+    /// unblocks). The fence check of a completion is not needed: the row was started by this
+    /// transaction, under this fence.
+    fn complete_inline(
+        &mut self,
+        row: TaskRow,
+        run: TaskRun,
+        inlined: Inlined,
+    ) -> Result<(), Error> {
+        if let Some(text) = &inlined.output {
+            self.log(run.task, run.fence, &format!("{text}\n"))?;
+        }
+        self.actions.push(Action::Ran(Box::new(Ran {
+            task: run.task,
+            fence: run.fence,
+            full_name: run.full_name,
+            operator: run.operator,
+            output: inlined.output,
+        })));
+        self.succeeded(row, JsonMap::new(), Vec::new(), JsonMap::new(), None)
     }
 
     /// A failed try (or a failure before the run could start): retry, `^error`, or fail.

@@ -31,7 +31,7 @@ pub mod state;
 pub mod testkit;
 
 pub use crate::store::lease::{Claim, ClaimOutcome, Lease, Owner, OwnerId, OwnerKind};
-pub use action::{Action, Event, Outcome, TaskRun};
+pub use action::{Action, Event, Inlined, Inliner, Outcome, Ran, TaskRun};
 pub use owned::run_token;
 pub use scheduling::{next_slot, FiredSlot, ScheduledWorkflow};
 pub use state::{IllegalTransition, TaskEvent, TaskState};
@@ -210,7 +210,16 @@ pub(crate) struct Config {
     pub(crate) lower: Lowerer,
     /// Live tasks one attempt may hold; a generator asking for more fails.
     pub(crate) task_limit: u64,
+    /// Completes side-effect-free runs in the transaction that starts them (`None`: every run
+    /// goes to the executor).
+    pub(crate) inline: Option<Inliner>,
 }
+
+/// Runs one transaction completes inline at most (`Config::inline`) before it hands the next
+/// ready side-effect-free run to the executor as an ordinary `Start`: a chain of `nop>` tasks
+/// then costs one commit per this many tasks, and a kill, a stop or a lost claim is still
+/// seen between two such transactions (each is a few milliseconds).
+pub(crate) const INLINE_BATCH: u32 = 1000;
 
 /// The engine over one store. Cheap to share behind an `Arc`; all writes go through it.
 pub struct Engine {
@@ -230,6 +239,7 @@ impl Engine {
             config: Config {
                 lower: crate::dig::lower_task,
                 task_limit: DEFAULT_TASK_LIMIT,
+                inline: Some(crate::operators::inline),
             },
             nodes: apply::NodeCache::default(),
         })
@@ -247,6 +257,13 @@ impl Engine {
     /// generator whose output would pass the limit fails.
     pub fn with_task_limit(mut self, limit: u64) -> Engine {
         self.config.task_limit = limit;
+        self
+    }
+
+    /// Replaces which runs the engine completes in the transaction that starts them (`None`:
+    /// all of them go to the executor).
+    pub fn with_inliner(mut self, inline: Option<Inliner>) -> Engine {
+        self.config.inline = inline;
         self
     }
 

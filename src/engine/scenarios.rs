@@ -1725,3 +1725,206 @@ fn a_schema_3_database_migrates_and_its_attempt_finishes() {
         }
     )));
 }
+
+/// One run as `runs_and_history` reads it: fence, outcome, finished.
+type RunRecord = (i64, Option<String>, bool);
+
+/// Every run row and state change of the tasks, by full name: `(fence, outcome, finished)`
+/// per run and the states each task went through.
+fn runs_and_history(h: &Harness) -> Vec<(String, Vec<RunRecord>, Vec<String>)> {
+    h.engine
+        .store()
+        .read("test", |tx| {
+            let names: Vec<(i64, String)> = tx
+                .prepare("SELECT id, full_name FROM tasks WHERE kind = 'operator' ORDER BY id")
+                .and_then(|mut s| {
+                    s.query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                        .collect::<Result<Vec<_>, _>>()
+                })
+                .map_err(crate::store::sql("test"))?;
+            let mut out = Vec::new();
+            for (id, name) in names {
+                let runs = tx
+                    .prepare(
+                        "SELECT fence, outcome, finished_at IS NOT NULL FROM task_runs \
+                         WHERE task_id = ?1 ORDER BY fence",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map([id], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))?
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                    .map_err(crate::store::sql("test"))?;
+                let states = tx
+                    .prepare(
+                        "SELECT to_state FROM state_transitions WHERE task_id = ?1 ORDER BY id",
+                    )
+                    .and_then(|mut s| {
+                        s.query_map([id], |r| r.get(0))?
+                            .collect::<Result<Vec<String>, _>>()
+                    })
+                    .map_err(crate::store::sql("test"))?;
+                out.push((name, runs, states));
+            }
+            Ok::<_, super::Error>(out)
+        })
+        .unwrap()
+}
+
+/// A `nop>` completes in the transaction that starts it (`Config::inline`), recorded exactly
+/// as a run of the executor: one run row under a new fence, finished and succeeded, and every
+/// state of the table on the way (`blocked ready running succeeded`), so nothing of the history
+/// or of the fence model is skipped by the fast path.
+#[test]
+fn inline_nop_runs_are_recorded_as_ordinary_runs_in_their_start_transaction() {
+    let dir = tempfile::tempdir().unwrap();
+    let wf = workflow(group(
+        "+wf",
+        vec![
+            op("+a", "nop", ""),
+            op("+b", "nop", ""),
+            op("+c", "echo", "c"),
+        ],
+    ));
+    let mut h = Harness::new(dir.path(), wf);
+    // Both `nop>` tasks ended in the recover transaction; `+c` went to the executor.
+    assert_eq!(h.ran, ["+wf+a", "+wf+b"]);
+    assert_eq!(h.started, ["+wf+c"]);
+    assert_eq!(state_of(&h, "+wf+a"), "succeeded");
+    assert_eq!(state_of(&h, "+wf+b"), "succeeded");
+    assert_eq!(state_of(&h, "+wf+c"), "running");
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    let seen = runs_and_history(&h);
+    for (name, runs, states) in &seen {
+        assert_eq!(
+            runs,
+            &[(1, Some("succeeded".to_owned()), true)],
+            "{name}: one finished run under fence 1"
+        );
+        assert_eq!(
+            states,
+            &["blocked", "ready", "running", "succeeded"],
+            "{name}: every transition recorded"
+        );
+    }
+}
+
+/// One transaction completes at most `INLINE_BATCH` runs inline; the next one goes to the
+/// executor as an ordinary start, so a kill between two batches is honoured: nothing after it
+/// runs. Without the bound the whole chain would end in the first transaction.
+#[test]
+fn inline_runs_stop_at_the_batch_bound_and_a_kill_between_batches_is_honoured() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = super::INLINE_BATCH as usize + 5;
+    let tasks = (0..n)
+        .map(|i| op(&format!("+t{i:05}"), "nop", ""))
+        .collect();
+    let mut h = Harness::new(dir.path(), workflow(group("+wf", tasks)));
+    assert_eq!(h.ran.len(), super::INLINE_BATCH as usize);
+    assert_eq!(h.pending.len(), 1, "the next nop> goes to the executor");
+    let next = h.pending.front().unwrap().full_name.clone();
+    assert_eq!(next, format!("+wf+t{:05}", super::INLINE_BATCH));
+    let actions = h.engine.kill_attempt(h.attempt, h.now).unwrap();
+    assert!(actions.iter().any(|a| matches!(
+        a,
+        super::Action::AttemptFinished {
+            state: AttemptState::Killed,
+            ..
+        }
+    )));
+    // The executor's late report of the run it was given is stale; nothing else runs.
+    assert!(h.step());
+    assert_eq!(h.ran.len(), super::INLINE_BATCH as usize);
+    assert!(h.pending.is_empty());
+    assert_eq!(state_of(&h, &next), "canceled");
+    assert_eq!(state_of(&h, &format!("+wf+t{:05}", n - 1)), "canceled");
+}
+
+/// The batch goes on after an executor run completes: a long chain costs a few
+/// transactions, and each `nop>` still runs exactly once.
+#[test]
+fn a_long_nop_chain_runs_each_task_once_across_batches() {
+    let dir = tempfile::tempdir().unwrap();
+    let n = 2 * super::INLINE_BATCH as usize + 3;
+    let tasks = (0..n)
+        .map(|i| op(&format!("+t{i:05}"), "nop", ""))
+        .collect();
+    let mut h = Harness::new(dir.path(), workflow(group("+wf", tasks)));
+    assert_eq!(h.run(), Some(AttemptState::Succeeded));
+    assert_eq!(h.ran.len() + h.started.len(), n);
+    assert_eq!(
+        h.started.len(),
+        2,
+        "one executor start between two full batches"
+    );
+    for i in 0..n {
+        assert_eq!(h.starts_of(&format!("+t{i:05}")), 1);
+    }
+}
+
+/// `_check` of an inline `nop>` runs after it, as after any success.
+#[test]
+fn an_inline_nop_runs_its_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut a = op("+a", "nop", "");
+    a.check = Some(Box::new(op("^check", "sh", "verify")));
+    let mut h = Harness::new(
+        dir.path(),
+        workflow(group("+wf", vec![a, op("+b", "nop", "")])),
+    );
+    assert_eq!(h.ran, ["+wf+a"]);
+    h.script("+a^check", vec![Script::Fail]);
+    assert_eq!(h.run(), Some(AttemptState::Failed));
+    assert_eq!(h.started, ["+wf+a^check"]);
+    assert_eq!(state_of(&h, "+wf+a"), "group_error");
+    assert_eq!(state_of(&h, "+wf+b"), "skipped");
+}
+
+/// With the engine's own inliner an `echo>` without `append_file` ends inline and its message
+/// is the run's log in the store; one with `append_file` writes a file and so goes to the
+/// executor.
+#[test]
+fn inline_echo_keeps_its_message_as_the_run_log_and_append_file_goes_to_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut append = op("+b", "echo", "x");
+    append.params = crate::dig::Map {
+        entries: vec![(
+            crate::dig::Key {
+                name: "append_file".into(),
+                span: crate::diag::Span::NONE,
+            },
+            v_str("out"),
+        )],
+    };
+    let wf = workflow(group("+wf", vec![op("+a", "echo", "hello"), append]));
+    // The engine as `spade run` opens it (the harness inlines `nop>` only).
+    let engine = super::Engine::open(&dir.path().join("spade.db"))
+        .unwrap()
+        .with_lowerer(super::testkit::lower_for_tests);
+    let now = jiff::Timestamp::from_second(1_700_000_000).unwrap();
+    let prepared = engine
+        .prepare_attempt(&super::testkit::new_attempt(dir.path(), wf), now)
+        .unwrap();
+    let actions = engine.recover(prepared.attempt, now).unwrap();
+    let ran: Vec<&super::Ran> = actions
+        .iter()
+        .filter_map(|a| match a {
+            super::Action::Ran(r) => Some(&**r),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ran.len(), 1);
+    assert_eq!(ran[0].full_name, "+wf+a");
+    assert_eq!(ran[0].output.as_deref(), Some("hello"));
+    assert_eq!(
+        engine.task_log(ran[0].task, ran[0].fence).unwrap(),
+        "hello\n"
+    );
+    let started: Vec<&str> = actions
+        .iter()
+        .filter_map(|a| match a {
+            super::Action::Start(r) => Some(r.full_name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(started, ["+wf+b"]);
+}

@@ -18,6 +18,12 @@ use std::collections::{HashMap, VecDeque};
 use std::path::Path;
 use std::time::Duration;
 
+/// The harness inlines `nop>` runs as `Engine::open` does; every other operator (the
+/// scenarios script `echo>` and `sh>`) goes to the script.
+pub fn inline_nop(run: &TaskRun) -> Option<super::Inlined> {
+    (run.operator == "nop").then_some(super::Inlined { output: None })
+}
+
 /// A string value without expressions.
 pub fn v_str(s: &str) -> Value {
     Value {
@@ -198,6 +204,8 @@ pub struct Harness {
     pub started: Vec<String>,
     /// Params each run was started with, by start order.
     pub started_params: Vec<JsonMap>,
+    /// Full names of every run the engine completed inline (`nop>` here), in order.
+    pub ran: Vec<String>,
     pub kills: Vec<u32>,
     pub finished: Option<AttemptState>,
     wakes: Vec<Timestamp>,
@@ -211,7 +219,10 @@ impl Harness {
     /// Opens `dir/spade.db`, prepares the attempt at a fixed time, recovers it.
     pub fn new(dir: &Path, wf: Workflow) -> Harness {
         let engine = Engine::open(&dir.join("spade.db"))
-            .map(|e| e.with_lowerer(lower_for_tests))
+            .map(|e| {
+                e.with_lowerer(lower_for_tests)
+                    .with_inliner(Some(inline_nop))
+            })
             .unwrap_or_else(|e| panic!("open: {e}"));
         let mut h = Harness {
             engine,
@@ -220,6 +231,7 @@ impl Harness {
             pending: VecDeque::new(),
             held: Vec::new(),
             started: Vec::new(),
+            ran: Vec::new(),
             started_params: Vec::new(),
             kills: Vec::new(),
             finished: None,
@@ -240,7 +252,11 @@ impl Harness {
     pub fn with_task_limit(mut self, limit: u64) -> Harness {
         let path = self.engine.store().path().to_owned();
         self.engine = Engine::open(&path)
-            .map(|e| e.with_lowerer(lower_for_tests).with_task_limit(limit))
+            .map(|e| {
+                e.with_lowerer(lower_for_tests)
+                    .with_inliner(Some(inline_nop))
+                    .with_task_limit(limit)
+            })
             .unwrap_or_else(|e| panic!("reopen: {e}"));
         self
     }
@@ -262,7 +278,10 @@ impl Harness {
     pub fn restart_without_recover(&mut self) {
         let path = self.engine.store().path().to_owned();
         self.engine = Engine::open(&path)
-            .map(|e| e.with_lowerer(lower_for_tests))
+            .map(|e| {
+                e.with_lowerer(lower_for_tests)
+                    .with_inliner(Some(inline_nop))
+            })
             .unwrap_or_else(|e| panic!("reopen: {e}"));
         self.pending.clear();
     }
@@ -283,6 +302,7 @@ impl Harness {
                     self.started_params.push(run.params.clone());
                     self.pending.push_back(*run);
                 }
+                Action::Ran(ran) => self.ran.push(ran.full_name),
                 Action::WakeAt(t) => self.wakes.push(t),
                 Action::Kill { pgid, .. } => self.kills.push(pgid),
                 Action::AttemptFinished { state, .. } => self.finished = Some(state),
@@ -397,9 +417,14 @@ impl Harness {
             .collect()
     }
 
-    /// How many runs of tasks whose full name ends with `suffix` were started.
+    /// How many runs of tasks whose full name ends with `suffix` were started (by the
+    /// script, or completed inline by the engine).
     pub fn starts_of(&self, suffix: &str) -> usize {
-        self.started.iter().filter(|n| n.ends_with(suffix)).count()
+        self.started
+            .iter()
+            .chain(&self.ran)
+            .filter(|n| n.ends_with(suffix))
+            .count()
     }
 }
 

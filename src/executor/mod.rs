@@ -356,6 +356,7 @@ async fn drive_inner<E: EngineApi>(
                     let handle = start(deps, spec, &generators, &events_tx, &mut runs, *run, token);
                     in_flight.insert(key, handle);
                 }
+                Action::Ran(ran) => report_inline(spec.progress, &ran),
                 Action::WakeAt(at) => {
                     if stopping.is_none() {
                         wake = Some(wake.map_or(at, |w| w.min(at)));
@@ -955,6 +956,31 @@ fn report(progress: bool, f: &Finished) {
         }
         Outcome::Interrupted => format!("{} interrupted", f.name),
     };
+    tracing::info!("{line}");
+    if progress {
+        let _ = writeln!(std::io::stderr().lock(), "{line}");
+    }
+}
+
+/// A run the engine completed in its start's transaction (`Action::Ran`): the same lines a
+/// run of the executor prints, and `echo>`'s message on stdout in a terminal.
+fn report_inline(progress: bool, ran: &crate::engine::Ran) {
+    tracing::debug!(task = %ran.full_name, fence = %ran.fence, operator = %ran.operator, "ran inline");
+    if progress {
+        let _ = writeln!(std::io::stderr().lock(), "{} started", ran.full_name);
+    }
+    if let Some(output) = &ran.output {
+        if progress {
+            let mut out = std::io::stdout().lock();
+            let _ = writeln!(out, "{output}").and_then(|()| out.flush());
+        }
+        tracing::info!(task = %ran.full_name, "{output}");
+    }
+    let line = format!(
+        "{} succeeded in {}",
+        ran.full_name,
+        human_std(Duration::ZERO)
+    );
     tracing::info!("{line}");
     if progress {
         let _ = writeln!(std::io::stderr().lock(), "{line}");

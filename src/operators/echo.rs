@@ -14,9 +14,18 @@ impl Operator for Echo {
     }
 }
 
+/// The file an `echo>` appends to, if any (without one the message is only logged and
+/// printed, which the engine does inline: `operators::inline`).
+pub(super) fn appends_to(run: &crate::engine::TaskRun) -> Option<String> {
+    match run.params.get("append_file")? {
+        serde_json::Value::Null => None,
+        v => Some(super::json_text(v)),
+    }
+}
+
 fn echo(ctx: &Context) -> Outcome {
     let message = ctx.command_text();
-    if let Some(file) = ctx.param_text("append_file") {
+    if let Some(file) = appends_to(&ctx.run) {
         let path = ctx.project_dir.join(file);
         let appended = std::fs::OpenOptions::new()
             .create(true)

@@ -209,6 +209,20 @@ pub fn json_text(value: &serde_json::Value) -> String {
     }
 }
 
+/// The engine's [`crate::engine::Inliner`]: runs that touch nothing outside the store end
+/// in the transaction that starts them. `nop>` does nothing, and `echo>` without
+/// `append_file` only keeps its message as the run's log (printed by the driver after the
+/// commit). Everything else (files, processes, clocks, generators) goes to the executor.
+pub fn inline(run: &TaskRun) -> Option<crate::engine::Inlined> {
+    match run.operator.as_str() {
+        "nop" => Some(crate::engine::Inlined { output: None }),
+        "echo" if echo::appends_to(run).is_none() => Some(crate::engine::Inlined {
+            output: Some(json_text(&run.command)),
+        }),
+        _ => None,
+    }
+}
+
 pub fn succeeded() -> Outcome {
     Outcome::Succeeded {
         store: crate::expr::JsonMap::new(),

@@ -24,6 +24,10 @@ use std::time::{Duration, Instant};
 
 pub use migrate::SCHEMA_VERSION;
 
+/// WAL pages between two automatic checkpoints (SQLite's default is 1,000; see `open_with`).
+/// At most about 40 MiB of WAL at 4 KiB pages.
+pub const WAL_CHECKPOINT_PAGES: i64 = 10_000;
+
 /// Store failures, each naming the operation.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -249,6 +253,15 @@ impl Store {
             .map_err(|e| Error::at_path(path, "set journal_mode", e))?;
         conn.pragma_update(None, "synchronous", "NORMAL")
             .map_err(|e| Error::at_path(path, "set synchronous", e))?;
+        // A checkpoint (copying the WAL back into the file) costs two fsyncs, about 9 ms each
+        // on the development machine; at SQLite's default of one per 1,000 WAL pages it came
+        // every hundred or so task transactions and was more than half the wall time of a
+        // 10,000-task `for_each>`. A checkpoint copies only the newest version of each page, so
+        // one per `WAL_CHECKPOINT_PAGES` costs about as much as one per 1,000 and comes ten
+        // times less often. Durability against `kill -9` is the same (commits are in the WAL);
+        // on power loss more of the last transactions may be lost, which a resume runs again.
+        conn.pragma_update(None, "wal_autocheckpoint", WAL_CHECKPOINT_PAGES)
+            .map_err(|e| Error::at_path(path, "set wal_autocheckpoint", e))?;
         conn.pragma_update(None, "foreign_keys", "ON")
             .map_err(|e| Error::at_path(path, "set foreign_keys", e))?;
         // One event's transaction runs a few dozen distinct statements; rusqlite's default
