@@ -10,7 +10,9 @@
 //! - `nop-chain`, `nop-chain-1kb`, `nop-chain-deep`: 1,000 sequential `nop>` tasks, bare, with a
 //!   1 KB param each, and nested 40 groups deep [each within 1.2x of the bare chain per task];
 //! - the whole-process cost per `nop>` task of the wide and chain cases [< 0.1 ms];
-//! - `for-each-10k`: a `for_each>` over 10,000 values with an `echo>` each [< 2 s, < 100 MB].
+//! - `for-each-10k`: a `for_each>` over 10,000 values with an `echo>` each [< 2 s, < 100 MB];
+//!   `for-each-10k-file`: the same with `append_file:`, so each child writes a file (not inline:
+//!   `operators::inline`) and the output is checked line by line.
 //!
 //! `SPADE_BENCH_BIN` replaces the binary under test; `SPADE_BENCH_BASELINE` (or its older name
 //! `SPADE_BENCH_BEFORE`) names an older build that runs every case too, interleaved round by
@@ -129,11 +131,13 @@ fn cases() -> Vec<Case> {
         }
     }
     deep.push_str(&chain(1000, &"  ".repeat(depth), |_| "nop>:".into()));
-    let mut for_each = String::from("+fan:\n  for_each>:\n    v: [");
+    let mut values = String::new();
     for i in 0..10_000 {
-        let _ = write!(for_each, "{}{i}", if i == 0 { "" } else { ", " });
+        let _ = write!(values, "{}{i}", if i == 0 { "" } else { ", " });
     }
-    for_each.push_str("]\n  _do:\n    echo>: ${v}\n    append_file: out\n");
+    let for_each = |extra: &str| {
+        format!("+fan:\n  for_each>:\n    v: [{values}]\n  _do:\n    echo>: ${{v}}\n{extra}")
+    };
     vec![
         Case {
             name: "nop-wide-1000",
@@ -199,7 +203,13 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "for-each-10k",
-            workflow: for_each,
+            workflow: for_each(""),
+            tasks: 10_000,
+            verify: no_check,
+        },
+        Case {
+            name: "for-each-10k-file",
+            workflow: for_each("    append_file: out\n"),
             tasks: 10_000,
             verify: |dir| {
                 std::fs::read_to_string(dir.join("out")).is_ok_and(|o| o.len() == 38_890)
@@ -297,13 +307,13 @@ fn main() {
         for (c, case) in cases.iter().enumerate() {
             match figures[b][c] {
                 Some(f) => println!(
-                    "  {:<15} {:>9.1} ms  {:>7.3} ms/task  {:>6.1} MiB peak",
+                    "  {:<17} {:>9.1} ms  {:>7.3} ms/task  {:>6.1} MiB peak",
                     case.name,
                     ms(f.took),
                     ms(f.took) / case.tasks as f64,
                     f.rss_kib as f64 / 1024.0
                 ),
-                None => println!("  {:<15} failed", case.name),
+                None => println!("  {:<17} failed", case.name),
             }
         }
         let per_task = |name: &str| {
@@ -346,25 +356,32 @@ fn main() {
             overhead("nop-wide-4000"),
             overhead("nop-chain")
         );
+        let whole = |name: &str| {
+            figures[b][index(name)].map_or("failed".into(), |f| {
+                format!(
+                    "{:.0} ms, {:.1} MiB peak",
+                    ms(f.took),
+                    f.rss_kib as f64 / 1024.0
+                )
+            })
+        };
         println!(
-            "  for_each> over 10,000 values: {}  [< 2 s, < 100 MiB]",
-            figures[b][index("for-each-10k")].map_or("failed".into(), |f| format!(
-                "{:.0} ms, {:.1} MiB peak",
-                ms(f.took),
-                f.rss_kib as f64 / 1024.0
-            ))
+            "  for_each> over 10,000 values, an echo> each: {}  [< 2 s, < 100 MiB]; \
+             each appending to a file: {}",
+            whole("for-each-10k"),
+            whole("for-each-10k-file")
         );
     }
     if bins.len() == 2 {
         println!("\nbefore and after, same run (ms per task; after / before):");
         println!(
-            "  {:<15} {:>10} {:>10} {:>7}  {:>9} {:>9}",
+            "  {:<17} {:>10} {:>10} {:>7}  {:>9} {:>9}",
             "case", "before", "after", "ratio", "MiB bef.", "MiB aft."
         );
         for (c, case) in cases.iter().enumerate() {
             match (figures[0][c], figures[1][c]) {
                 (Some(before), Some(after)) => println!(
-                    "  {:<15} {:>10.3} {:>10.3} {:>6.2}x  {:>9.1} {:>9.1}",
+                    "  {:<17} {:>10.3} {:>10.3} {:>6.2}x  {:>9.1} {:>9.1}",
                     case.name,
                     ms(before.took) / case.tasks as f64,
                     ms(after.took) / case.tasks as f64,
@@ -372,7 +389,7 @@ fn main() {
                     before.rss_kib as f64 / 1024.0,
                     after.rss_kib as f64 / 1024.0
                 ),
-                _ => println!("  {:<15} n/a (a build failed it)", case.name),
+                _ => println!("  {:<17} n/a (a build failed it)", case.name),
             }
         }
     }
