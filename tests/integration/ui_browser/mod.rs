@@ -166,11 +166,18 @@ impl Browser {
         })
     }
 
+    /// The text of the first element matching `css`, read in one step (a live update may
+    /// replace the element between a find and a read).
     pub(crate) fn text(&self, css: &str) -> String {
-        self.run(async {
-            let e = self.c().find(Locator::Css(css)).await.unwrap();
-            e.text().await.unwrap()
-        })
+        let v = self
+            .run(self.c().execute(
+                "var e = document.querySelector(arguments[0]); return e ? e.innerText : null",
+                vec![serde_json::Value::from(css)],
+            ))
+            .unwrap();
+        v.as_str()
+            .unwrap_or_else(|| panic!("no {css} on {}", self.url()))
+            .to_owned()
     }
 
     pub(crate) fn click(&self, css: &str) {
