@@ -9,7 +9,8 @@ type PostStep = fn(&rusqlite::Transaction<'_>) -> Result<(), Error>;
 
 /// Every migration in order; migration `i` (0-based) brings the schema to version `i + 1`.
 /// The names' numbers are labels, not versions: no `010` was ever written (it was reserved for
-/// work that did not need one), so `011_no_temp_tables` brings a database to version 10.
+/// work that did not need one), so `011_no_temp_tables` brings a database to version 10, and
+/// `014_ui_attempts_by_state` (013 was reserved for a branch written at the same time) to 12.
 const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
     ("001_init", include_str!("../../schema/001_init.sql"), None),
     (
@@ -56,6 +57,11 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
     (
         "012_resume_match",
         include_str!("../../schema/012_resume_match.sql"),
+        None,
+    ),
+    (
+        "014_ui_attempts_by_state",
+        include_str!("../../schema/014_ui_attempts_by_state.sql"),
         None,
     ),
 ];

@@ -28,6 +28,15 @@ const COLUMNS: &str = "a.id, s.workflow, s.session_time, r.timezone, a.attempt_n
 const FROM: &str = "FROM attempts a JOIN sessions s ON s.id = a.session_id \
     JOIN revisions r ON r.id = a.revision_id";
 
+/// The same join walked from the attempts, newest first: `CROSS JOIN` fixes SQLite's join
+/// order, so a page reads its rows by attempt id (a keyset seek) instead of every session of
+/// the project followed by a sort, which cost 170 ms at 100,000 attempts.
+const FROM_BY_ID: &str = "FROM attempts a CROSS JOIN sessions s ON s.id = a.session_id \
+    CROSS JOIN revisions r ON r.id = a.revision_id";
+
+/// How far back `recent` walks the attempts by id before it asks the workflow's sessions.
+const RECENT_WINDOW: i64 = 5000;
+
 fn attempt(r: &rusqlite::Row<'_>) -> rusqlite::Result<Attempt> {
     Ok(Attempt {
         id: AttemptId(r.get(0)?),
@@ -63,10 +72,16 @@ pub struct Filter {
 /// newest first).
 pub fn attempts(tx: &Tx<'_>, project: ProjectId, f: &Filter) -> Result<Vec<Attempt>, Error> {
     let order = if f.after.is_some() { "ASC" } else { "DESC" };
-    // One statement shape per order; unused filters are bound to values that match all.
+    // One statement shape per order and per state filter (a state is a seek in
+    // `attempts_by_state_id`); an unused workflow filter is bound to a value that matches all.
+    let state = if f.state.is_some() {
+        "a.state = ?5"
+    } else {
+        "?5 = ''"
+    };
     let text = format!(
-        "SELECT {COLUMNS} {FROM} WHERE s.project_id = ?1 AND a.id < ?2 AND a.id > ?3 \
-         AND (?4 = '' OR s.workflow = ?4) AND (?5 = '' OR a.state = ?5) \
+        "SELECT {COLUMNS} {FROM_BY_ID} WHERE s.project_id = ?1 AND a.id < ?2 AND a.id > ?3 \
+         AND (?4 = '' OR s.workflow = ?4) AND {state} \
          ORDER BY a.id {order} LIMIT ?6"
     );
     let mut stmt = tx.prepare_cached(&text).map_err(sql("ui_attempts"))?;
@@ -144,13 +159,31 @@ pub fn error_message(stored: &str) -> String {
         .unwrap_or_else(|| stored.to_owned())
 }
 
-/// The newest `n` attempts of a workflow, newest first.
+/// The newest `n` attempts of a workflow, newest first. The newest attempts of the store are
+/// walked by id first (a workflow that runs often finds its rows there at once); a workflow
+/// with fewer than `n` among them is then read through its sessions.
 pub fn recent(
     tx: &Tx<'_>,
     project: ProjectId,
     workflow: &str,
     n: usize,
 ) -> Result<Vec<Attempt>, Error> {
+    let by_id = format!(
+        "SELECT {COLUMNS} {FROM_BY_ID} WHERE a.id > (SELECT coalesce(max(id), 0) FROM attempts) - ?4 \
+         AND s.project_id = ?1 AND s.workflow = ?2 ORDER BY a.id DESC LIMIT ?3"
+    );
+    let mut stmt = tx.prepare_cached(&by_id).map_err(sql("ui_recent"))?;
+    let rows = stmt
+        .query_map(
+            params![project.0, workflow, limit(n), RECENT_WINDOW],
+            attempt,
+        )
+        .map_err(sql("ui_recent"))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(sql("ui_recent"))?;
+    if rows.len() >= n {
+        return Ok(rows);
+    }
     let text = format!(
         "SELECT {COLUMNS} {FROM} WHERE s.project_id = ?1 AND s.workflow = ?2 \
          ORDER BY a.id DESC LIMIT ?3"

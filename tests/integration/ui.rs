@@ -847,3 +847,387 @@ fn retry_from_a_task_on_the_attempt_page_reruns_it_and_what_follows() {
     assert_eq!(d.wait_done(&id)["status"], "success");
     assert_eq!(project.read("runs"), "a\nb\nc\nb\nc\n");
 }
+
+/// The columns of `table` but `id`, in order.
+fn columns_but_id(conn: &rusqlite::Connection, table: &str) -> Vec<String> {
+    let mut stmt = conn
+        .prepare(&format!("SELECT name FROM pragma_table_info('{table}')"))
+        .unwrap();
+    let names = stmt
+        .query_map([], |r| r.get::<_, String>(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .filter(|n| n != "id")
+        .collect();
+    names
+}
+
+/// `cols` as a select list over `alias`, with some columns replaced by expressions.
+fn select_list(cols: &[String], alias: &str, replace: &[(&str, &str)]) -> String {
+    cols.iter()
+        .map(|c| {
+            replace
+                .iter()
+                .find(|(k, _)| k == c)
+                .map_or_else(|| format!("{alias}.{c}"), |(_, v)| (*v).to_owned())
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Adds `n` finished attempts to a served project's store in one transaction: each a copy of
+/// a real attempt the daemon ran (its session, its attempt row, its root task and the root's
+/// children, with the states, definitions and errors they had), nine in ten of `ok` and every
+/// tenth of `failed` (which must be of another workflow), each with its own session time (an
+/// hour apart) and created a second apart, the newest just before now, ids growing with time
+/// as the daemon's own do. The daemon keeps running: SQLite's lock orders the writers.
+pub(crate) fn seed_attempts(db: &std::path::Path, n: usize, ok: &str, failed: &str) {
+    let mut conn = rusqlite::Connection::open(db).unwrap();
+    conn.busy_timeout(std::time::Duration::from_secs(30))
+        .unwrap();
+    let tx = conn
+        .transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)
+        .unwrap();
+    let scols = columns_but_id(&tx, "sessions");
+    let acols = columns_but_id(&tx, "attempts");
+    let tcols = columns_but_id(&tx, "tasks");
+    let max = |t: &str| -> i64 {
+        tx.query_row(&format!("SELECT coalesce(max(id), 0) FROM {t}"), [], |r| {
+            r.get(0)
+        })
+        .unwrap()
+    };
+    let (s0, a0) = (max("sessions"), max("attempts"));
+    let failed_workflow: String = tx
+        .query_row(
+            &format!("SELECT s.workflow FROM attempts a JOIN sessions s ON s.id = a.session_id WHERE a.id = {failed}"),
+            [],
+            |r| r.get(0),
+        )
+        .unwrap();
+    let failed_workflow = failed_workflow.replace('\'', "''");
+    // The template of a new attempt `n`, from its session's workflow.
+    let template_of = |n: &str| {
+        format!(
+            "CASE WHEN (SELECT workflow FROM sessions WHERE id = {n}.session_id) = '{failed_workflow}' \
+             THEN {failed} ELSE {ok} END"
+        )
+    };
+    let sessions = select_list(
+        &scols,
+        "s",
+        &[
+            (
+                "session_time",
+                "strftime('%Y-%m-%dT%H:%M:%S+00:00', '2020-01-01', '-' || g.i || ' hours')",
+            ),
+            (
+                "session_uuid",
+                "lower(hex(randomblob(4)) || '-' || hex(randomblob(2)) || '-4' || \
+                 substr(hex(randomblob(2)), 2) || '-a' || substr(hex(randomblob(2)), 2) || '-' || \
+                 hex(randomblob(6)))",
+            ),
+            (
+                "created_at",
+                "strftime('%Y-%m-%dT%H:%M:%SZ', 'now', '-' || (g.i + 60) || ' seconds')",
+            ),
+        ],
+    );
+    tx.execute(
+        &format!(
+            "WITH RECURSIVE g(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM g WHERE i < ?1) \
+             INSERT INTO sessions ({}) SELECT {sessions} FROM g \
+             JOIN attempts a ON a.id = CASE WHEN g.i % 10 = 0 THEN {failed} ELSE {ok} END \
+             JOIN sessions s ON s.id = a.session_id ORDER BY g.i DESC",
+            scols.join(", ")
+        ),
+        [i64::try_from(n).unwrap()],
+    )
+    .unwrap();
+    let attempts = select_list(
+        &acols,
+        "a",
+        &[
+            ("session_id", "n.id"),
+            ("root_task_id", "NULL"),
+            ("resume_root_task_id", "NULL"),
+            ("owner_id", "NULL"),
+            ("created_at", "n.created_at"),
+            (
+                "finished_at",
+                "strftime('%Y-%m-%dT%H:%M:%SZ', n.created_at, '+' || (1 + n.id % 7) || ' seconds')",
+            ),
+        ],
+    );
+    tx.execute(
+        &format!(
+            "INSERT INTO attempts ({}) SELECT {attempts} FROM sessions n JOIN attempts a \
+             ON a.id = CASE WHEN n.workflow = '{failed_workflow}' THEN {failed} ELSE {ok} END \
+             WHERE n.id > {s0} ORDER BY n.id",
+            acols.join(", ")
+        ),
+        [],
+    )
+    .unwrap();
+    let stamps = [
+        ("created_at", "n.created_at"),
+        ("updated_at", "n.finished_at"),
+        (
+            "started_at",
+            "CASE WHEN t.started_at IS NULL THEN NULL ELSE n.created_at END",
+        ),
+        (
+            "finished_at",
+            "CASE WHEN t.finished_at IS NULL THEN NULL ELSE n.finished_at END",
+        ),
+        ("attempt_id", "n.id"),
+    ];
+    let root = select_list(&tcols, "t", &stamps);
+    tx.execute(
+        &format!(
+            "INSERT INTO tasks ({}) SELECT {root} FROM attempts n JOIN attempts a ON a.id = {} \
+             JOIN tasks t ON t.id = a.root_task_id WHERE n.id > {a0} ORDER BY n.id",
+            tcols.join(", "),
+            template_of("n")
+        ),
+        [],
+    )
+    .unwrap();
+    tx.execute(
+        &format!(
+            "UPDATE attempts SET root_task_id = (SELECT t.id FROM tasks t \
+             WHERE t.attempt_id = attempts.id AND t.parent_id IS NULL) WHERE id > {a0}"
+        ),
+        [],
+    )
+    .unwrap();
+    let mut child_stamps = stamps.to_vec();
+    child_stamps.push(("parent_id", "n.root_task_id"));
+    let child = select_list(&tcols, "t", &child_stamps);
+    tx.execute(
+        &format!(
+            "INSERT INTO tasks ({}) SELECT {child} FROM attempts n JOIN attempts a ON a.id = {} \
+             JOIN tasks t ON t.parent_id = a.root_task_id WHERE n.id > {a0} ORDER BY n.id, t.id",
+            tcols.join(", "),
+            template_of("n")
+        ),
+        [],
+    )
+    .unwrap();
+    tx.commit().unwrap();
+}
+
+/// The 95th percentile of `samples` (milliseconds).
+pub(crate) fn p95(samples: &[f64]) -> f64 {
+    let mut s = samples.to_vec();
+    s.sort_by(f64::total_cmp);
+    s[((s.len() as f64) * 0.95).ceil() as usize - 1]
+}
+
+/// A served project with `n` attempts: two real ones (one success of `daily`, one error of
+/// `other`) and `n - 2` copies of them.
+fn store_of(n: usize) -> (Project, Daemon) {
+    let project = Project::new();
+    project.write(
+        "daily.dig",
+        "timezone: UTC\nschedule:\n  daily>: 00:00:00\n+a:\n  echo>: ${session_date}\n+b:\n  echo>: done\n",
+    );
+    project.write("other.dig", "+a:\n  fail>: the first error line\n");
+    let d = Daemon::start(&project, &[]);
+    let ok = start(&d, "daily", "2026-01-05");
+    assert_eq!(d.wait_done(&ok)["status"], "success");
+    let failed = start(&d, "other", "2026-01-05");
+    assert_eq!(d.wait_done(&failed)["status"], "error");
+    let db = project.path().join(".spade/spade.db");
+    let started = std::time::Instant::now();
+    seed_attempts(&db, n - 2, &ok, &failed);
+    eprintln!(
+        "seeded {} attempts in {:.2} s",
+        n - 2,
+        started.elapsed().as_secs_f64()
+    );
+    (project, d)
+}
+
+/// GET `path` `rounds` times, interleaved over `tabs`; the milliseconds of each, per tab.
+fn timings(tabs: &[&Tab], path: &str, rounds: usize) -> Vec<Vec<f64>> {
+    let mut out = vec![Vec::new(); tabs.len()];
+    for _ in 0..rounds {
+        for (i, tab) in tabs.iter().enumerate() {
+            let t = std::time::Instant::now();
+            let p = tab.get(path);
+            out[i].push(t.elapsed().as_secs_f64() * 1000.0);
+            assert_eq!(p.status, 200, "{path}");
+        }
+    }
+    out
+}
+
+#[test]
+fn sessions_with_100000_attempts_page_filter_deep_link_and_render_as_fast_as_with_1000() {
+    let (_small_project, small) = store_of(1_000);
+    let (project, big) = store_of(100_000);
+    let db = project.path().join(".spade/spade.db");
+    assert_eq!(
+        rows(&db, "SELECT count(*), sum(state = 'failed') FROM attempts"),
+        vec![vec!["100000".to_owned(), "10000".to_owned()]]
+    );
+    // Seeded rows look like the daemon's own: every attempt has its root and tasks.
+    assert_eq!(
+        rows(
+            &db,
+            "SELECT count(*) FROM attempts a WHERE root_task_id IS NULL \
+             OR (SELECT count(*) FROM tasks t WHERE t.attempt_id = a.id) < 2"
+        ),
+        vec![vec!["0".to_owned()]]
+    );
+    let tab = Tab::new(&big.base);
+    let ids = |p: &Page| -> Vec<i64> {
+        Regex::new(r#"<tr><td><a href="/ui/attempts/(\d+)""#)
+            .unwrap()
+            .captures_iter(&p.body)
+            .map(|c| c[1].parse().unwrap())
+            .collect()
+    };
+    let link = |p: &Page, rel: &str| -> Option<String> {
+        Regex::new(&format!(r#"rel="{rel}" href="([^"]+)""#))
+            .unwrap()
+            .captures(&p.body)
+            .map(|c| c[1].replace("&amp;", "&"))
+    };
+
+    // Paging: newest first, 50 a page, older pages by keyset and back again.
+    let first = tab.ok("/ui/sessions");
+    let page1 = ids(&first);
+    assert_eq!(page1.len(), 50);
+    assert_eq!(page1[0], 100_000, "the newest attempt first");
+    assert!(page1.windows(2).all(|w| w[0] > w[1]));
+    assert!(link(&first, "prev").is_none());
+    let mut page = first;
+    let mut seen = page1.clone();
+    for _ in 0..3 {
+        page = tab.ok(&link(&page, "next").unwrap());
+        let these = ids(&page);
+        assert_eq!(these.len(), 50);
+        assert_eq!(these[0], seen.last().unwrap() - 1, "no gap, no overlap");
+        seen.extend(these);
+    }
+    let back = tab.ok(&link(&page, "prev").unwrap());
+    assert_eq!(ids(&back), seen[100..150].to_vec());
+    // The last page: no older link.
+    let last = tab.ok("/ui/sessions?before=30");
+    assert_eq!(ids(&last), (1..30).rev().collect::<Vec<i64>>());
+    assert!(link(&last, "next").is_none());
+
+    // Filters in the query string, kept by the pager links; a deep link opens the same page.
+    let failed = tab.ok("/ui/sessions?workflow=other&status=error&limit=20");
+    let f1 = ids(&failed);
+    assert_eq!(f1.len(), 20);
+    assert!(
+        failed.body.matches("✗</span> error").count() >= 20,
+        "{}",
+        failed.body
+    );
+    assert!(!failed.body.contains("✓</span> success"));
+    let next = link(&failed, "next").unwrap();
+    assert!(
+        next.contains("workflow=other")
+            && next.contains("status=error")
+            && next.contains("limit=20"),
+        "{next}"
+    );
+    let deep = Tab::new(&big.base).ok(&next);
+    let f2 = ids(&deep);
+    assert_eq!(f2.len(), 20);
+    assert!(f2[0] < f1[19]);
+    assert!(
+        deep.body.contains(r#"<option value="other" selected>"#),
+        "{}",
+        deep.body
+    );
+    assert!(deep.body.contains(r#"<option value="error" selected>"#));
+    assert_eq!(
+        ids(&tab.ok("/ui/sessions?workflow=daily&limit=500")).len(),
+        500
+    );
+    // A seeded attempt opens like a real one.
+    let attempt = tab.ok(&format!("/ui/attempts/{}", f2[3]));
+    assert!(
+        attempt.body.contains("the first error line"),
+        "{}",
+        attempt.body
+    );
+
+    // Page weight: the HTML of a full page and the script.
+    let weight = tab.ok("/ui/sessions").body.len();
+    let js = Regex::new(r#"src="(/ui/assets/app\.[0-9a-f]{12}\.js)""#)
+        .unwrap()
+        .captures(&page.body)
+        .unwrap()[1]
+        .to_owned();
+    let script = tab.get(&js).body.len();
+    let css = Regex::new(r#"href="(/ui/assets/app\.[0-9a-f]{12}\.css)""#)
+        .unwrap()
+        .captures(&page.body)
+        .unwrap()[1]
+        .to_owned();
+    let style = tab.get(&css).body.len();
+
+    // Render time: the same requests to both daemons, interleaved, so a busy machine slows
+    // both alike. Timed at the client (request sent to body read over loopback), an upper
+    // bound of the server's render time. A warm-up round first.
+    let small_tab = Tab::new(&small.base);
+    let tabs = [&small_tab, &tab];
+    timings(&tabs, "/ui/sessions", 5);
+    let mut figures = Vec::new();
+    for path in [
+        "/ui/sessions",
+        "/ui/sessions?before=500",
+        "/ui/sessions?workflow=other&status=error",
+        "/ui/sessions?status=killed",
+        "/ui/workflows",
+        "/ui",
+    ] {
+        let t = timings(&tabs, path, 60);
+        figures.push((path, p95(&t[0]), p95(&t[1])));
+    }
+    let load = std::fs::read_to_string("/proc/loadavg").unwrap_or_default();
+    eprintln!(
+        "\n/ui/sessions render time, p95 of 60 interleaved requests (load {}):",
+        load.trim()
+    );
+    for (path, small, big) in &figures {
+        eprintln!(
+            "  {path}: 1,000 attempts {small:.2} ms, 100,000 attempts {big:.2} ms, ratio {:.2}",
+            big / small
+        );
+    }
+    eprintln!(
+        "page weight of /ui/sessions: {weight} bytes (50 rows); app.js {script} bytes; app.css {style} bytes\n"
+    );
+    assert!(weight < 64 * 1024, "/ui/sessions weighs {weight} bytes");
+    assert!(script < 12 * 1024, "app.js weighs {script} bytes");
+    let (_, small_p95, big_p95) = figures[0];
+    // The size of the store must not show: within 1.5x of the figure at 1,000 attempts. A
+    // flat 1 ms of slack because at these sizes one scheduler hiccup of a loaded 2-core
+    // machine is of that order, and it lands on either daemon.
+    assert!(
+        big_p95 <= small_p95 * 1.5 + 1.0,
+        "100,000 attempts: {big_p95:.2} ms p95 against {small_p95:.2} ms at 1,000"
+    );
+    // 20 ms p95, with the client's own time included. Under CI load (more runnable threads
+    // than cores) both daemons are slowed alike, which the ratio above already covers; the
+    // absolute bound then scales with the 1,000 figure instead of failing on the machine.
+    let busy = small_p95 > 10.0;
+    assert!(
+        big_p95 <= 20.0 || (busy && big_p95 <= small_p95 * 1.5 + 1.0),
+        "100,000 attempts: {big_p95:.2} ms p95"
+    );
+    // The other sessions pages too: a deep page, a filter, a filter that matches nothing.
+    for (path, small, big) in &figures[1..4] {
+        assert!(
+            *big <= small * 1.5 + 1.0,
+            "{path}: {big:.2} ms p95 at 100,000 against {small:.2} ms at 1,000"
+        );
+    }
+}

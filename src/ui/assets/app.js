@@ -89,6 +89,8 @@
   };
   var say = function (text) { if (note) note.textContent = text; };
   var source = new EventSource(pre.dataset.follow);
+  // Follow is on by default: start at the end, unless a #L link asked for a line.
+  if (!location.hash) window.scrollTo(0, document.documentElement.scrollHeight);
   source.addEventListener("lines", function (e) {
     var follow = atBottom();
     pre.insertAdjacentHTML("beforeend", e.data);

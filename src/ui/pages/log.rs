@@ -92,7 +92,12 @@ fn window(src: &mut dyn BufRead, total: u64, want: &Want) -> std::io::Result<Win
     let mut line_no = 1u64;
     let mut first_line = 1u64;
     let mut start = None;
-    let mut kept: Vec<u8> = Vec::new();
+    // The page's lines, with their byte and newline counts kept as they change: counting
+    // them again for every line read made a 100,000-line log take seconds.
+    let mut kept: std::collections::VecDeque<Vec<u8>> = std::collections::VecDeque::new();
+    let mut kept_bytes = 0u64;
+    let mut kept_newlines = 0usize;
+    let newline = |l: &[u8]| usize::from(l.last() == Some(&b'\n'));
     let mut line = Vec::new();
     loop {
         line.clear();
@@ -113,21 +118,21 @@ fn window(src: &mut dyn BufRead, total: u64, want: &Want) -> std::io::Result<Win
                 start = Some(line_start);
                 first_line = line_no;
             }
-            kept.extend_from_slice(&line);
-            let lines = kept.iter().filter(|b| **b == b'\n').count();
-            let too_many = lines > PAGE_LINES || kept.len() as u64 > PAGE_BYTES;
+            kept_bytes += n;
+            kept_newlines += newline(&line);
+            kept.push_back(line.clone());
+            let too_many = kept_newlines > PAGE_LINES || kept_bytes > PAGE_BYTES;
             if too_many {
                 if matches!(want, Want::Until(_)) {
                     // Keep the newest lines: drop from the front.
-                    let cut = kept
-                        .iter()
-                        .position(|b| *b == b'\n')
-                        .map_or(kept.len(), |i| i + 1);
-                    kept.drain(..cut);
-                    start = start.map(|s| s + cut as u64);
-                    first_line += 1;
+                    if let Some(first) = kept.pop_front() {
+                        kept_bytes -= first.len() as u64;
+                        kept_newlines -= newline(&first);
+                        start = start.map(|s| s + first.len() as u64);
+                        first_line += 1;
+                    }
                 } else {
-                    kept.truncate(kept.len() - line.len());
+                    kept.pop_back();
                     break;
                 }
             }
@@ -136,6 +141,7 @@ fn window(src: &mut dyn BufRead, total: u64, want: &Want) -> std::io::Result<Win
         }
         line_no += 1;
     }
+    let kept: Vec<u8> = kept.into_iter().flatten().collect();
     let start = start.unwrap_or(match *want {
         Want::From(from) => from.min(total),
         Want::Until(_) => hi,
@@ -432,7 +438,9 @@ pub async fn follow(
         }
     })
     .chain(futures_util::stream::once(async {
-        Ok(Event::default().event("end").data(""))
+        // Not empty: browsers drop an event whose data is empty, and the page never heard
+        // the end.
+        Ok(Event::default().event("end").data("over"))
     }));
     Ok(Sse::new(stream).keep_alive(KeepAlive::default()))
 }

@@ -4,6 +4,11 @@
 //! `CI=true` (and skip loudly otherwise). chromedriver and every chromium process of the
 //! test's own profile are killed by pid when the test ends, however it ends. Screenshots go to
 //! `target/ui-screenshots/`.
+//!
+//! One module per part of the UI: `live` (an attempt watched through a retry, and the
+//! latency of a committed state), `log` (the log viewer on a 100,000-line log), `actions`
+//! (kill, retries, backfill), `security` (cross-origin POST, CSP, login), `pages` (axe-core
+//! in both themes, keyboard path, 320 px reflow, no JavaScript, screenshots).
 
 // Test helpers: a failed unwrap is a failed test here.
 #![allow(clippy::unwrap_used)]
@@ -17,9 +22,15 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
+mod actions;
+mod live;
+mod log;
+mod pages;
+mod security;
+
 const CHROMIUM: &str = "/usr/bin/chromium";
 const DRIVER: &str = "/usr/bin/chromedriver";
-const PATIENCE: Duration = Duration::from_secs(30);
+pub(crate) const PATIENCE: Duration = Duration::from_secs(30);
 
 /// A headless chromium behind its chromedriver; both killed on drop.
 pub(crate) struct Browser {
@@ -51,6 +62,16 @@ fn free_port() -> u16 {
 impl Browser {
     /// Starts chromedriver and a chromium session; the browser's zone is `tz`.
     pub(crate) fn start(tz: &str) -> Option<Browser> {
+        Browser::start_with(tz, true)
+    }
+
+    /// A chromium whose pages run no script at all (Blink's `scriptEnabled=false`; WebDriver's
+    /// own script commands still work, as they do not run as the page).
+    pub(crate) fn start_without_javascript(tz: &str) -> Option<Browser> {
+        Browser::start_with(tz, false)
+    }
+
+    fn start_with(tz: &str, javascript: bool) -> Option<Browser> {
         for bin in [CHROMIUM, DRIVER] {
             if !Path::new(bin).exists() {
                 return unavailable(&format!("{bin} is not installed"));
@@ -89,16 +110,24 @@ impl Browser {
             crate::daemon::pause();
         }
         let profile_arg = format!("--user-data-dir={}", browser.profile.path().display());
+        let mut args = vec![
+            "--headless".to_owned(),
+            "--no-sandbox".to_owned(),
+            "--disable-gpu".to_owned(),
+            "--disable-background-networking".to_owned(),
+            "--disable-component-update".to_owned(),
+            "--disable-sync".to_owned(),
+            "--no-first-run".to_owned(),
+            "--disable-dev-shm-usage".to_owned(),
+            "--window-size=1280,800".to_owned(),
+            profile_arg,
+        ];
+        if !javascript {
+            args.push("--blink-settings=scriptEnabled=false".to_owned());
+        }
         let caps: fantoccini::wd::Capabilities = serde_json::from_value(serde_json::json!({
             "browserName": "chrome",
-            "goog:chromeOptions": {
-                "binary": CHROMIUM,
-                "args": [
-                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                    "--disable-component-update", "--disable-sync", "--no-first-run",
-                    "--disable-dev-shm-usage", "--window-size=1280,800", profile_arg,
-                ],
-            },
+            "goog:chromeOptions": { "binary": CHROMIUM, "args": args },
         }))
         .unwrap();
         let connected = browser.rt.block_on(async {
@@ -130,21 +159,28 @@ impl Browser {
         self.run(self.c().goto(url)).unwrap();
     }
 
-    fn attr(&self, css: &str, name: &str) -> String {
+    pub(crate) fn attr(&self, css: &str, name: &str) -> String {
         self.run(async {
             let e = self.c().find(Locator::Css(css)).await.unwrap();
             e.attr(name).await.unwrap().unwrap_or_default()
         })
     }
 
-    fn text(&self, css: &str) -> String {
-        self.run(async {
-            let e = self.c().find(Locator::Css(css)).await.unwrap();
-            e.text().await.unwrap()
-        })
+    /// The text of the first element matching `css`, read in one step (a live update may
+    /// replace the element between a find and a read).
+    pub(crate) fn text(&self, css: &str) -> String {
+        let v = self
+            .run(self.c().execute(
+                "var e = document.querySelector(arguments[0]); return e ? e.innerText : null",
+                vec![serde_json::Value::from(css)],
+            ))
+            .unwrap();
+        v.as_str()
+            .unwrap_or_else(|| panic!("no {css} on {}", self.url()))
+            .to_owned()
     }
 
-    fn click(&self, css: &str) {
+    pub(crate) fn click(&self, css: &str) {
         self.run(async {
             self.c()
                 .find(Locator::Css(css))
@@ -161,7 +197,7 @@ impl Browser {
     }
 
     /// Polls `ready` against the live page (no reloads) until it holds.
-    fn wait_for(&self, what: &str, mut ready: impl FnMut(&Browser) -> bool) {
+    pub(crate) fn wait_for(&self, what: &str, mut ready: impl FnMut(&Browser) -> bool) {
         let deadline = Instant::now() + PATIENCE;
         while !ready(self) {
             assert!(Instant::now() < deadline, "timed out waiting for {what}");
@@ -169,11 +205,67 @@ impl Browser {
         }
     }
 
-    fn screenshot(&self, name: &str) {
+    pub(crate) fn screenshot(&self, name: &str) {
         let dir = PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("../ui-screenshots");
         std::fs::create_dir_all(&dir).unwrap();
         let png = self.run(self.c().screenshot()).unwrap();
         std::fs::write(dir.join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+impl Browser {
+    /// Runs `script` (a function body) in the page; returns its value.
+    pub(crate) fn js(&self, script: &str) -> serde_json::Value {
+        self.run(self.c().execute(script, vec![]))
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    /// Runs `script` with a callback as its last argument (`arguments[0]`).
+    pub(crate) fn js_async(&self, script: &str) -> serde_json::Value {
+        self.run(self.c().execute_async(script, vec![]))
+            .unwrap_or_else(|e| panic!("script failed: {e}\n{script}"))
+    }
+
+    pub(crate) fn count(&self, css: &str) -> usize {
+        self.run(self.c().find_all(Locator::Css(css)))
+            .unwrap()
+            .len()
+    }
+
+    pub(crate) fn url(&self) -> url::Url {
+        self.run(self.c().current_url()).unwrap()
+    }
+
+    /// Types `text` into the field `css` (cleared first).
+    pub(crate) fn fill(&self, css: &str, text: &str) {
+        self.run(async {
+            let field = self.c().find(Locator::Css(css)).await.unwrap();
+            field.clear().await.unwrap();
+            field.send_keys(text).await.unwrap();
+        });
+    }
+
+    /// Sends one key to whatever has the focus.
+    pub(crate) fn key(&self, key: fantoccini::key::Key) {
+        self.run(async {
+            let e = self.c().active_element().await.unwrap();
+            e.send_keys(&char::from(key).to_string()).await.unwrap();
+        });
+    }
+
+    /// The viewport's width in CSS pixels (the window size is set, the viewport follows).
+    pub(crate) fn resize(&self, width: u32, height: u32) {
+        self.run(self.c().set_window_size(width, height)).unwrap();
+    }
+
+    /// The settings cookie's theme, set through the settings form as a reader would.
+    pub(crate) fn theme(&self, base: &str, theme: &str) {
+        self.goto(&format!("{base}/ui/settings"));
+        self.click(&format!("input[name=theme][value='{theme}']"));
+        self.click("form.settings button[type=submit]");
+        self.wait_for("the theme to be saved", |b| {
+            b.js("return document.documentElement.dataset.theme") == theme
+        });
     }
 }
 
@@ -298,48 +390,4 @@ fn browser_schedule_preview_on_new_york_dst_days_matches_spade_schedule_preview(
         assert!(b.text("tr.offset-change").contains("offset changes"));
     }
     b.screenshot("workflow-dst");
-}
-
-#[test]
-fn browser_kill_from_the_attempt_page_ends_the_attempt_killed() {
-    let Some(b) = Browser::start("UTC") else {
-        return;
-    };
-    let project = Project::new();
-    // A sleep no other test runs, to find its process.
-    let marker = format!("sleep 59.{}", std::process::id());
-    project.write("slow.dig", &format!("+wait:\n  sh>: {marker}\n"));
-    let d = Daemon::start(&project, &[]);
-    let id = crate::ui::start(&d, "slow", "2026-01-05");
-    crate::daemon::wait_until(
-        "the task to run",
-        crate::api::LONG,
-        || !processes_matching(&marker).is_empty(),
-        || d.proc.log_text(),
-    );
-    b.goto(&format!("{}/ui/attempts/{id}", d.base));
-    assert!(b.text("#tasks .status").contains("running"));
-    b.screenshot("attempt-running");
-    b.click("form[action='/ui/confirm/kill'] button");
-    b.wait_for("the confirmation", |b| b.path() == "/ui/confirm/kill");
-    assert!(
-        b.text("p.target")
-            .contains(&format!("attempt {id} of slow at session 2026-01-05")),
-        "the confirmation names the target"
-    );
-    b.click("form.confirm button[type=submit]");
-    b.wait_for("the attempt page", |b| {
-        b.path() == format!("/ui/attempts/{id}")
-    });
-    // Without a reload: the live stream (or the first render) shows the end.
-    b.wait_for("the attempt to show killed", |b| {
-        b.text("#tasks .status").contains("killed")
-    });
-    assert_eq!(d.get(&format!("/api/attempts/{id}")).1["status"], "killed");
-    assert!(
-        processes_matching(&marker).is_empty(),
-        "the task's process is gone"
-    );
-    assert!(b.text("section table.audit").contains("kill requested"));
-    b.screenshot("attempt-killed");
 }
