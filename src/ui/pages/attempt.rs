@@ -401,11 +401,13 @@ impl Live {
                 .filter(|t| t.state == "running")
                 .map(|t| t.id)
                 .collect();
-            let html = html! { (status_line(&self.ctx, v)) (task_rows(&self.ctx, v, &running)) };
+            let html =
+                html! { (status_line(&self.ctx, v)) (rows_in_table(&self.ctx, v, &running)) };
             return Event::default().event("clock").data(html.into_string());
         } else {
-            let html =
-                html! { (status_line(&self.ctx, v)) (task_rows(&self.ctx, v, &pos.changed)) };
+            let html = html! {
+                (status_line(&self.ctx, v)) (rows_in_table(&self.ctx, v, &pos.changed))
+            };
             Event::default()
                 .event("rows")
                 .id(pos.last.to_string())
@@ -414,6 +416,13 @@ impl Live {
         self.at = Some(pos.last);
         event
     }
+}
+
+/// Rows for an event, inside a table of their own: the HTML parser drops a `<tr>` that
+/// follows the status `<p>` outside a table (a `<template>` then parses in body mode), so
+/// the script would find no rows to patch.
+fn rows_in_table(ctx: &Ctx, v: &View, ids: &[TaskId]) -> Markup {
+    html! { table { tbody { (task_rows(ctx, v, ids)) } } }
 }
 
 /// `GET /ui/attempts/{id}/live`: server-sent events of the attempt page's status line and
