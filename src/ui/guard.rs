@@ -194,8 +194,10 @@ pub async fn guard(State(api): State<Api>, mut req: Request, next: Next) -> Resp
             actor: actor(who.unwrap_or("anonymous"), peer),
             token_required: api.token().is_some(),
         };
+        let theme = ctx.settings.theme;
         req.extensions_mut().insert(ctx);
-        let mut response = next.run(req).await;
+        // The theme is also the error page's, which is drawn from a bare `UiError`.
+        let mut response = settings::THEME.scope(theme, next.run(req)).await;
         if existing.is_none() {
             if let Ok(v) = HeaderValue::from_str(&strict_cookie(CSRF_COOKIE, csrf).to_string()) {
                 response.headers_mut().append(header::SET_COOKIE, v);

@@ -86,9 +86,12 @@ impl From<ApiError> for UiError {
 
 impl IntoResponse for UiError {
     fn into_response(self) -> Response {
+        let theme = settings::THEME
+            .try_with(|t| *t)
+            .unwrap_or(settings::Theme::Auto);
         let body = html! {
             (maud::DOCTYPE)
-            html lang="en" {
+            html lang="en" data-theme=(theme.name()) {
                 head {
                     meta charset="utf-8";
                     meta name="viewport" content="width=device-width, initial-scale=1";

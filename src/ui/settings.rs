@@ -26,6 +26,12 @@ pub enum Zone {
     Named(String),
 }
 
+tokio::task_local! {
+    /// The theme of the request being answered (set by the guard), for what is drawn
+    /// without a `Ctx`: the error page.
+    pub static THEME: Theme;
+}
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Theme {
     Auto,

@@ -219,10 +219,7 @@ fn browser_every_page_passes_axe_in_both_themes_reflows_at_320_px_and_breaks_no_
                 if b.count(content) == 0 {
                     problems.push(format!("{name}: no {content}"));
                 }
-                // The error page is drawn without the request's settings (see docs/ui.md).
-                if name != "not-found"
-                    && b.js("return document.documentElement.dataset.theme") != theme
-                {
+                if b.js("return document.documentElement.dataset.theme") != theme {
                     problems.push(format!("{name}: not in the {theme} theme"));
                 }
                 if width == 320 {
