@@ -106,6 +106,8 @@ fn task_row(ctx: &Ctx, v: &View, t: &TaskRow, level: usize) -> Markup {
             td {
                 @if t.fence > 0 && !t.is_group {
                     "try " (t.retry_count + 1) "/" (v.limits.get(&t.id).copied().unwrap_or(1))
+                    // While it waits, the try shown is the next one: say when it starts.
+                    @if let Some(at) = retry_at(t) { " at " (d.instant(at)) }
                 }
             }
             td { (d.stored_opt(t.started_at.as_deref())) }
@@ -121,8 +123,18 @@ fn task_row(ctx: &Ctx, v: &View, t: &TaskRow, level: usize) -> Markup {
 }
 
 /// The rows of the tasks `ids` (those still in the attempt's tree), in table order.
+/// When a task waiting for its next try starts it.
+fn retry_at(t: &TaskRow) -> Option<jiff::Timestamp> {
+    if t.state != "retry_waiting" {
+        return None;
+    }
+    jiff::Timestamp::from_millisecond(t.retry_at_ms?).ok()
+}
+
 fn task_rows(ctx: &Ctx, v: &View, ids: &[TaskId]) -> Markup {
     let depth = depths(&v.tasks);
+    // A clock event names every running task: a set keeps a wide attempt linear.
+    let ids: std::collections::HashSet<TaskId> = ids.iter().copied().collect();
     html! {
         @for t in v.tasks.iter().filter(|t| ids.contains(&t.id)) {
             (task_row(ctx, v, t, depth.get(&t.id).copied().unwrap_or(0)))

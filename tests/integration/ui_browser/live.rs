@@ -91,6 +91,12 @@ fn browser_attempt_watched_live_through_a_retry_turns_green_with_no_reload() {
     b.screenshot("attempt-live-try1");
     project.write("go1", "");
     b.wait_for("the retry wait", |b| cells(b).contains("retry waiting"));
+    // The wait names the next try and when it starts.
+    let waiting = cells(&b);
+    assert!(
+        waiting.contains("try 2/3 at "),
+        "the retry wait says when try 2 starts: {waiting}"
+    );
     assert!(b.text("#tasks p.status").contains("running"));
     b.screenshot("attempt-live-retry-waiting");
     b.wait_for("try 2/3 running", |b| {
