@@ -268,6 +268,13 @@ mod vfork {
 
     const STACK: usize = 64 * 1024;
 
+    thread_local! {
+        /// The stack the last child of this thread ran on, for the next one (a spawn
+        /// suspends its thread until the child has exec'd, so one per thread is enough).
+        static CHILD_STACK: std::cell::Cell<Option<Box<[std::mem::MaybeUninit<u8>]>>> =
+            const { std::cell::Cell::new(None) };
+    }
+
     /// Children whose exit future was dropped before they were reaped (their group was killed):
     /// reaped without blocking at the next spawn, so they do not stay zombies for long.
     static ORPHANS: Mutex<Vec<libc::pid_t>> = Mutex::new(Vec::new());
@@ -325,9 +332,12 @@ mod vfork {
             mask: unsafe { std::mem::zeroed() },
             errno: 0,
         };
-        // Left uninitialised (zeroing 64 KiB per spawn showed in profiles): the child only
-        // writes its own frames into it before it reads them.
-        let mut stack: Vec<std::mem::MaybeUninit<u8>> = Vec::with_capacity(STACK);
+        // The child's stack is kept per thread and left uninitialised: allocating and zeroing
+        // 64 KiB per spawn, and the heap consolidation its `free` triggered, showed in
+        // profiles. The child only reads frames it wrote itself.
+        let mut stack = CHILD_STACK
+            .with(std::cell::Cell::take)
+            .unwrap_or_else(|| Box::new_uninit_slice(STACK));
         // SAFETY: the pointer stays inside (one past the end of) the allocation of `STACK`
         // bytes; the stack grows down from there, aligned to 16 bytes as the x86-64 and
         // aarch64 ABIs require.
@@ -358,7 +368,9 @@ mod vfork {
         // SAFETY: the child has exec'd or exited (CLONE_VFORK), so nothing writes `errno`
         // any more; the volatile read keeps the compiler from assuming it is still 0.
         let errno = unsafe { std::ptr::read_volatile(std::ptr::addr_of!(args.errno)) };
-        drop(stack);
+        // The child no longer uses it (it has exec'd or exited): the next spawn of this
+        // thread may.
+        CHILD_STACK.with(|cell| cell.set(Some(stack)));
         if errno != 0 {
             reap_blocking(pid);
             return Err(std::io::Error::from_raw_os_error(errno));
