@@ -674,6 +674,54 @@ mod vfork {
             .chain(std::iter::once(std::ptr::null()))
             .collect()
     }
+
+    #[cfg(test)]
+    mod tests {
+        use super::environment;
+        use std::ffi::CStr;
+
+        fn entries(extra: &[(&str, &str)]) -> Vec<String> {
+            let extra: Vec<(String, String)> = extra
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+                .collect();
+            let (_strings, ptrs) = environment(&extra).unwrap();
+            assert!(ptrs.last().unwrap().is_null());
+            ptrs[..ptrs.len() - 1]
+                .iter()
+                // SAFETY: every pointer but the last refers to a live NUL-terminated string
+                // (`_strings` or the cached environment).
+                .map(|&p| unsafe { CStr::from_ptr(p) }.to_str().unwrap().to_owned())
+                .collect()
+        }
+
+        #[test]
+        fn the_runs_variables_override_spades_own_and_a_later_one_wins() {
+            let own: Vec<String> = std::env::vars().map(|(k, _)| k).collect();
+            let replaced = own.first().cloned().unwrap_or_else(|| "PATH".into());
+            let env = entries(&[("SPADE_T_A", "1"), (&replaced, "mine"), ("SPADE_T_A", "2")]);
+            assert!(env.contains(&"SPADE_T_A=2".to_owned()), "{env:?}");
+            assert!(!env.contains(&"SPADE_T_A=1".to_owned()), "{env:?}");
+            assert!(env.contains(&format!("{replaced}=mine")), "{env:?}");
+            // Every other variable of spade's is passed on, each name once.
+            for key in own.iter().filter(|k| **k != replaced) {
+                assert!(
+                    env.iter().any(|e| e.starts_with(&format!("{key}="))),
+                    "{key} missing"
+                );
+            }
+            let mut names: Vec<&str> = env.iter().map(|e| e.split('=').next().unwrap()).collect();
+            let n = names.len();
+            names.sort_unstable();
+            names.dedup();
+            assert_eq!(names.len(), n, "a name twice: {env:?}");
+        }
+
+        #[test]
+        fn a_nul_byte_in_a_value_takes_the_portable_path() {
+            assert!(environment(&[("K".into(), "a\0b".into())]).is_none());
+        }
+    }
 }
 
 #[cfg(target_os = "linux")]

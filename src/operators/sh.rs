@@ -361,6 +361,27 @@ fn remove_if_exists(path: &PathBuf) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn one_journal_handle_per_drive_appends_whole_lines_beside_the_shells() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        journal_spawn(&journal, TaskId(3), Fence(1), 10, 10);
+        journal.append("3 1 0\n");
+        // A shell's own line goes to the same file between spade's.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal_file(dir.path()))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"4 1 0\n"))
+            .unwrap();
+        journal.append("4 1 0\n");
+        let text = std::fs::read_to_string(journal_file(dir.path())).unwrap();
+        assert_eq!(text, "3 1 spawned 10 10\n3 1 0\n4 1 0\n4 1 0\n");
+        assert_eq!(
+            read_spawns(&journal_file(dir.path())),
+            vec![(TaskId(3), Fence(1), 10, 10)]
+        );
+    }
     use super::super::testkit::{context, manual_clock, run};
     use super::*;
     use crate::engine::Event;
