@@ -287,7 +287,10 @@ async fn drive_inner<E: EngineApi>(
 ) -> Result<AttemptState, Error> {
     // The run directory is made by the first run that needs files (`Context::spawn`): most
     // attempts of `echo>` and generators never do, and a directory costs a file creation.
-    let generators = Arc::new(generator_defs(spec.workflow.as_deref()));
+    let shared = DriveShared {
+        generators: generator_defs(spec.workflow.as_deref()),
+        journal: Arc::new(operators::sh::Journal::new(&spec.run_dir)),
+    };
     let (events_tx, mut events_rx) = mpsc::unbounded_channel::<Event>();
     let mut runs: JoinSet<Finished> = JoinSet::new();
     let mut in_flight: HashMap<(TaskId, Fence), InFlight> = HashMap::new();
@@ -353,7 +356,7 @@ async fn drive_inner<E: EngineApi>(
                     let token = token_prefix
                         .as_deref()
                         .map(|p| crate::engine::run_token(p, run.task, run.fence));
-                    let handle = start(deps, spec, &generators, &events_tx, &mut runs, *run, token);
+                    let handle = start(deps, spec, &shared, &events_tx, &mut runs, *run, token);
                     in_flight.insert(key, handle);
                 }
                 Action::Ran(ran) => report_inline(spec.progress, &ran),
@@ -678,11 +681,20 @@ fn remove_journals(journals: Vec<PathBuf>) {
     }
 }
 
+/// What every run of one drive shares.
+struct DriveShared {
+    /// The static definitions of the workflow's generators, by full name.
+    generators: HashMap<String, Arc<TaskDef>>,
+    /// The attempt's completion journal, opened once for the whole drive (after the replay
+    /// removed the old one).
+    journal: Arc<operators::sh::Journal>,
+}
+
 /// Starts one run as a task of `runs`; its result comes back through `join_next`.
 fn start<E: EngineApi>(
     deps: &Deps<E>,
     spec: &AttemptSpec,
-    generators: &Arc<HashMap<String, Arc<TaskDef>>>,
+    shared: &DriveShared,
     events: &mpsc::UnboundedSender<Event>,
     runs: &mut JoinSet<Finished>,
     run: TaskRun,
@@ -704,7 +716,7 @@ fn start<E: EngineApi>(
         run: run.clone(),
         project_dir: spec.project_dir.clone(),
         run_dir: spec.run_dir.clone(),
-        def: generators.get(&run.full_name).cloned(),
+        def: shared.generators.get(&run.full_name).cloned(),
         clock: deps.clock.clone(),
         spawner: deps.spawner.clone(),
         events: events.clone(),
@@ -712,6 +724,7 @@ fn start<E: EngineApi>(
         secrets: spec.secrets.clone(),
         run_token,
         foreground: spec.progress,
+        journal: shared.journal.clone(),
     };
     let pgid = ctx.pgid.clone();
     let slots = deps
@@ -1089,8 +1102,9 @@ mod tests {
     #[test]
     fn replay_reports_journaled_processes_before_completions() {
         let dir = tempfile::tempdir().unwrap();
-        crate::operators::sh::journal_spawn(dir.path(), TaskId(9), Fence(1), 4242, 4242);
-        crate::operators::sh::journal_spawn(dir.path(), TaskId(8), Fence(2), 77, 70);
+        let journal = crate::operators::sh::Journal::new(dir.path());
+        crate::operators::sh::journal_spawn(&journal, TaskId(9), Fence(1), 4242, 4242);
+        crate::operators::sh::journal_spawn(&journal, TaskId(8), Fence(2), 77, 70);
         std::fs::OpenOptions::new()
             .append(true)
             .open(dir.path().join("journal"))

@@ -119,6 +119,8 @@ pub struct Context {
     /// `spade run` in a terminal: task output is also copied to spade's own stdout and
     /// stderr. The daemon keeps it in the task logs only.
     pub foreground: bool,
+    /// The attempt's completion journal, shared by every run of one drive.
+    pub journal: Arc<sh::Journal>,
 }
 
 impl Context {
@@ -139,7 +141,7 @@ impl Context {
         // Journaled first: the driver records `Spawned` with the run's next transaction
         // rather than in one of its own, and a crash before that replays this line.
         sh::journal_spawn(
-            &self.run_dir,
+            &self.journal,
             self.run.task,
             self.run.fence,
             spawned.pid,
@@ -280,7 +282,6 @@ pub(crate) mod testkit {
         let ctx = Context {
             run: Arc::new(run),
             project_dir: dir.to_path_buf(),
-            run_dir,
             def: None,
             clock,
             spawner,
@@ -289,6 +290,8 @@ pub(crate) mod testkit {
             secrets: Arc::new(crate::expr::EnvSecrets),
             run_token: None,
             foreground: true,
+            journal: Arc::new(super::sh::Journal::new(&run_dir)),
+            run_dir,
         };
         (ctx, rx)
     }

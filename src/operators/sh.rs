@@ -156,33 +156,64 @@ pub fn outcome(status: ExitStatus, store_path: &Path) -> Outcome {
 /// engine: it covers commands whose own `EXIT` trap replaced the wrapper's. A failure to write
 /// costs only the crash protection of this run, so it is logged, not fatal.
 fn append_journal(ctx: &Context, code: i32) {
-    append_line(
-        &journal_file(&ctx.run_dir),
-        &format!("{} {} {code}\n", ctx.run.task, ctx.run.fence),
-    );
+    ctx.journal
+        .append(&format!("{} {} {code}\n", ctx.run.task, ctx.run.fence));
 }
 
 /// Journals a run's process (`<task> <fence> spawned <pid> <pgid>`) as soon as it exists, so
 /// that the store may learn of it with the run's next transaction instead of one of its own:
 /// a crash before that commit replays the line (`read_spawns`) and recovery kills the group
 /// as if the store had always known it. Spades before this line skip it (not three fields).
-pub fn journal_spawn(run_dir: &Path, task: TaskId, fence: Fence, pid: u32, pgid: u32) {
-    append_line(
-        &journal_file(run_dir),
-        &format!("{task} {fence} spawned {pid} {pgid}\n"),
-    );
+pub fn journal_spawn(journal: &Journal, task: TaskId, fence: Fence, pid: u32, pgid: u32) {
+    journal.append(&format!("{task} {fence} spawned {pid} {pgid}\n"));
 }
 
-/// One whole line appended in one `write` (`O_APPEND`: concurrent writers never interleave).
-fn append_line(path: &Path, line: &str) {
-    use std::io::Write as _;
-    let written = std::fs::OpenOptions::new()
-        .append(true)
-        .create(true)
-        .open(path)
-        .and_then(|mut f| f.write_all(line.as_bytes()));
-    if let Err(e) = written {
-        tracing::warn!(path = %path.display(), error = %e, "cannot append to the completion journal");
+/// spade's side of the attempt's completion journal ([`journal_file`]): opened on the first
+/// line and kept open by the driver for the rest of its drive, so each line costs one
+/// `write` instead of an `open`, a `write` and a `close`. The driver removes replayed journals
+/// before it starts any run, so the file this handle appends to is the one a replay reads.
+/// The wrappers in the shells open the same path for their own line.
+pub struct Journal {
+    path: PathBuf,
+    file: std::sync::Mutex<Option<std::fs::File>>,
+}
+
+impl Journal {
+    pub fn new(run_dir: &Path) -> Journal {
+        Journal {
+            path: journal_file(run_dir),
+            file: std::sync::Mutex::new(None),
+        }
+    }
+
+    /// One whole line appended in one `write` (`O_APPEND`: concurrent writers never
+    /// interleave).
+    pub fn append(&self, line: &str) {
+        use std::io::Write as _;
+        let mut file = self
+            .file
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if file.is_none() {
+            match std::fs::OpenOptions::new()
+                .append(true)
+                .create(true)
+                .open(&self.path)
+            {
+                Ok(f) => *file = Some(f),
+                Err(e) => {
+                    tracing::warn!(path = %self.path.display(), error = %e, "cannot open the completion journal");
+                    return;
+                }
+            }
+        }
+        if let Some(f) = file.as_mut() {
+            if let Err(e) = f.write_all(line.as_bytes()) {
+                tracing::warn!(path = %self.path.display(), error = %e, "cannot append to the completion journal");
+                // Opened again for the next line, in case the file was replaced.
+                *file = None;
+            }
+        }
     }
 }
 
@@ -330,6 +361,27 @@ fn remove_if_exists(path: &PathBuf) -> Result<(), Error> {
 
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn one_journal_handle_per_drive_appends_whole_lines_beside_the_shells() {
+        let dir = tempfile::tempdir().unwrap();
+        let journal = Journal::new(dir.path());
+        journal_spawn(&journal, TaskId(3), Fence(1), 10, 10);
+        journal.append("3 1 0\n");
+        // A shell's own line goes to the same file between spade's.
+        std::fs::OpenOptions::new()
+            .append(true)
+            .open(journal_file(dir.path()))
+            .and_then(|mut f| std::io::Write::write_all(&mut f, b"4 1 0\n"))
+            .unwrap();
+        journal.append("4 1 0\n");
+        let text = std::fs::read_to_string(journal_file(dir.path())).unwrap();
+        assert_eq!(text, "3 1 spawned 10 10\n3 1 0\n4 1 0\n4 1 0\n");
+        assert_eq!(
+            read_spawns(&journal_file(dir.path())),
+            vec![(TaskId(3), Fence(1), 10, 10)]
+        );
+    }
     use super::super::testkit::{context, manual_clock, run};
     use super::*;
     use crate::engine::Event;
