@@ -20,6 +20,8 @@ mod regexp;
 mod scope;
 mod secrets;
 mod stdlib;
+
+pub(crate) use moment::{MONTHS, WEEKDAYS};
 mod strings;
 mod template;
 mod value;

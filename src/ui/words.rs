@@ -115,40 +115,18 @@ fn weekday_name(d: Weekday) -> &'static str {
 
 /// The `cron` crate's weekday ordinals: Sunday is 1.
 fn cron_weekday(n: u32) -> &'static str {
-    const NAMES: [&str; 7] = [
-        "Sunday",
-        "Monday",
-        "Tuesday",
-        "Wednesday",
-        "Thursday",
-        "Friday",
-        "Saturday",
-    ];
-    usize::try_from(n)
-        .ok()
-        .and_then(|n| NAMES.get(n.wrapping_sub(1)))
-        .copied()
-        .unwrap_or("?")
+    ordinal_name(&crate::expr::WEEKDAYS, n)
 }
 
 fn month_name(n: u32) -> &'static str {
-    const NAMES: [&str; 12] = [
-        "January",
-        "February",
-        "March",
-        "April",
-        "May",
-        "June",
-        "July",
-        "August",
-        "September",
-        "October",
-        "November",
-        "December",
-    ];
+    ordinal_name(&crate::expr::MONTHS, n)
+}
+
+/// The `n`th name, counting from 1 (`?` for none: the cron crate never gives one).
+fn ordinal_name(names: &[&'static str], n: u32) -> &'static str {
     usize::try_from(n)
         .ok()
-        .and_then(|n| NAMES.get(n.wrapping_sub(1)))
+        .and_then(|n| names.get(n.wrapping_sub(1)))
         .copied()
         .unwrap_or("?")
 }

@@ -13,6 +13,9 @@ mod calendar;
 mod format;
 mod parse;
 
+/// English month and weekday names (Sunday first), also for the UI's schedule in words.
+pub(crate) use format::{MONTHS, WEEKDAYS};
+
 use super::eval::{Interp, JsError};
 use super::numbers::js_round;
 use super::value::{ObjectMap, Value};
