@@ -456,6 +456,13 @@ pub async fn skip(
             "id": plan.schedule.to_string(),
             "nextScheduleTime": plan.next.map(|s| crate::schedule::format_rfc3339(s.session_time, tz)),
             "nextRunTime": plan.next.map(|s| s.run_time.to_string()),
+            // spade: the slots that would not run (at most LISTED_SKIPS, then `skippedMore`).
+            "skippedSessionTimes": plan
+                .skipped
+                .iter()
+                .map(|s| crate::schedule::format_rfc3339(s.session_time, tz))
+                .collect::<Vec<_>>(),
+            "skippedMore": plan.more,
         }))
         .into_response());
     }

@@ -164,6 +164,12 @@ fn skip_from_the_workflow_page_lists_the_exact_slots_and_is_audited_with_the_pee
     );
     assert_eq!(status, 200, "{dry}");
     assert_eq!(dry["nextScheduleTime"], "2026-03-10T00:00:00-04:00");
+    // and the slots it lists are the confirmation's.
+    assert_eq!(
+        dry["skippedSessionTimes"],
+        json!(times_in(&preview.body, "session"))
+    );
+    assert_eq!(dry["skippedMore"], false);
     // Skip to a time: the slots before its first session.
     let to = tab.ok("/ui/confirm/skip?workflow=ny&next_time=2026-03-08");
     assert_eq!(times_in(&to.body, "session"), ["2026-03-07T00:00:00-05:00"]);
