@@ -55,7 +55,7 @@ fn wait_status(d: &Daemon, id: &str, want: &str) -> Value {
 }
 
 /// Kills the processes a test's commands left, by pid, however the test ends.
-struct Leftovers(&'static str);
+pub(crate) struct Leftovers(pub(crate) &'static str);
 
 impl Drop for Leftovers {
     fn drop(&mut self) {

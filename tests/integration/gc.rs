@@ -16,24 +16,7 @@ use crate::run::Project;
 use serde_json::json;
 use std::path::Path;
 
-use crate::client::{client_at as client, client_json};
-
-/// Kills the processes a test's commands left, by pid, however the test ends.
-struct Leftovers(&'static str);
-
-impl Drop for Leftovers {
-    fn drop(&mut self) {
-        for pid in processes_matching(self.0) {
-            if let Ok(pid) = libc::pid_t::try_from(pid) {
-                // SAFETY: kill takes two integers; at worst the pid is gone already.
-                #[allow(unsafe_code)]
-                unsafe {
-                    libc::kill(pid, libc::SIGKILL);
-                }
-            }
-        }
-    }
-}
+use crate::client::{client_at as client, client_json, Leftovers};
 
 /// Files and bytes under `dir` (recursively).
 fn usage(dir: &Path) -> (u64, u64) {

@@ -101,9 +101,7 @@ pub async fn page(State(api): State<Api>, Extension(ctx): Extension<Ctx>) -> UiR
                     tbody {
                         @for (a, task) in &running {
                             tr {
-                                td { (attempt_link(a.id)) " " (state::badge(state::attempt(&a.state, a.cancel_requested))) }
-                                td { (workflow_link(&a.workflow)) }
-                                td { (d.session_text(&a.session_time, &a.timezone)) }
+                                (attempt_cells(d, a))
                                 td { @if let Some(t) = task { code { (t) } } @else { span.none { "waiting" } } }
                                 td { (d.stored(&a.created_at)) }
                             }
@@ -120,9 +118,7 @@ pub async fn page(State(api): State<Api>, Extension(ctx): Extension<Ctx>) -> UiR
                     tbody {
                         @for (a, error) in &failures {
                             tr {
-                                td { (attempt_link(a.id)) " " (state::badge(state::attempt(&a.state, a.cancel_requested))) }
-                                td { (workflow_link(&a.workflow)) }
-                                td { (d.session_text(&a.session_time, &a.timezone)) }
+                                (attempt_cells(d, a))
                                 td { (d.stored_opt(a.finished_at.as_deref())) }
                                 td.error { (error.as_deref().map(first_line).unwrap_or("")) }
                             }
@@ -150,4 +146,14 @@ pub async fn page(State(api): State<Api>, Extension(ctx): Extension<Ctx>) -> UiR
         }
     };
     Ok(layout::page(&ctx, "Overview", layout::Nav::Overview, body))
+}
+
+/// The cells that name an attempt in the overview's tables: its link and state, its
+/// workflow and its session time.
+fn attempt_cells(d: &crate::ui::time::Display, a: &crate::store::ui::Attempt) -> maud::Markup {
+    html! {
+        td { (attempt_link(a.id)) " " (state::badge(state::attempt(&a.state, a.cancel_requested))) }
+        td { (workflow_link(&a.workflow)) }
+        td { (d.session_text(&a.session_time, &a.timezone)) }
+    }
 }
