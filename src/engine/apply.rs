@@ -24,29 +24,40 @@ mod resume;
 /// Tries interrupted in a row (engine crash while running) before the task fails.
 pub(crate) const MAX_INTERRUPTIONS: u32 = 3;
 
-/// Definition nodes read by earlier transactions, shared by every transaction of an engine
-/// (nodes never change once committed). Filled after commit only, so a node id freed by a
+/// What earlier transactions of an engine read or wrote that later ones may reuse: definition
+/// nodes (they never change once committed) and the run param values stored once per attempt
+/// (`store::run_values`). Filled after commit only, so a node id freed or a value written by a
 /// rolled-back transaction is never cached.
-pub(crate) type NodeCache = std::sync::Mutex<Nodes>;
+#[derive(Default)]
+pub(crate) struct NodeCache {
+    nodes: std::sync::Mutex<HashMap<DefId, Arc<Node>>>,
+    values: crate::store::run_values::Cache,
+}
 
-/// Definition nodes by id.
-pub(crate) type Nodes = HashMap<DefId, Arc<Node>>;
+/// What one transaction read or wrote, for [`publish_nodes`] after its commit.
+#[derive(Default)]
+pub(crate) struct Nodes {
+    defs: HashMap<DefId, Arc<Node>>,
+    values: crate::store::run_values::Fresh,
+}
 
 /// Nodes kept in a [`NodeCache`] before it starts over (a bound on memory, not on cost).
 const NODE_CACHE_LIMIT: usize = 50_000;
 
-/// Adds the nodes a committed transaction read to the shared cache.
-pub(crate) fn publish_nodes(cache: &NodeCache, nodes: Nodes) {
-    if nodes.is_empty() {
+/// Adds the nodes a committed transaction read (and the run values it wrote) to the cache.
+pub(crate) fn publish_nodes(cache: &NodeCache, read: Nodes) {
+    cache.values.publish(read.values);
+    if read.defs.is_empty() {
         return;
     }
-    let mut cache = cache
+    let mut nodes = cache
+        .nodes
         .lock()
         .unwrap_or_else(std::sync::PoisonError::into_inner);
-    if cache.len() + nodes.len() > NODE_CACHE_LIMIT {
-        cache.clear();
+    if nodes.len() + read.defs.len() > NODE_CACHE_LIMIT {
+        nodes.clear();
     }
-    cache.extend(nodes);
+    nodes.extend(read.defs);
 }
 
 /// The working state of one `apply` call: the open transaction and the actions decided.
@@ -62,8 +73,9 @@ pub(crate) struct Apply<'t, 'c> {
     dirty: Vec<TaskId>,
     dirty_set: HashSet<TaskId>,
     attempts: HashMap<AttemptId, AttemptRow>,
-    /// Definition nodes this transaction read (published to `shared` after commit).
-    defs: Nodes,
+    /// Definition nodes this transaction read and run values it stored (published to
+    /// `shared` after commit).
+    read: Nodes,
     /// The scope chain (root to the key) of parents whose children start in this transaction:
     /// siblings share it. Cleared whenever a row's exports or stores change.
     chains: HashMap<TaskId, Rc<Vec<ChainNode>>>,
@@ -98,7 +110,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             dirty: Vec::new(),
             dirty_set: HashSet::new(),
             attempts: HashMap::new(),
-            defs: HashMap::new(),
+            read: Nodes::default(),
             chains: HashMap::new(),
             defer_starts: false,
             config,
@@ -125,7 +137,7 @@ impl<'t, 'c> Apply<'t, 'c> {
     /// for the caller to commit and then publish.
     pub(crate) fn finish(mut self) -> Result<(Vec<Action>, Nodes), Error> {
         self.history.flush(self.tx, &self.now_s)?;
-        Ok((self.actions, self.defs))
+        Ok((self.actions, self.read))
     }
 
     fn attempt(&mut self, id: AttemptId) -> Result<AttemptRow, Error> {
@@ -138,11 +150,12 @@ impl<'t, 'c> Apply<'t, 'c> {
     }
 
     fn node(&mut self, id: DefId) -> Result<Arc<Node>, Error> {
-        if let Some(d) = self.defs.get(&id) {
+        if let Some(d) = self.read.defs.get(&id) {
             return Ok(Arc::clone(d));
         }
         let cached = self
             .shared
+            .nodes
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
             .get(&id)
@@ -151,7 +164,7 @@ impl<'t, 'c> Apply<'t, 'c> {
             Some(d) => d,
             None => Arc::new(def::load(self.tx, id)?),
         };
-        self.defs.insert(id, Arc::clone(&d));
+        self.read.defs.insert(id, Arc::clone(&d));
         Ok(d)
     }
 
@@ -568,10 +581,9 @@ impl<'t, 'c> Apply<'t, 'c> {
                    SELECT ?1, 0 \
                    UNION ALL SELECT t.parent_id, a.depth + 1 FROM a CROSS JOIN tasks t \
                      ON t.id = a.id WHERE t.parent_id IS NOT NULL) \
-                 SELECT a.depth, t.up_fold, d.export, t.export_params, t.store_params, \
+                 SELECT a.depth, t.up_fold, t.def_id, t.export_params, t.store_params, \
                    t.reset_store \
-                 FROM a CROSS JOIN tasks t ON t.id = a.id CROSS JOIN task_defs d \
-                   ON d.id = t.def_id",
+                 FROM a CROSS JOIN tasks t ON t.id = a.id",
             )
             .map_err(sql("ancestors"))?;
         let mut raw = stmt
@@ -579,7 +591,7 @@ impl<'t, 'c> Apply<'t, 'c> {
                 Ok((
                     r.get::<_, i64>(0)?,
                     r.get::<_, Option<String>>(1)?,
-                    r.get::<_, String>(2)?,
+                    r.get::<_, i64>(2)?,
                     r.get::<_, Option<String>>(3)?,
                     r.get::<_, Option<String>>(4)?,
                     r.get::<_, Option<String>>(5)?,
@@ -588,14 +600,18 @@ impl<'t, 'c> Apply<'t, 'c> {
             .map_err(sql("ancestors"))?
             .collect::<Result<Vec<_>, _>>()
             .map_err(sql("ancestors"))?;
+        drop(stmt);
         // Root first; sorted here rather than by SQL, which would build a sorter each time.
         raw.sort_unstable_by_key(|r| std::cmp::Reverse(r.0));
         let mut chain = Vec::with_capacity(raw.len());
-        for (_, up_fold, export, export_params, store_params, reset_store) in raw {
+        for (_, up_fold, def_id, export_params, store_params, reset_store) in raw {
+            // The ancestor's `_export` from its definition node, which later transactions
+            // share: neither read from the store nor copied again per task.
+            let node = self.node(DefId(def_id))?;
             chain.push(ChainNode {
                 up_fold,
                 ancestor: Some(AncestorParts {
-                    export: def::export_from(&export)?,
+                    node,
                     export_params,
                     store_params,
                     reset_store,
@@ -1066,17 +1082,26 @@ impl<'t, 'c> Apply<'t, 'c> {
             ],
         )?;
         rows::expect_one(n, row.id, stored)?;
-        // A run that ends inline is recorded with its end in the same row.
+        // A run that ends inline is recorded with its end in the same row. Large values
+        // (an inherited `_export` of a config blob, say) are stored once per attempt.
+        let stored = crate::store::run_values::store(
+            self.tx,
+            row.attempt.0,
+            &run.params,
+            &self.shared.values,
+            &mut self.read.values,
+        )?;
         crate::store::exec(
             self.tx,
             "insert_run",
-            "INSERT INTO task_runs (task_id, fence, started_at, params, secret_keys, \
-                 finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)",
+            "INSERT INTO task_runs (task_id, fence, started_at, params, params_refs, \
+                 secret_keys, finished_at, outcome) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             params![
                 row.id.0,
                 fence.0,
                 self.now_s,
-                rows::to_json(&run.params),
+                stored.params,
+                stored.refs,
                 secret_keys,
                 inlined.as_ref().map(|_| self.now_s.as_str()),
                 inlined.as_ref().map(|_| "succeeded"),

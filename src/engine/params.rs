@@ -385,7 +385,8 @@ pub(super) struct ChainNode {
 }
 
 pub(super) struct AncestorParts {
-    pub(super) export: Map,
+    /// The ancestor's definition (its `_export` is a layer of the scope).
+    pub(super) node: std::sync::Arc<Node>,
     pub(super) export_params: Option<String>,
     pub(super) store_params: Option<String>,
     pub(super) reset_store: Option<String>,
@@ -393,6 +394,9 @@ pub(super) struct AncestorParts {
 
 enum Owned {
     Raw(Map),
+    /// An ancestor's `_export`, shared with its definition node until a store's reset key
+    /// removes something from it (then it becomes a `Raw` copy).
+    Export(std::sync::Arc<Node>),
     Plain(JsonMap),
 }
 
@@ -420,9 +424,16 @@ impl Scope {
             }
             for key in &fold.reset {
                 for layer in layers.iter_mut() {
+                    if let Owned::Export(node) = layer {
+                        let head = key.split_once('.').map_or(key.as_str(), |(h, _)| h);
+                        if node.export.entries.iter().any(|(k, _)| k.name == head) {
+                            *layer = Owned::Raw(node.export.clone());
+                        }
+                    }
                     match layer {
                         Owned::Plain(m) => remove_dotted(m, key),
                         Owned::Raw(m) => remove_dotted_raw(m, key),
+                        Owned::Export(_) => {}
                     }
                 }
             }
@@ -433,8 +444,8 @@ impl Scope {
         for node in ancestors {
             apply_store(&mut layers, Fold::from_column(node.up_fold.as_deref())?);
             if let Some(a) = &node.ancestor {
-                if !a.export.is_empty() {
-                    layers.push(Owned::Raw(a.export.clone()));
+                if !a.node.export.is_empty() {
+                    layers.push(Owned::Export(std::sync::Arc::clone(&a.node)));
                 }
                 if a.export_params.is_some() {
                     layers.push(Owned::Plain(rows::json_map(
@@ -459,6 +470,11 @@ impl Scope {
             .map(|l| match l {
                 Owned::Raw(m) => Value {
                     kind: crate::dig::ValueKind::Map(m.clone()),
+                    span: crate::diag::Span::NONE,
+                }
+                .to_json_raw(),
+                Owned::Export(node) => Value {
+                    kind: crate::dig::ValueKind::Map(node.export.clone()),
                     span: crate::diag::Span::NONE,
                 }
                 .to_json_raw(),
@@ -494,6 +510,7 @@ impl Scope {
             .iter()
             .map(|l| match l {
                 Owned::Raw(m) => Layer::Raw(m),
+                Owned::Export(node) => Layer::Raw(&node.export),
                 Owned::Plain(m) => Layer::Plain(m),
             })
             .collect();

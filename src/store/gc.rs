@@ -326,6 +326,11 @@ fn delete(tx: &Tx<'_>, chosen: &BTreeMap<i64, Candidate>) -> Result<(), Error> {
             &format!("DELETE FROM state_transitions WHERE task_id IN {OF_ATTEMPT}"),
             id,
         )?;
+        run(
+            "gc_run_values",
+            "DELETE FROM run_values WHERE attempt_id = ?1",
+            id,
+        )?;
         run("gc_tasks", "DELETE FROM tasks WHERE attempt_id = ?1", id)?;
         run("gc_attempt", "DELETE FROM attempts WHERE id = ?1", id)?;
         run(

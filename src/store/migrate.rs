@@ -10,7 +10,8 @@ type PostStep = fn(&rusqlite::Transaction<'_>) -> Result<(), Error>;
 /// Every migration in order; migration `i` (0-based) brings the schema to version `i + 1`.
 /// The names' numbers are labels, not versions: no `010` was ever written (it was reserved for
 /// work that did not need one), so `011_no_temp_tables` brings a database to version 10, and
-/// `014_ui_attempts_by_state` (013 was reserved for a branch written at the same time) to 12.
+/// `014_ui_attempts_by_state` (013 was reserved for a branch written at the same time) to 12,
+/// and `015_run_values` to 13.
 const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
     ("001_init", include_str!("../../schema/001_init.sql"), None),
     (
@@ -62,6 +63,11 @@ const MIGRATIONS: &[(&str, &str, Option<PostStep>)] = &[
     (
         "014_ui_attempts_by_state",
         include_str!("../../schema/014_ui_attempts_by_state.sql"),
+        None,
+    ),
+    (
+        "015_run_values",
+        include_str!("../../schema/015_run_values.sql"),
         None,
     ),
 ];

@@ -13,6 +13,7 @@ pub mod json;
 pub mod lease;
 mod migrate;
 pub mod rows;
+pub mod run_values;
 pub mod schedules;
 pub mod timing;
 pub mod ui;

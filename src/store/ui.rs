@@ -381,23 +381,36 @@ pub struct RunParams {
     pub secret_keys: Option<String>,
 }
 
-/// The evaluated params of each run of a task, in start order.
+/// The evaluated params of each run of a task, in start order (large values put back from
+/// `run_values`).
 pub fn run_params(tx: &Tx<'_>, task: TaskId) -> Result<Vec<RunParams>, Error> {
     let mut stmt = tx
         .prepare_cached(
-            "SELECT fence, params, secret_keys FROM task_runs WHERE task_id = ?1 ORDER BY id",
+            "SELECT r.fence, r.params, r.secret_keys, r.params_refs, t.attempt_id \
+             FROM task_runs r JOIN tasks t ON t.id = r.task_id \
+             WHERE r.task_id = ?1 ORDER BY r.id",
         )
         .map_err(sql("ui_run_params"))?;
     let rows = stmt
         .query_map(params![task.0], |r| {
-            Ok(RunParams {
-                fence: r.get(0)?,
-                params: r.get(1)?,
-                secret_keys: r.get(2)?,
-            })
+            Ok((
+                r.get::<_, i64>(0)?,
+                r.get::<_, Option<String>>(1)?,
+                r.get::<_, Option<String>>(2)?,
+                r.get::<_, Option<String>>(3)?,
+                r.get::<_, i64>(4)?,
+            ))
         })
         .map_err(sql("ui_run_params"))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(sql("ui_run_params"));
-    rows
+        .map_err(sql("ui_run_params"))?;
+    rows.into_iter()
+        .map(|(fence, params, secret_keys, refs, attempt)| {
+            Ok(RunParams {
+                fence,
+                params: super::run_values::expand(tx, attempt, params, refs.as_deref())?,
+                secret_keys,
+            })
+        })
+        .collect()
 }

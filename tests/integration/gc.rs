@@ -40,8 +40,21 @@ fn one(db: &Path, sql: &str) -> String {
     rows(db, sql).remove(0).remove(0)
 }
 
-const WF: &str =
-    "+hello:\n  sh>: echo hello ${session_date}\n+after:\n  echo>: done ${session_date}\n";
+/// The root's `_export` is large enough to be stored once per attempt (`run_values`), which a
+/// gc must remove with the attempt.
+const WF: &str = concat!(
+    "_export:\n  blob: ",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef",
+    "\n+hello:\n  sh>: echo hello ${session_date}\n+after:\n  echo>: done ${session_date}\n"
+);
 
 /// A project with two attempts that finished in January (sessions 2026-01-01 and 01-02) and
 /// one that finished on 2026-05-26, all made by `spade run` under the test clock.
@@ -188,9 +201,15 @@ fn gc_dry_run_lists_then_gc_deletes_old_attempts_keeps_running_and_newer_and_the
         "SELECT COUNT(*) FROM task_logs WHERE task_id NOT IN (SELECT id FROM tasks)",
         "SELECT COUNT(*) FROM state_transitions WHERE task_id NOT IN (SELECT id FROM tasks)",
         "SELECT COUNT(*) FROM sessions WHERE session_time LIKE '2026-01-%'",
+        "SELECT COUNT(*) FROM run_values WHERE attempt_id NOT IN (3, 4, 5)",
     ] {
         assert_eq!(one(&db, q), "0", "{q}");
     }
+    assert_eq!(
+        one(&db, "SELECT group_concat(attempt_id) FROM (SELECT DISTINCT attempt_id FROM run_values ORDER BY 1)"),
+        "3,5",
+        "the kept attempts of `wf` keep their stored values"
+    );
     assert!(!logs.join("1").exists() && !logs.join("2").exists());
     assert!(logs.join("3").is_dir(), "the newer attempt's logs stay");
     assert!(
