@@ -9,6 +9,8 @@
 //!   of 1,000 per task];
 //! - `nop-chain`, `nop-chain-1kb`, `nop-chain-deep`: 1,000 sequential `nop>` tasks, bare, with a
 //!   1 KB param each, and nested 40 groups deep [each within 1.2x of the bare chain per task];
+//! - `nop-chain-export-100kb`, `sh-chain-export-100kb`: the chains under a root `_export` of
+//!   100 KB, which every task inherits [within 1.2x of the bare chain: stored once, not per run];
 //! - the whole-process cost per `nop>` task of the wide and chain cases [< 0.1 ms];
 //! - `for-each-10k`: a `for_each>` over 10,000 values with an `echo>` each [< 2 s, < 100 MB];
 //!   `for-each-10k-file`: the same with `append_file:`, so each child writes a file (not inline:
@@ -170,6 +172,16 @@ fn cases() -> Vec<Case> {
             verify: no_check,
         },
         Case {
+            name: "nop-chain-export-100kb",
+            workflow: format!(
+                "_export:\n  blob: {}\n{}",
+                "x".repeat(100 * 1024),
+                chain(1000, "", |_| "nop>:".into())
+            ),
+            tasks: 1000,
+            verify: no_check,
+        },
+        Case {
             name: "nop-chain-deep",
             workflow: deep,
             tasks: 1000,
@@ -184,6 +196,16 @@ fn cases() -> Vec<Case> {
         Case {
             name: "sh-chain",
             workflow: chain(1000, "", |_| "sh>: \"true\"".into()),
+            tasks: 1000,
+            verify: no_check,
+        },
+        Case {
+            name: "sh-chain-export-100kb",
+            workflow: format!(
+                "_export:\n  blob: {}\n{}",
+                "x".repeat(100 * 1024),
+                chain(1000, "", |_| "sh>: \"true\"".into())
+            ),
             tasks: 1000,
             verify: no_check,
         },
@@ -307,13 +329,13 @@ fn main() {
         for (c, case) in cases.iter().enumerate() {
             match figures[b][c] {
                 Some(f) => println!(
-                    "  {:<17} {:>9.1} ms  {:>7.3} ms/task  {:>6.1} MiB peak",
+                    "  {:<22} {:>9.1} ms  {:>7.3} ms/task  {:>6.1} MiB peak",
                     case.name,
                     ms(f.took),
                     ms(f.took) / case.tasks as f64,
                     f.rss_kib as f64 / 1024.0
                 ),
-                None => println!("  {:<17} failed", case.name),
+                None => println!("  {:<22} failed", case.name),
             }
         }
         let per_task = |name: &str| {
@@ -341,6 +363,11 @@ fn main() {
             "  per task, chain with 1 KB params vs bare: {}; 40 groups deep vs flat: {}  [< 1.2x]",
             ratio("nop-chain-1kb", "nop-chain"),
             ratio("nop-chain-deep", "nop-chain")
+        );
+        println!(
+            "  per task, under a 100 KB root _export vs bare: nop> chain {}, sh> chain {}  [< 1.2x]",
+            ratio("nop-chain-export-100kb", "nop-chain"),
+            ratio("sh-chain-export-100kb", "sh-chain")
         );
         let startup = took("nop-one");
         let overhead = |name: &str| match (took(name), startup) {
@@ -375,13 +402,13 @@ fn main() {
     if bins.len() == 2 {
         println!("\nbefore and after, same run (ms per task; after / before):");
         println!(
-            "  {:<17} {:>10} {:>10} {:>7}  {:>9} {:>9}",
+            "  {:<22} {:>10} {:>10} {:>7}  {:>9} {:>9}",
             "case", "before", "after", "ratio", "MiB bef.", "MiB aft."
         );
         for (c, case) in cases.iter().enumerate() {
             match (figures[0][c], figures[1][c]) {
                 (Some(before), Some(after)) => println!(
-                    "  {:<17} {:>10.3} {:>10.3} {:>6.2}x  {:>9.1} {:>9.1}",
+                    "  {:<22} {:>10.3} {:>10.3} {:>6.2}x  {:>9.1} {:>9.1}",
                     case.name,
                     ms(before.took) / case.tasks as f64,
                     ms(after.took) / case.tasks as f64,
@@ -389,7 +416,7 @@ fn main() {
                     before.rss_kib as f64 / 1024.0,
                     after.rss_kib as f64 / 1024.0
                 ),
-                _ => println!("  {:<17} n/a (a build failed it)", case.name),
+                _ => println!("  {:<22} n/a (a build failed it)", case.name),
             }
         }
     }

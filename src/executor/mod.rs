@@ -337,6 +337,10 @@ async fn drive_inner<E: EngineApi>(
     // journal already, `operators::sh::journal_spawn`), and when they are due anyway.
     let mut deferred: Vec<Event> = Vec::new();
     let mut deferred_until: Option<tokio::time::Instant> = None;
+    // Progress lines of runs that ended inline, written together after each batch of actions
+    // (a thousand `nop>` tasks of one transaction are two thousand lines: one `write`, not
+    // four thousand).
+    let mut progress_lines = String::new();
     loop {
         let mut finished = None;
         for action in pending.drain(..) {
@@ -359,7 +363,7 @@ async fn drive_inner<E: EngineApi>(
                     let handle = start(deps, spec, &shared, &events_tx, &mut runs, *run, token);
                     in_flight.insert(key, handle);
                 }
-                Action::Ran(ran) => report_inline(spec.progress, &ran),
+                Action::Ran(ran) => report_inline(spec.progress, &ran, &mut progress_lines),
                 Action::WakeAt(at) => {
                     if stopping.is_none() {
                         wake = Some(wake.map_or(at, |w| w.min(at)));
@@ -382,6 +386,7 @@ async fn drive_inner<E: EngineApi>(
                 Action::AttemptFinished { state, .. } => finished = Some(state),
             }
         }
+        write_progress(&mut progress_lines);
         if let Some(state) = finished {
             // Whatever still runs (background tasks) dies with its process group here.
             runs.shutdown().await;
@@ -703,7 +708,7 @@ fn start<E: EngineApi>(
     let run = Arc::new(run);
     let name: Arc<str> = Arc::from(run.full_name.as_str());
     if spec.progress {
-        let _ = writeln!(std::io::stderr().lock(), "{name} started");
+        write_line(&format!("{name} started"));
     }
     tracing::debug!(
         task = %name,
@@ -971,19 +976,39 @@ fn report(progress: bool, f: &Finished) {
     };
     tracing::info!("{line}");
     if progress {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        write_line(&line);
+    }
+}
+
+/// One progress line on stderr in one `write` (a `writeln!` to unbuffered stderr is two).
+fn write_line(line: &str) {
+    let mut text = String::with_capacity(line.len() + 1);
+    text.push_str(line);
+    text.push('\n');
+    let _ = std::io::stderr().lock().write_all(text.as_bytes());
+}
+
+/// Writes and clears the progress lines gathered by [`report_inline`].
+fn write_progress(lines: &mut String) {
+    if !lines.is_empty() {
+        let _ = std::io::stderr().lock().write_all(lines.as_bytes());
+        lines.clear();
     }
 }
 
 /// A run the engine completed in its start's transaction (`Action::Ran`): the same lines a
-/// run of the executor prints, and `echo>`'s message on stdout in a terminal.
-fn report_inline(progress: bool, ran: &crate::engine::Ran) {
+/// run of the executor prints, gathered in `lines` for one write per batch, and `echo>`'s
+/// message on stdout in a terminal (after the lines gathered before it, so the order on a
+/// terminal is the order of the runs).
+fn report_inline(progress: bool, ran: &crate::engine::Ran, lines: &mut String) {
+    use std::fmt::Write as _;
     tracing::debug!(task = %ran.full_name, fence = %ran.fence, operator = %ran.operator, "ran inline");
     if progress {
-        let _ = writeln!(std::io::stderr().lock(), "{} started", ran.full_name);
+        let _ = writeln!(lines, "{} started", ran.full_name);
     }
     if let Some(output) = &ran.output {
         if progress {
+            write_progress(lines);
             let mut out = std::io::stdout().lock();
             let _ = writeln!(out, "{output}").and_then(|()| out.flush());
         }
@@ -996,7 +1021,7 @@ fn report_inline(progress: bool, ran: &crate::engine::Ran) {
     );
     tracing::info!("{line}");
     if progress {
-        let _ = writeln!(std::io::stderr().lock(), "{line}");
+        let _ = writeln!(lines, "{line}");
     }
 }
 

@@ -326,8 +326,7 @@ mod vfork {
             envp: envp_ptrs.as_ptr(),
             cwd: cwd.as_ptr(),
             stdio,
-            // SAFETY: getpid has no preconditions.
-            parent: unsafe { libc::getpid() },
+            parent: own_pid(),
             // SAFETY: sigset_t is plain data; all-zero is a valid (empty) value.
             mask: unsafe { std::mem::zeroed() },
             errno: 0,
@@ -387,10 +386,7 @@ mod vfork {
         let (stdout, stderr) = match pipes {
             Some(((out_r, out_w), (err_r, err_w))) => {
                 drop((out_w, err_w));
-                (
-                    Some(tokio::net::unix::pipe::Receiver::from_owned_fd(out_r)?),
-                    Some(tokio::net::unix::pipe::Receiver::from_owned_fd(err_r)?),
-                )
+                (Some(receiver(out_r)?), Some(receiver(err_r)?))
             }
             None => (None, None),
         };
@@ -596,6 +592,24 @@ mod vfork {
         }
         let fd = OwnedFd::from(std::fs::File::open("/dev/null")?);
         Ok(DEV_NULL.get_or_init(|| fd).as_raw_fd())
+    }
+
+    /// spade's pid, read once: spade never forks without exec'ing, so it cannot change.
+    fn own_pid() -> libc::pid_t {
+        static PID: OnceLock<libc::pid_t> = OnceLock::new();
+        // SAFETY: getpid has no preconditions.
+        *PID.get_or_init(|| unsafe { libc::getpid() })
+    }
+
+    /// The read end of a pipe made by [`pipe`], non-blocking and registered with tokio: one
+    /// `fcntl` (tokio's checked constructor spends three syscalls to learn what we know).
+    fn receiver(read_end: OwnedFd) -> std::io::Result<tokio::net::unix::pipe::Receiver> {
+        // SAFETY: F_SETFL takes an int and only changes the flags of this open file
+        // description, which is the read end's own (the child's write end is another).
+        if unsafe { libc::fcntl(read_end.as_raw_fd(), libc::F_SETFL, libc::O_NONBLOCK) } != 0 {
+            return Err(std::io::Error::last_os_error());
+        }
+        tokio::net::unix::pipe::Receiver::from_owned_fd_unchecked(read_end)
     }
 
     fn pipe() -> std::io::Result<(OwnedFd, OwnedFd)> {

@@ -159,7 +159,12 @@ impl Context {
 
     /// Creates the run directory (made lazily: many attempts never need it).
     pub fn ensure_run_dir(&self) -> Result<(), Error> {
-        std::fs::create_dir_all(&self.run_dir).map_err(|source| Error::Io {
+        let made = if self.journal.path_is_in(&self.run_dir) {
+            self.journal.ensure_dir()
+        } else {
+            std::fs::create_dir_all(&self.run_dir)
+        };
+        made.map_err(|source| Error::Io {
             what: "create directory",
             path: self.run_dir.clone(),
             source,

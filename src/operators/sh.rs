@@ -176,6 +176,9 @@ pub fn journal_spawn(journal: &Journal, task: TaskId, fence: Fence, pid: u32, pg
 pub struct Journal {
     path: PathBuf,
     file: std::sync::Mutex<Option<std::fs::File>>,
+    /// The run directory is known to exist (made by a run of this drive): later runs skip
+    /// the `mkdir` and `stat` of `create_dir_all`.
+    dir_made: std::sync::atomic::AtomicBool,
 }
 
 impl Journal {
@@ -183,7 +186,26 @@ impl Journal {
         Journal {
             path: journal_file(run_dir),
             file: std::sync::Mutex::new(None),
+            dir_made: std::sync::atomic::AtomicBool::new(false),
         }
+    }
+
+    /// Whether this journal lives in `run_dir` (the drive's own run directory).
+    pub fn path_is_in(&self, run_dir: &Path) -> bool {
+        self.path.parent() == Some(run_dir)
+    }
+
+    /// Makes the run directory (the journal's) unless a run of this drive already did.
+    pub fn ensure_dir(&self) -> std::io::Result<()> {
+        use std::sync::atomic::Ordering;
+        if self.dir_made.load(Ordering::Relaxed) {
+            return Ok(());
+        }
+        if let Some(dir) = self.path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        self.dir_made.store(true, Ordering::Relaxed);
+        Ok(())
     }
 
     /// One whole line appended in one `write` (`O_APPEND`: concurrent writers never

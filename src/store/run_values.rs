@@ -258,7 +258,7 @@ mod tests {
         let long = Json::String("x".repeat(SHARED_BYTES));
         assert!(at_least(&long, SHARED_BYTES));
         assert!(!at_least(&Json::String("short".into()), SHARED_BYTES));
-        let many: Json = (0..200).map(|i| Json::from(i)).collect();
+        let many: Json = (0..200).map(Json::from).collect();
         assert!(at_least(&many, SHARED_BYTES));
         // Deep nesting is walked without recursion.
         let mut deep = Json::Null;
