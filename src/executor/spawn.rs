@@ -305,14 +305,22 @@ mod vfork {
         let argv_ptrs = pointers(&argv);
 
         let stdin = dev_null()?;
+        // One pipe for both streams when they end in the same place anyway: the log alone (no
+        // passthrough), or spade's stdout and stderr being one file (a terminal, /dev/null).
+        // The log then keeps the command's order of lines exactly, and a run costs one pipe,
+        // its registration and its wake-up less.
+        let merged = !spec.passthrough || stdout_is_stderr();
         let pipes = match &spec.log_path {
-            Some(_) => Some((pipe()?, pipe()?)),
+            Some(_) if merged => Some((pipe()?, None)),
+            Some(_) => Some((pipe()?, Some(pipe()?))),
             None => None,
         };
         let mut stdio = [stdin, -1, -1];
-        if let Some(((_, out_w), (_, err_w))) = &pipes {
+        if let Some(((_, out_w), err)) = &pipes {
             stdio[1] = out_w.as_raw_fd();
-            stdio[2] = err_w.as_raw_fd();
+            stdio[2] = err
+                .as_ref()
+                .map_or(out_w.as_raw_fd(), |(_, err_w)| err_w.as_raw_fd());
         }
         // A source fd below 3 would be overwritten by an earlier dup2 (spade started with a
         // standard stream closed): leave that rare case to the portable path.
@@ -384,9 +392,16 @@ mod vfork {
         };
         // The write ends now belong to the child only: close ours so the reads see EOF.
         let (stdout, stderr) = match pipes {
-            Some(((out_r, out_w), (err_r, err_w))) => {
-                drop((out_w, err_w));
-                (Some(receiver(out_r)?), Some(receiver(err_r)?))
+            Some(((out_r, out_w), err)) => {
+                drop(out_w);
+                let stderr = match err {
+                    Some((err_r, err_w)) => {
+                        drop(err_w);
+                        Some(receiver(err_r)?)
+                    }
+                    None => None,
+                };
+                (Some(receiver(out_r)?), stderr)
             }
             None => (None, None),
         };
@@ -592,6 +607,21 @@ mod vfork {
         }
         let fd = OwnedFd::from(std::fs::File::open("/dev/null")?);
         Ok(DEV_NULL.get_or_init(|| fd).as_raw_fd())
+    }
+
+    /// Whether spade's stdout and stderr are the same open file (checked once: spade never
+    /// redirects its own streams).
+    fn stdout_is_stderr() -> bool {
+        static SAME: OnceLock<bool> = OnceLock::new();
+        *SAME.get_or_init(|| {
+            let id = |fd: RawFd| {
+                // SAFETY: `stat` is plain data; fstat fills it for an open fd or fails.
+                let mut st: libc::stat = unsafe { std::mem::zeroed() };
+                // SAFETY: fstat writes one stat through a valid pointer.
+                (unsafe { libc::fstat(fd, &mut st) } == 0).then_some((st.st_dev, st.st_ino))
+            };
+            matches!((id(1), id(2)), (Some(a), Some(b)) if a == b)
+        })
     }
 
     /// spade's pid, read once: spade never forks without exec'ing, so it cannot change.
@@ -906,6 +936,19 @@ mod tests {
         let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
         assert!(log.contains("a b;c\n"), "{log}");
         assert!(log.contains("err\n"), "{log}");
+    }
+
+    /// Without passthrough both streams share one pipe: the log has the command's lines in
+    /// the order it wrote them (two pipes read in turn could swap them).
+    #[tokio::test]
+    async fn the_log_keeps_the_order_of_stdout_and_stderr_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let script = "for i in 1 2 3 4 5 6 7 8; do echo out$i; echo err$i >&2; done";
+        let spawned = TokioSpawner.spawn(sh(script, dir.path())).unwrap();
+        assert_eq!(spawned.exit.await.unwrap(), ExitStatus::Code(0));
+        let log = std::fs::read_to_string(dir.path().join("log")).unwrap();
+        let want: String = (1..=8).map(|i| format!("out{i}\nerr{i}\n")).collect();
+        assert_eq!(log, want);
     }
 
     #[tokio::test]
