@@ -122,6 +122,11 @@ fn chain(n: usize, indent: &str, task: impl Fn(usize) -> String) -> String {
     text
 }
 
+/// `body` under a root `_export` of a 100 KB value, which every task inherits.
+fn under_100kb_export(body: &str) -> String {
+    format!("_export:\n  blob: {}\n{body}", "x".repeat(100 * 1024))
+}
+
 fn cases() -> Vec<Case> {
     let kb = "x".repeat(1024);
     let depth = 40;
@@ -173,11 +178,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "nop-chain-export-100kb",
-            workflow: format!(
-                "_export:\n  blob: {}\n{}",
-                "x".repeat(100 * 1024),
-                chain(1000, "", |_| "nop>:".into())
-            ),
+            workflow: under_100kb_export(&chain(1000, "", |_| "nop>:".into())),
             tasks: 1000,
             verify: no_check,
         },
@@ -201,11 +202,7 @@ fn cases() -> Vec<Case> {
         },
         Case {
             name: "sh-chain-export-100kb",
-            workflow: format!(
-                "_export:\n  blob: {}\n{}",
-                "x".repeat(100 * 1024),
-                chain(1000, "", |_| "sh>: \"true\"".into())
-            ),
+            workflow: under_100kb_export(&chain(1000, "", |_| "sh>: \"true\"".into())),
             tasks: 1000,
             verify: no_check,
         },

@@ -253,6 +253,31 @@ mod tests {
         (dir, store)
     }
 
+    /// Stores `params` for `attempt` in a transaction of its own; what it stored and wrote.
+    fn store_in_tx(
+        store: &crate::store::Store,
+        attempt: i64,
+        params: &serde_json::Map<String, Json>,
+        cache: &Cache,
+    ) -> (Stored, Fresh) {
+        store
+            .write("test", |tx| {
+                let mut fresh = Fresh::default();
+                let stored = super::store(tx, attempt, params, cache, &mut fresh)?;
+                Ok::<_, Error>((stored, fresh))
+            })
+            .unwrap()
+    }
+
+    fn stored_values(store: &crate::store::Store) -> i64 {
+        store
+            .read("test", |tx| {
+                tx.query_row("SELECT COUNT(*) FROM run_values", [], |r| r.get(0))
+                    .map_err(sql("count"))
+            })
+            .unwrap()
+    }
+
     #[test]
     fn the_estimate_reaches_the_limit_exactly_when_the_text_is_long() {
         let long = Json::String("x".repeat(SHARED_BYTES));
@@ -281,26 +306,14 @@ mod tests {
         .unwrap();
         let mut written = Vec::new();
         for round in 0..3 {
-            let (stored, fresh) = store
-                .write("test", |tx| {
-                    let mut fresh = Fresh::default();
-                    let s = super::store(tx, 7, &params, &cache, &mut fresh)?;
-                    Ok::<_, Error>((s, fresh))
-                })
-                .unwrap();
+            let (stored, fresh) = store_in_tx(&store, 7, &params, &cache);
             // Only the first run writes (and caches) the value; later ones find it cached.
             assert_eq!(fresh.is_empty(), round > 0, "round {round}");
             cache.publish(fresh);
             assert_eq!(stored.params, r#"{"a":1,"blob":null,"task_name":"+wf+t"}"#);
             written.push(stored);
         }
-        let rows: i64 = store
-            .read("test", |tx| {
-                tx.query_row("SELECT COUNT(*) FROM run_values", [], |r| r.get(0))
-                    .map_err(sql("count"))
-            })
-            .unwrap();
-        assert_eq!(rows, 1);
+        assert_eq!(stored_values(&store), 1);
         let expanded = store
             .read("test", |tx| {
                 expand(
@@ -314,13 +327,7 @@ mod tests {
             .unwrap();
         assert_eq!(expanded, Json::Object(params.clone()).to_string());
         // Another attempt stores its own copy (gc removes an attempt's values with it).
-        let other = store
-            .write("test", |tx| {
-                let mut fresh = Fresh::default();
-                super::store(tx, 8, &params, &cache, &mut fresh)?;
-                Ok::<_, Error>(fresh)
-            })
-            .unwrap();
+        let (_, other) = store_in_tx(&store, 8, &params, &cache);
         assert!(!other.is_empty());
     }
 
@@ -333,23 +340,11 @@ mod tests {
                 serde_json::json!({ "blob": format!("{n}{}", "z".repeat(1000)) }),
             )
             .unwrap();
-            let fresh = store
-                .write("test", |tx| {
-                    let mut fresh = Fresh::default();
-                    super::store(tx, 1, &params, &cache, &mut fresh)?;
-                    Ok::<_, Error>(fresh)
-                })
-                .unwrap();
+            let (_, fresh) = store_in_tx(&store, 1, &params, &cache);
             assert!(!fresh.is_empty());
             cache.publish(fresh);
         }
-        let rows: i64 = store
-            .read("test", |tx| {
-                tx.query_row("SELECT COUNT(*) FROM run_values", [], |r| r.get(0))
-                    .map_err(sql("count"))
-            })
-            .unwrap();
-        assert_eq!(rows, 2);
+        assert_eq!(stored_values(&store), 2);
     }
 
     #[test]
@@ -368,13 +363,7 @@ mod tests {
             })
         });
         assert!(failed.is_err());
-        let fresh = store
-            .write("test", |tx| {
-                let mut fresh = Fresh::default();
-                super::store(tx, 1, &params, &cache, &mut fresh)?;
-                Ok::<_, Error>(fresh)
-            })
-            .unwrap();
+        let (_, fresh) = store_in_tx(&store, 1, &params, &cache);
         assert!(
             !fresh.is_empty(),
             "the value is written again after the rollback"
