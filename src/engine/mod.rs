@@ -68,8 +68,9 @@ impl Error {
 
 /// Live tasks one attempt may hold unless configured otherwise (`spade run --task-limit`):
 /// Digdag's `executor.task_max_run` is 1,000, which a 600-item `for_each>` retried once
-/// passed. A `for_each>` of 10,000 `echo>` tasks measured 5.2 s and 43 MiB peak in a release
-/// build (`benches/engine.rs`, `for-each-10k`; see `docs/engine.md`, "Task limit").
+/// passed. A `for_each>` of 10,000 `echo>` tasks measured 0.57 s and 40 MiB peak in a release
+/// build (`benches/engine.rs`, `for-each-10k`), one of 99,000 5.5 s, 279 MiB and a 160 MB
+/// database (see `docs/engine.md`, "Task limit").
 pub const DEFAULT_TASK_LIMIT: u64 = 100_000;
 
 /// Attempt states.
