@@ -27,9 +27,12 @@ const CACHE_LIMIT: usize = 1024;
 #[derive(Default)]
 pub struct Cache(Mutex<HashMap<(i64, String), (Json, String)>>);
 
-/// Values a transaction wrote or found, for [`Cache::publish`] after its commit.
+/// Values a transaction wrote, the last one per attempt and key (as the cache keeps them),
+/// for [`Cache::publish`] after its commit. A map, not a list: a batch of a thousand inline
+/// runs, each with a large value of its own under one key, must not compare each new value
+/// with every earlier one.
 #[derive(Default)]
-pub struct Fresh(Vec<((i64, String), Json, String)>);
+pub struct Fresh(HashMap<(i64, String), (Json, String)>);
 
 impl Fresh {
     pub fn is_empty(&self) -> bool {
@@ -38,10 +41,9 @@ impl Fresh {
 
     fn find(&self, key: &(i64, String), value: &Json) -> Option<&str> {
         self.0
-            .iter()
-            .rev()
-            .find(|(k, v, _)| k == key && v == value)
-            .map(|(_, _, d)| d.as_str())
+            .get(key)
+            .filter(|(v, _)| v == value)
+            .map(|(_, d)| d.as_str())
     }
 }
 
@@ -55,9 +57,7 @@ impl Cache {
         if cache.len() + fresh.0.len() > CACHE_LIMIT {
             cache.clear();
         }
-        for (key, value, digest) in fresh.0 {
-            cache.insert(key, (value, digest));
-        }
+        cache.extend(fresh.0);
     }
 
     fn digest_of(&self, key: &(i64, String), value: &Json) -> Option<String> {
@@ -151,7 +151,7 @@ pub fn store(
                      VALUES (?1, ?2, ?3)",
                     rusqlite::params![attempt, digest, text],
                 )?;
-                fresh.0.push((key, value.clone(), digest.clone()));
+                fresh.0.insert(key, (value.clone(), digest.clone()));
                 digest
             }
         };
